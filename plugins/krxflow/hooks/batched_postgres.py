@@ -1,0 +1,403 @@
+"""``BatchedPostgresHook``: the one writer every krxflow load goes through.
+
+A thin subclass of the provider's :class:`~airflow.providers.postgres.hooks.postgres.PostgresHook`
+(same Connection, same ``postgres_conn_id``), adding the one thing the provider lacks: fast,
+atomic, validated bulk upserts into partitioned tables.
+
+How a call works (``upsert`` or ``append``)
+  1. The target's columns, key, CHECKs and partition policy are read from the catalog.
+  2. The input (pandas DataFrame, pyarrow Table/RecordBatch, or an iterable of tuples or dicts)
+     is cut into batches; duplicate keys are resolved first (the *last* row of a key wins, as
+     ``ON CONFLICT`` cannot touch a row twice in one command); every batch is validated and
+     converted (:mod:`krxflow.hooks.validation`). Bad rows are rejected, counted and reported.
+  3. Partitions for the incoming key range are created in their own short transaction.
+  4. One transaction writes everything:
+     * **fast path** — the incoming range of a partitioned table holds no rows yet: ``COPY``
+       straight into the table (inside a savepoint; if a concurrent writer got there first the
+       savepoint is rolled back and the staged path runs instead);
+     * **staged path** — ``COPY`` into a temporary table, drop rows that fail the target's other
+       CHECK constraints, then ``INSERT … ON CONFLICT (key) DO UPDATE`` (``DO NOTHING`` for
+       ``append``) that skips rows whose values did not change.
+  5. A ``load_stats`` row is written in the same transaction (or, when the write fails, in its
+     own transaction with the error) so the health dashboard sees every write.
+
+All or nothing: an error anywhere leaves the table exactly as it was.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+import psycopg
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+from airflow.providers.postgres.hooks.postgres import PostgresHook
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from krxflow.db import partitions
+from krxflow.hooks.table_spec import TableSpec
+from krxflow.hooks.validation import validate
+from krxflow.settings import POSTGRES_CONN_ID
+from krxflow.sqlfiles import identifiers, template
+
+log = logging.getLogger(__name__)
+
+#: Rows per validation/COPY batch. Large batches amortise per-batch overhead; memory stays
+#: bounded by the caller's data, which is already in memory.
+DEFAULT_BATCH_SIZE = 50_000
+#: Rejected rows kept per call for the report (all are counted).
+REJECT_SAMPLE_SIZE = 10
+
+_CSV_OPTIONS = pacsv.WriteOptions(include_header=False, batch_size=8192)
+# Errors a concurrent writer (or a constraint only PostgreSQL checks) can raise on the fast path.
+_FAST_PATH_FALLBACK_ERRORS = (psycopg.errors.UniqueViolation, psycopg.errors.CheckViolation,
+                              psycopg.errors.NotNullViolation)
+
+
+class BadInputError(ValueError):
+    """The call itself is wrong (unknown table or columns, no key): nothing was written."""
+
+
+@dataclass
+class WriteResult:
+    """What one ``upsert``/``append`` call did."""
+
+    table: str
+    operation: str
+    rows_in: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    seconds: float = 0.0
+    fast_path: bool = False
+    partitions_created: list[str] = field(default_factory=list)
+    reject_sample: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def rows_written(self) -> int:
+        return self.inserted + self.updated
+
+    def summary(self) -> str:
+        return (f"{self.operation} {self.table}: {self.rows_in} in, {self.inserted} inserted, "
+                f"{self.updated} updated, {self.unchanged} unchanged, {self.duplicates} duplicate keys, "
+                f"{self.rejected} rejected in {self.seconds:.2f}s" + (" (fast path)" if self.fast_path else ""))
+
+
+class BatchedPostgresHook(PostgresHook):
+    """Batched, validated, atomic writes into krxflow's (partitioned) tables.
+
+    :param postgres_conn_id: the Airflow Connection of the market database.
+    :param batch_size: rows per validation and COPY batch.
+    :param record_stats: write a ``load_stats`` row per call (on by default).
+    :param stats_context: ``dag_id``/``run_id``/``task_id``/``map_index`` for ``load_stats``;
+        taken from the running Airflow task when not given.
+    """
+
+    hook_name = "Batched Postgres (krxflow)"
+
+    def __init__(self, *args, postgres_conn_id: str = POSTGRES_CONN_ID, batch_size: int = DEFAULT_BATCH_SIZE,
+                 record_stats: bool = True, stats_context: dict[str, Any] | None = None, **kwargs) -> None:
+        super().__init__(*args, postgres_conn_id=postgres_conn_id, **kwargs)
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.batch_size = batch_size
+        self.record_stats = record_stats
+        self.stats_context = stats_context
+        self._specs: dict[str, TableSpec] = {}
+
+    # ------------------------------------------------------------------ public API
+    def upsert(self, table: str, data, key: Sequence[str] | None = None, columns: Sequence[str] | None = None,
+               *, batch_size: int | None = None) -> WriteResult:
+        """Insert new rows and update changed ones (by ``key``, default: the primary key)."""
+        return self._write("upsert", table, data, key, columns, batch_size)
+
+    def append(self, table: str, data, columns: Sequence[str] | None = None,
+               *, batch_size: int | None = None) -> WriteResult:
+        """Insert rows whose key is new; rows already present are left alone (insert-only tables)."""
+        return self._write("append", table, data, None, columns, batch_size)
+
+    def ensure_partitions(self, table: str, first, last) -> list[str]:
+        """Create the partitions of ``table`` covering ``first``..``last`` (KST); returns those created."""
+        with self._open() as conn:
+            return partitions.ensure_partitions(conn, table, first, last)
+
+    def list_partitions(self, table: str) -> list[partitions.Partition]:
+        with self._open() as conn:
+            return partitions.list_partitions(conn, table)
+
+    def drop_partitions_older_than(self, table: str, cutoff, *, dry_run: bool = False) -> list[str]:
+        with self._open() as conn:
+            return partitions.drop_partitions_older_than(conn, table, cutoff, dry_run=dry_run)
+
+    # ------------------------------------------------------------------ internals
+    def _open(self) -> psycopg.Connection:
+        conn = self.get_conn()
+        conn.autocommit = True  # explicit transactions only
+        return conn
+
+    def _spec(self, conn: psycopg.Connection, table: str) -> TableSpec:
+        if table not in self._specs:
+            self._specs[table] = TableSpec.load(conn, table)
+        return self._specs[table]
+
+    def _write(self, operation: str, table: str, data, key, columns, batch_size) -> WriteResult:
+        started = time.perf_counter()
+        result = WriteResult(table, operation)
+        batch_size = batch_size or self.batch_size
+        with self._open() as conn:
+            try:
+                spec = self._spec(conn, table)
+                source = _Source.of(data, columns, batch_size)
+                columns = _resolve_columns(spec, source.columns, columns)
+                key = _resolve_key(spec, key, columns)
+                result.rows_in = source.rows
+                batches = self._validated_batches(source, spec, columns, key, result)
+                if spec.policy is not None and batches:
+                    low, high = _key_range(batches, spec.policy.key_column)
+                    if low is not None:
+                        result.partitions_created = partitions.ensure_partitions(conn, table, low, high)
+                with conn.transaction():
+                    self._write_batches(conn, operation, spec, columns, key, batches, result)
+                    result.seconds = time.perf_counter() - started
+                    self._record(conn, result, status="warning" if result.rejected else "ok")
+            except Exception as exc:
+                result.seconds = time.perf_counter() - started
+                self._record_failure(conn, result, exc)
+                raise
+        log_level = logging.WARNING if result.rejected else logging.INFO
+        log.log(log_level, result.summary())
+        if result.rejected:
+            log.warning("rejected rows of %s (sample of %d): %s", table, len(result.reject_sample),
+                        result.reject_sample)
+        return result
+
+    def _validated_batches(self, source: "_Source", spec: TableSpec, columns: list[str], key: list[str],
+                           result: WriteResult) -> list[pa.Table]:
+        keep_last = source.last_of_each_key(key)
+        result.duplicates = int((~keep_last).sum()) if keep_last is not None else 0
+        tables = []
+        for offset, frame in source.frames():
+            if keep_last is not None:
+                frame = frame[keep_last[offset:offset + len(frame)]]
+            checked = validate(frame, spec, columns, key)
+            if len(checked.rejected):
+                self._note_rejects(result, checked.rejected)
+            if checked.table.num_rows:
+                tables.append(checked.table)
+        return tables
+
+    @staticmethod
+    def _note_rejects(result: WriteResult, rejected: pd.DataFrame) -> None:
+        result.rejected += len(rejected)
+        room = REJECT_SAMPLE_SIZE - len(result.reject_sample)
+        for row in rejected.head(max(room, 0)).to_dict("records"):
+            result.reject_sample.append({k: (None if pd.isna(v) else str(v)) if not isinstance(v, str) else v
+                                         for k, v in row.items()})
+
+    def _write_batches(self, conn, operation, spec, columns, key, batches, result) -> None:
+        if not batches:
+            return
+        target = sql.Identifier(spec.name)
+        total = sum(t.num_rows for t in batches)
+        if self._target_range_is_empty(conn, spec, batches):
+            try:
+                with conn.transaction():  # a savepoint: the fallback below starts from a clean slate
+                    _copy(conn, target, columns, batches)
+                result.inserted, result.fast_path = total, True
+                return
+            except _FAST_PATH_FALLBACK_ERRORS as exc:
+                log.info("fast path into %s not possible (%s); using the staged upsert", spec.name,
+                         type(exc).__name__)
+        staging = sql.Identifier(f"krxflow_stage_{uuid.uuid4().hex[:12]}")
+        conn.execute(template("queries/writer/create_staging.sql", staging=staging, target=target))
+        _copy(conn, staging, columns, batches)
+        if spec.sql_checks:
+            failing = conn.execute(template(
+                "queries/writer/reject_failing_checks.sql", staging=staging, columns=identifiers(columns),
+                passes=sql.SQL(" AND ").join(sql.SQL("COALESCE({}, true)").format(sql.SQL(c))
+                                             for c in spec.sql_checks),
+            )).fetchall()
+            if failing:
+                rejected = pd.DataFrame(failing, columns=columns).assign(
+                    reason=f"violates a CHECK constraint of {spec.name}")
+                self._note_rejects(result, rejected)
+                total -= len(failing)
+        conn.execute(template("queries/writer/analyze.sql", table=staging))
+        key_match = sql.SQL(" AND ").join(sql.SQL("t.{0} = s.{0}").format(sql.Identifier(k)) for k in key)
+        update_columns = [c for c in columns if c not in key]
+        if operation == "upsert" and update_columns:
+            with conn.cursor() as cur:
+                cur.execute(template(
+                    "queries/writer/update_from_staging.sql", target=target, staging=staging, key_match=key_match,
+                    assignments=sql.SQL(", ").join(sql.SQL("{0} = s.{0}").format(sql.Identifier(c))
+                                                   for c in update_columns),
+                    target_values=sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in update_columns),
+                    staged_values=sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(c)) for c in update_columns),
+                ))
+                result.updated = cur.rowcount
+        with conn.cursor() as cur:
+            cur.execute(template("queries/writer/insert_new_from_staging.sql", target=target, staging=staging,
+                                 columns=identifiers(columns), key=identifiers(key), key_match=key_match))
+            result.inserted = cur.rowcount
+        result.unchanged = total - result.inserted - result.updated
+
+    @staticmethod
+    def _target_range_is_empty(conn, spec: TableSpec, batches: list[pa.Table]) -> bool:
+        if spec.policy is None or spec.sql_checks:
+            return False
+        low, high = _key_range(batches, spec.policy.key_column)
+        statement = template("queries/writer/range_has_rows.sql", table=sql.Identifier(spec.name),
+                             key=sql.Identifier(spec.policy.key_column))
+        return not conn.execute(statement, {"low": low, "high": high}).fetchone()[0]
+
+    # ------------------------------------------------------------------ load_stats
+    def _context(self) -> dict[str, Any]:
+        if self.stats_context is not None:
+            return self.stats_context
+        try:
+            from airflow.sdk import get_current_context
+
+            ti = get_current_context()["ti"]
+            return {"dag_id": ti.dag_id, "run_id": ti.run_id, "task_id": ti.task_id,
+                    "map_index": ti.map_index if ti.map_index is not None and ti.map_index >= 0 else None}
+        except Exception:  # not inside a running task: fall back to the env Airflow exports, or nothing
+            map_index = os.environ.get("AIRFLOW_CTX_MAP_INDEX")
+            return {"dag_id": os.environ.get("AIRFLOW_CTX_DAG_ID"), "run_id": os.environ.get("AIRFLOW_CTX_DAG_RUN_ID"),
+                    "task_id": os.environ.get("AIRFLOW_CTX_TASK_ID"),
+                    "map_index": int(map_index) if map_index not in (None, "", "-1") else None}
+
+    def _record(self, conn, result: WriteResult, status: str, error: str | None = None) -> None:
+        if not self.record_stats:
+            return
+        details = {"fast_path": result.fast_path, "partitions_created": result.partitions_created}
+        if result.reject_sample:
+            details["reject_sample"] = result.reject_sample
+        conn.execute(template("queries/writer/record_load_stats.sql"), {
+            **{"dag_id": None, "run_id": None, "task_id": None, "map_index": None}, **self._context(),
+            "table_name": result.table, "operation": result.operation, "rows_in": result.rows_in,
+            "inserted": result.inserted, "updated": result.updated, "unchanged": result.unchanged,
+            "duplicates": result.duplicates, "rejected": result.rejected, "seconds": result.seconds,
+            "status": status, "error": error, "details": Jsonb(details),
+        })
+
+    def _record_failure(self, conn, result: WriteResult, exc: Exception) -> None:
+        if not self.record_stats or conn.closed:
+            return
+        try:
+            with conn.transaction():
+                result.inserted = result.updated = result.unchanged = 0
+                self._record(conn, result, status="failed", error=f"{type(exc).__name__}: {exc}"[:2000])
+        except (psycopg.Error, BadInputError):  # the table itself may be missing; the original error matters
+            log.exception("could not record the failed write of %s in load_stats", result.table)
+
+
+# ---------------------------------------------------------------------- helpers
+def _copy(conn: psycopg.Connection, target: sql.Identifier, columns: list[str], batches: list[pa.Table]) -> None:
+    statement = template("queries/writer/copy_in.sql", table=target, columns=identifiers(columns))
+    with conn.cursor() as cur, cur.copy(statement) as copy:
+        for table in batches:
+            buffer = io.BytesIO()
+            pacsv.write_csv(table, buffer, _CSV_OPTIONS)
+            copy.write(buffer.getbuffer())
+
+
+def _key_range(batches: list[pa.Table], key_column: str):
+    lows, highs = [], []
+    for table in batches:
+        bounds = pc.min_max(table[key_column])
+        if bounds["min"].is_valid:
+            lows.append(bounds["min"].as_py())
+            highs.append(bounds["max"].as_py())
+    return (min(lows), max(highs)) if lows else (None, None)
+
+
+def _resolve_columns(spec: TableSpec, given: list[str] | None, requested: Sequence[str] | None) -> list[str]:
+    columns = list(requested or given or [])
+    if not columns:
+        raise BadInputError(f"no columns to write into {spec.name}: pass columns= for tuple rows")
+    unknown = [c for c in columns if c not in spec.columns]
+    if unknown:
+        raise BadInputError(f"{spec.name} has no column(s) {unknown}; it has {spec.writable_columns}")
+    generated = [c for c in columns if spec.columns[c].generated]
+    if generated:
+        raise BadInputError(f"{spec.name}: {generated} are generated and cannot be written")
+    if given is not None:
+        missing = [c for c in columns if c not in given]
+        if missing:
+            raise BadInputError(f"the data has no column(s) {missing}")
+    return columns
+
+
+def _resolve_key(spec: TableSpec, key: Sequence[str] | None, columns: list[str]) -> list[str]:
+    key = list(key or spec.primary_key)
+    if not key:
+        raise BadInputError(f"{spec.name} has no primary key: pass key=")
+    absent = [k for k in key if k not in columns]
+    if absent:
+        raise BadInputError(f"key column(s) {absent} are not among the columns written into {spec.name}")
+    return key
+
+
+class _Source:
+    """The caller's data as DataFrame batches, whatever form it came in."""
+
+    def __init__(self, rows: int, columns: list[str] | None, frames, keys):
+        self.rows, self.columns, self._frames, self._keys = rows, columns, frames, keys
+
+    @classmethod
+    def of(cls, data, columns: Sequence[str] | None, batch_size: int) -> "_Source":
+        if isinstance(data, pa.RecordBatch):
+            data = pa.Table.from_batches([data])
+        if isinstance(data, pd.DataFrame):
+            frame = data.reset_index(drop=True) if not isinstance(data.index, pd.RangeIndex) else data
+            return cls(len(frame), [str(c) for c in frame.columns],
+                       lambda: ((i, frame.iloc[i:i + batch_size]) for i in range(0, len(frame), batch_size)),
+                       lambda key: frame[key])
+        if isinstance(data, pa.Table):
+            def arrow_frames() -> Iterator[tuple[int, pd.DataFrame]]:
+                for i in range(0, data.num_rows, batch_size):
+                    frame = data.slice(i, batch_size).to_pandas(date_as_object=False)
+                    frame.index = pd.RangeIndex(i, i + len(frame))
+                    yield i, frame
+            return cls(data.num_rows, list(data.column_names), arrow_frames,
+                       lambda key: data.select(key).to_pandas(date_as_object=False))
+        if isinstance(data, (str, bytes)) or not isinstance(data, Iterable):
+            raise BadInputError(f"cannot write {type(data).__name__}: pass a DataFrame, an Arrow table or rows")
+        frame = _rows_to_frame(data, columns)
+        return cls.of(frame, columns, batch_size)
+
+    def frames(self) -> Iterator[tuple[int, pd.DataFrame]]:
+        return self._frames()
+
+    def last_of_each_key(self, key: list[str]):
+        """A boolean array, True for the last row of every key (None when there are no rows)."""
+        if self.rows == 0:
+            return None
+        return (~self._keys(key).duplicated(keep="last")).to_numpy()
+
+
+def _rows_to_frame(rows: Iterable, columns: Sequence[str] | None) -> pd.DataFrame:
+    rows = list(rows)
+    if not rows:
+        return pd.DataFrame(columns=list(columns or []))
+    if isinstance(rows[0], dict):
+        frame = pd.DataFrame.from_records(rows)
+        return frame[list(columns)] if columns else frame
+    if not columns:
+        raise BadInputError("tuple rows need columns=[...] to say what each position holds")
+    widths = {len(r) for r in rows}
+    if widths != {len(columns)}:
+        raise BadInputError(f"rows have {sorted(widths)} values but {len(columns)} columns were named")
+    return pd.DataFrame.from_records(rows, columns=list(columns))

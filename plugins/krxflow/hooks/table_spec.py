@@ -1,0 +1,95 @@
+"""What the writer needs to know about a target table, read once from the catalog.
+
+The schema in ``include/sql/migrations`` is the single source of truth for what a valid row is:
+column types, NOT NULL, numeric precision, primary key, CHECK constraints and the partitioning
+policy all come from PostgreSQL itself, so a migration that tightens a column tightens the
+writer's validation with it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import psycopg
+
+from krxflow.db.partitions import Policy, get_policy
+from krxflow.sqlfiles import template
+
+# CHECK constraints of this simple shape are enforced row by row in Python, before COPY;
+# any other CHECK is evaluated by PostgreSQL itself on the staged rows.
+_SIMPLE_LOWER_BOUND = re.compile(r"^CHECK \(\((?P<column>[a-z_][a-z0-9_]*) (?P<op>>=|>) (?P<bound>-?\d+)\)\)$")
+
+
+class UnknownTableError(LookupError):
+    """The target table does not exist in the connection's schema."""
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    name: str
+    pg_type: str
+    not_null: bool
+    generated: bool
+    numeric_precision: int | None
+    numeric_scale: int | None
+    has_default: bool
+    lower_bound: int | None = None  # from CHECK (col >= n); "> n" is stored as n + 1 for integers
+    lower_inclusive: bool = True
+
+    @property
+    def kind(self) -> str:
+        """A coarse type family the validator converts to."""
+        t = self.pg_type
+        if t in ("smallint", "integer", "bigint"):
+            return "integer"
+        if t.startswith("numeric") or t in ("real", "double precision"):
+            return "numeric"
+        if t == "date":
+            return "date"
+        if t.startswith("timestamp"):
+            return "timestamp"
+        if t == "boolean":
+            return "boolean"
+        if t in ("json", "jsonb"):
+            return "json"
+        return "text"
+
+    @property
+    def integer_range(self) -> tuple[int, int]:
+        return {"smallint": (-(2**15), 2**15 - 1), "integer": (-(2**31), 2**31 - 1)}.get(
+            self.pg_type, (-(2**63), 2**63 - 1)
+        )
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    columns: dict[str, ColumnSpec]
+    primary_key: tuple[str, ...]
+    sql_checks: tuple[str, ...] = field(default_factory=tuple)
+    policy: Policy | None = None
+
+    @property
+    def writable_columns(self) -> list[str]:
+        return [c.name for c in self.columns.values() if not c.generated]
+
+    @classmethod
+    def load(cls, conn: psycopg.Connection, table: str) -> "TableSpec":
+        rows = conn.execute(template("queries/writer/table_columns.sql"), {"table": table}).fetchall()
+        if not rows:
+            raise UnknownTableError(f"table {table!r} does not exist (did you run `python -m krxflow.db migrate`?)")
+        columns = {r[0]: ColumnSpec(*r) for r in rows}
+        primary_key = tuple(r[0] for r in conn.execute(template("queries/writer/primary_key.sql"),
+                                                        {"table": table}).fetchall())
+        sql_checks = []
+        for _, definition in conn.execute(template("queries/writer/check_constraints.sql"), {"table": table}):
+            simple = _SIMPLE_LOWER_BOUND.match(definition)
+            if simple and simple["column"] in columns:
+                col = columns[simple["column"]]
+                columns[col.name] = ColumnSpec(
+                    **{**col.__dict__, "lower_bound": int(simple["bound"]), "lower_inclusive": simple["op"] == ">="}
+                )
+            else:
+                sql_checks.append(definition[len("CHECK "):] if definition.startswith("CHECK ") else definition)
+        return cls(table, columns, primary_key, tuple(sql_checks), get_policy(conn, table))

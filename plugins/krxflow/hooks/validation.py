@@ -1,0 +1,322 @@
+"""Row validation and conversion for the batched writer, vectorised with pandas.
+
+Every incoming column is converted to what its PostgreSQL column holds. A row that cannot be
+written as given is *rejected*: counted, reported with a reason and a sample, and left out of
+the write, so one bad row never costs the other 999. What counts as bad:
+
+* a key column or NOT NULL column that is empty (None, NaN);
+* text where a number belongs, including KRX's ``"-"`` placeholder; thousands separators
+  (``"1,234"``) are accepted, as KRX sends them;
+* NaN or ±infinity in a numeric column; a fraction in an integer column;
+* a value outside the column's type (``integer`` overflow, ``numeric(p, s)`` precision);
+* a value below a ``CHECK (col >= n)`` bound (negative prices and volumes);
+* a partition-key date outside ``[earliest, today + 400 days]`` of the table's partition
+  policy (a mistyped year would otherwise create partitions for it);
+* an unparseable date or timestamp. Naive timestamps are taken as KST.
+
+Empty values in nullable columns are written as NULL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from krxflow.hooks.table_spec import ColumnSpec, TableSpec
+from krxflow.settings import MARKET_TZ
+
+#: How far ahead of today a partition-key date may lie.
+FUTURE_HORIZON = dt.timedelta(days=400)
+
+_TRUE = {"true", "t", "y", "yes", "1"}
+_FALSE = {"false", "f", "n", "no", "0"}
+
+
+@dataclass
+class Validated:
+    """The writable rows of one batch as an Arrow table, and the rejected ones with reasons."""
+
+    table: pa.Table
+    rejected: pd.DataFrame  # the rejected input rows plus a "reason" column
+
+
+class _Checker:
+    """Collects the first failure reason of every row of one batch."""
+
+    def __init__(self, index: pd.Index):
+        self.reasons = pd.Series(None, index=index, dtype=object)
+
+    def fail(self, bad: pd.Series, reason: str) -> None:
+        bad = bad.fillna(False).astype(bool)
+        if bad.any():
+            self.reasons = self.reasons.where(self.reasons.notna() | ~bad, reason)
+
+    @property
+    def ok(self) -> pd.Series:
+        return self.reasons.isna()
+
+
+def _sample_text(values: pd.Series, bad: pd.Series) -> str:
+    first = values[bad.fillna(False).astype(bool)].head(1)
+    return repr(first.iloc[0]) if len(first) else ""
+
+
+def _is_missing(value) -> bool:
+    return value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and math.isnan(value))
+
+
+# Sentinels for values that cannot be converted; each maps to a reason.
+_NOT_A_NUMBER, _NOT_FINITE, _FRACTION = object(), object(), object()
+
+
+def _parse_decimal(value):
+    """An exact Decimal from a Python/numpy number or number text ("1,234" allowed), or a sentinel."""
+    if isinstance(value, (bool, np.bool_)):
+        return Decimal(int(value))
+    if isinstance(value, (int, np.integer)):
+        return Decimal(int(value))
+    if isinstance(value, (float, np.floating)):
+        return Decimal(repr(float(value))) if math.isfinite(value) else _NOT_FINITE
+    if isinstance(value, Decimal):
+        return value if value.is_finite() else _NOT_FINITE
+    if isinstance(value, str):
+        try:
+            parsed = Decimal(value.replace(",", "").strip())
+        except InvalidOperation:
+            return _NOT_A_NUMBER
+        return parsed if parsed.is_finite() else _NOT_FINITE
+    return _NOT_A_NUMBER
+
+
+def _parse_objects(series: pd.Series, col: ColumnSpec, check: _Checker, parse) -> pd.Series:
+    """Apply ``parse`` to every present value; flag the sentinels it returns."""
+    parsed = series.map(lambda v: None if _is_missing(v) else parse(v))
+    for sentinel, why in ((_NOT_A_NUMBER, "not a number"), (_NOT_FINITE, "not finite"),
+                          (_FRACTION, "not a whole number")):
+        bad = parsed.map(lambda v, s=sentinel: v is s)
+        check.fail(bad, f"{col.name}: {why} ({_sample_text(series, bad)})")
+    return parsed.map(lambda v: v if isinstance(v, (int, Decimal)) else None)
+
+
+def _check_lower_bound(numbers: pd.Series, col: ColumnSpec, check: _Checker) -> None:
+    if col.lower_bound is None:
+        return
+    below = numbers < col.lower_bound if col.lower_inclusive else numbers <= col.lower_bound
+    check.fail(below, f"{col.name}: must be {'>=' if col.lower_inclusive else '>'} {col.lower_bound}")
+
+
+def _convert_integer(series: pd.Series, col: ColumnSpec, check: _Checker) -> pd.Series:
+    low, high = col.integer_range
+    if pd.api.types.is_bool_dtype(series):
+        series = series.astype("Int64")
+    if pd.api.types.is_integer_dtype(series):
+        values = series.astype("Int64")
+    elif pd.api.types.is_float_dtype(series):
+        numbers = series.to_numpy(dtype="float64", na_value=np.nan)
+        finite = np.isfinite(numbers)
+        check.fail(pd.Series(~finite & ~np.isnan(numbers), index=series.index), f"{col.name}: not finite")
+        fraction = pd.Series(finite & (numbers != np.floor(numbers)), index=series.index)
+        check.fail(fraction, f"{col.name}: not a whole number ({_sample_text(series, fraction)})")
+        huge = pd.Series(finite & ((numbers < low) | (numbers > high)), index=series.index)
+        check.fail(huge, f"{col.name}: out of range for {col.pg_type} ({_sample_text(series, huge)})")
+        usable = finite & ~fraction.to_numpy() & ~huge.to_numpy()
+        values = pd.Series(pd.array(np.where(usable, numbers, 0).astype("int64"), dtype="Int64"),
+                           index=series.index).where(usable, pd.NA)
+    else:
+        def parse(value):
+            number = _parse_decimal(value)
+            if not isinstance(number, Decimal):
+                return number
+            return int(number) if number == number.to_integral_value() else _FRACTION
+
+        exact = _parse_objects(series, col, check, parse)
+        huge = exact.map(lambda v: v is not None and not low <= v <= high)
+        check.fail(huge, f"{col.name}: out of range for {col.pg_type} ({_sample_text(series, huge)})")
+        values = pd.Series(pd.array(exact.where(~huge, None).tolist(), dtype="Int64"), index=series.index)
+    check.fail((values < low) | (values > high), f"{col.name}: out of range for {col.pg_type}")
+    _check_lower_bound(values, col, check)
+    return values
+
+
+def _convert_numeric(series: pd.Series, col: ColumnSpec, check: _Checker) -> pd.Series:
+    """Numbers as exact text for PostgreSQL: floats by their shortest repr, Decimals and text as given."""
+    limit = None
+    if col.numeric_precision is not None and col.pg_type.startswith("numeric"):
+        limit = 10 ** (col.numeric_precision - (col.numeric_scale or 0))
+    if pd.api.types.is_bool_dtype(series):
+        series = series.astype("Int64")
+    if pd.api.types.is_numeric_dtype(series):
+        numbers = series.astype("float64")
+        check.fail(pd.Series(np.isinf(numbers.to_numpy()), index=series.index), f"{col.name}: not finite")
+        if limit is not None:
+            over = numbers.abs() >= limit
+            check.fail(over, f"{col.name}: does not fit {col.pg_type} ({_sample_text(series, over)})")
+        _check_lower_bound(numbers, col, check)
+        return series.astype(str).where(np.isfinite(numbers), None)
+    exact = _parse_objects(series, col, check, _parse_decimal)
+    if limit is not None:
+        over = exact.map(lambda v: v is not None and abs(v) >= limit)
+        check.fail(over, f"{col.name}: does not fit {col.pg_type} ({_sample_text(series, over)})")
+    if col.lower_bound is not None:
+        bound = col.lower_bound
+        below = exact.map(lambda v: v is not None and (v < bound if col.lower_inclusive else v <= bound))
+        check.fail(below, f"{col.name}: must be {'>=' if col.lower_inclusive else '>'} {bound}")
+    return exact.map(lambda v: None if v is None else str(v))
+
+
+def _parse_datetimes(series: pd.Series) -> pd.Series:
+    """Timestamps from dates, datetimes and text (2024-01-02, 2024/01/02, 20240102, ISO 8601).
+
+    Naive values are KST; the result is tz-aware (KST) with NaT where a value did not parse.
+    """
+    def parse(value):
+        if _is_missing(value):
+            return pd.NaT
+        if isinstance(value, str):
+            text = value.strip().replace("/", "-")
+            if len(text) == 8 and text.isdigit():
+                text = f"{text[:4]}-{text[4:6]}-{text[6:]}"
+            value = text
+        try:
+            stamp = pd.Timestamp(value)
+        except (ValueError, TypeError, OverflowError):
+            return pd.NaT
+        if stamp is pd.NaT:
+            return pd.NaT
+        return stamp.tz_localize(MARKET_TZ) if stamp.tzinfo is None else stamp.tz_convert(MARKET_TZ)
+
+    if isinstance(series.dtype, pd.DatetimeTZDtype):
+        return series.dt.tz_convert(MARKET_TZ)
+    if pd.api.types.is_datetime64_dtype(series):
+        return series.dt.tz_localize(MARKET_TZ)
+    parsed = [parse(v) for v in series]
+    return pd.Series(pd.DatetimeIndex(parsed, tz=MARKET_TZ) if parsed else pd.DatetimeIndex([], tz=MARKET_TZ),
+                     index=series.index)
+
+
+def _convert_date(series: pd.Series, col: ColumnSpec, check: _Checker, spec: TableSpec) -> pd.Series:
+    parsed = _parse_datetimes(series)
+    unparsed = series.notna() & parsed.isna()
+    check.fail(unparsed, f"{col.name}: not a date ({_sample_text(series, unparsed)})")
+    days = parsed.dt.tz_localize(None).dt.normalize()
+    _check_partition_range(days, col, check, spec)
+    return days
+
+
+def _convert_timestamp(series: pd.Series, col: ColumnSpec, check: _Checker, spec: TableSpec) -> pd.Series:
+    parsed = _parse_datetimes(series)
+    unparsed = series.notna() & parsed.isna()
+    check.fail(unparsed, f"{col.name}: not a timestamp ({_sample_text(series, unparsed)})")
+    _check_partition_range(parsed.dt.tz_localize(None).dt.normalize(), col, check, spec)
+    return parsed.dt.tz_convert("UTC")
+
+
+def _check_partition_range(days: pd.Series, col: ColumnSpec, check: _Checker, spec: TableSpec) -> None:
+    policy = spec.policy
+    if policy is None or policy.key_column != col.name:
+        return
+    earliest = pd.Timestamp(policy.earliest)
+    latest = pd.Timestamp(dt.date.today() + FUTURE_HORIZON)
+    outside = days.notna() & ((days < earliest) | (days > latest))
+    check.fail(outside, f"{col.name}: outside the partitioned range {earliest.date()} .. {latest.date()}")
+
+
+def _convert_boolean(series: pd.Series, col: ColumnSpec, check: _Checker) -> pd.Series:
+    if pd.api.types.is_bool_dtype(series):
+        return series.astype("boolean")
+
+    def parse(value):
+        if _is_missing(value):
+            return None
+        if isinstance(value, (bool, np.bool_)):
+            return bool(value)
+        text = str(value).strip().lower()
+        return True if text in _TRUE else False if text in _FALSE else "bad"
+
+    parsed = series.map(parse)
+    bad = parsed.eq("bad")
+    check.fail(bad, f"{col.name}: not a boolean ({_sample_text(series, bad)})")
+    return parsed.where(~bad, None).astype("boolean")
+
+
+def _convert_json(series: pd.Series, col: ColumnSpec, check: _Checker) -> pd.Series:
+    def dump(value):
+        if _is_missing(value):
+            return None
+        if isinstance(value, (bytes, bytearray)):
+            value = value.decode("utf-8")
+        if isinstance(value, str):
+            try:
+                json.loads(value)
+            except ValueError:
+                return "\x00bad"
+            return value
+        try:
+            return json.dumps(value, ensure_ascii=False, allow_nan=False, default=str)
+        except ValueError:
+            return "\x00bad"
+
+    dumped = series.map(dump)
+    bad = dumped.eq("\x00bad")
+    check.fail(bad, f"{col.name}: not valid JSON")
+    return dumped.where(~bad, None)
+
+
+def _convert_text(series: pd.Series, col: ColumnSpec, check: _Checker) -> pd.Series:
+    return series.map(lambda v: None if _is_missing(v) else v if isinstance(v, str) else str(v))
+
+
+def _to_arrow(values: pd.Series, col: ColumnSpec) -> pa.Array:
+    kind = col.kind
+    if kind == "integer":
+        return pa.Array.from_pandas(values, type=pa.int64())
+    if kind == "date":
+        return pa.Array.from_pandas(values).cast(pa.date32())
+    if kind == "timestamp":
+        return pa.Array.from_pandas(values).cast(pa.timestamp("us", tz="UTC"))
+    if kind == "boolean":
+        return pa.Array.from_pandas(values, type=pa.bool_())
+    return pa.Array.from_pandas(values, type=pa.string())
+
+
+def validate(frame: pd.DataFrame, spec: TableSpec, columns: list[str], key: list[str]) -> Validated:
+    """Convert ``frame[columns]`` to ``spec``'s types; split it into writable and rejected rows."""
+    check = _Checker(frame.index)
+    converted = {}
+    for name in columns:
+        col = spec.columns[name]
+        series = frame[name]
+        kind = col.kind
+        if kind == "integer":
+            values = _convert_integer(series, col, check)
+        elif kind == "numeric":
+            values = _convert_numeric(series, col, check)
+        elif kind == "date":
+            values = _convert_date(series, col, check, spec)
+        elif kind == "timestamp":
+            values = _convert_timestamp(series, col, check, spec)
+        elif kind == "boolean":
+            values = _convert_boolean(series, col, check)
+        elif kind == "json":
+            values = _convert_json(series, col, check)
+        else:
+            values = _convert_text(series, col, check)
+        if name in key or col.not_null:
+            check.fail(values.isna() & check.ok, f"{name}: empty, but the column requires a value")
+        converted[name] = values
+
+    ok = check.ok.to_numpy()
+    if ok.all():
+        arrays = [_to_arrow(converted[n], spec.columns[n]) for n in columns]
+        rejected = frame.iloc[0:0][columns].assign(reason=pd.Series(dtype=object))
+    else:
+        arrays = [_to_arrow(converted[n][ok], spec.columns[n]) for n in columns]
+        rejected = frame.loc[~ok, columns].assign(reason=check.reasons[~ok])
+    return Validated(pa.Table.from_arrays(arrays, names=columns), rejected)

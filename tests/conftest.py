@@ -1,0 +1,133 @@
+"""Test session setup: a throwaway market database, a private Redis namespace, a private Airflow home.
+
+Everything runs against the real PostgreSQL and Redis on this machine (never mocks):
+
+* ``KRXFLOW_TEST_PG`` (default ``postgresql://postgres@127.0.0.1:5432``) is the server; each
+  session creates ``krxflow_test_<pid>`` for market data and ``krxflow_test_<pid>_af`` for
+  Airflow's metadata, migrates them and drops them at the end (``KRXFLOW_KEEP_TEST_DB=1`` keeps them).
+* ``AIRFLOW_CONN_POSTGRES_DEFAULT`` / ``AIRFLOW_CONN_REDIS_DEFAULT`` point at them, exactly as a
+  deployment configures krxflow.
+* Redis keys get a per-session prefix, so parallel runs never see each other's keys.
+
+The environment is set at import time, before anything imports Airflow.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+_PG_SERVER = os.environ.get("KRXFLOW_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
+_TOKEN = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
+MARKET_DB = f"krxflow_test_{_TOKEN}"
+AIRFLOW_DB = f"krxflow_test_{_TOKEN}_af"
+_AIRFLOW_HOME = tempfile.mkdtemp(prefix="krxflow-airflow-home-")
+
+os.environ.update({
+    "AIRFLOW_HOME": _AIRFLOW_HOME,
+    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+    "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+    "AIRFLOW__CORE__MAX_MAP_LENGTH": "5000",
+    "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"{_PG_SERVER.replace('postgresql://', 'postgresql+psycopg://')}/{AIRFLOW_DB}",
+    "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+    "AIRFLOW_CONN_POSTGRES_DEFAULT": f"{_PG_SERVER}/{MARKET_DB}",
+    "AIRFLOW_CONN_REDIS_DEFAULT": os.environ.get("KRXFLOW_TEST_REDIS", "redis://127.0.0.1:6379/0"),
+    "KRXFLOW_REDIS_PREFIX": f"krxflow-test-{_TOKEN}:",
+    "KRXFLOW_SQL_DIR": str(ROOT / "include" / "sql"),
+    "MPLCONFIGDIR": tempfile.mkdtemp(prefix="krxflow-mpl-"),
+})
+for leaked in ("KRX_ID", "KRX_PW"):  # pykrx logs in at import time when these are set
+    os.environ.pop(leaked, None)
+sys.path.insert(0, str(ROOT / "plugins"))
+
+import psycopg  # noqa: E402
+import pytest  # noqa: E402
+
+
+def _admin(sql_text: str) -> None:
+    with psycopg.connect(f"{_PG_SERVER}/postgres", autocommit=True) as conn:
+        conn.execute(sql_text)
+
+
+def pytest_configure(config):
+    # Worker-safe: only the controlling process creates the databases.
+    from psycopg import sql
+
+    for name in (MARKET_DB, AIRFLOW_DB):
+        _admin(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)).as_string())
+    from krxflow.db import migrations
+    from krxflow.db.connection import connection
+
+    with connection() as conn:
+        migrations.migrate(conn)
+
+
+def pytest_unconfigure(config):
+    if os.environ.get("KRXFLOW_KEEP_TEST_DB"):
+        return
+    from psycopg import sql
+
+    for name in (MARKET_DB, AIRFLOW_DB):
+        try:
+            _admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)).as_string())
+        except psycopg.Error as exc:  # never hide the test result behind a cleanup error
+            print(f"could not drop {name}: {exc}", file=sys.stderr)
+    try:
+        from krxflow import cache
+
+        client = cache.client()
+        for key in client.scan_iter(match=cache.prefix() + "*", count=1000):
+            client.delete(key)
+    except Exception as exc:  # Redis may be down for a test that stopped it
+        print(f"could not clean Redis keys: {exc}", file=sys.stderr)
+
+
+@pytest.fixture
+def pg():
+    """An autocommit psycopg 3 connection to the session's market database."""
+    from krxflow.db.connection import connection
+
+    with connection() as conn:
+        yield conn
+
+
+_DATA_TABLES = ("stocks", "daily_prices", "daily_prices_adjusted", "intraday_quotes", "order_books",
+                "market_data", "load_stats")
+
+
+@pytest.fixture
+def clean_db(pg):
+    """The market database with every data table emptied (schema and partitions kept)."""
+    from psycopg import sql
+
+    existing = {r[0] for r in pg.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
+    tables = [t for t in _DATA_TABLES if t in existing]
+    pg.execute(sql.SQL("TRUNCATE {} RESTART IDENTITY").format(sql.SQL(", ").join(map(sql.Identifier, tables))))
+    return pg
+
+
+@pytest.fixture
+def redis_client():
+    """A Redis client on the session's namespace; the namespace is emptied before the test."""
+    from krxflow import cache
+
+    client = cache.client()
+    for key in client.scan_iter(match=cache.prefix() + "*", count=1000):
+        client.delete(key)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def airflow_db():
+    """Airflow's metadata database, migrated once per session (needed by dag.test() and the CLI)."""
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True,
+                   env=os.environ.copy(), timeout=600)
+    return os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
