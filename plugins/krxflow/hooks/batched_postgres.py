@@ -128,6 +128,18 @@ class BatchedPostgresHook(PostgresHook):
         """Insert rows whose key is new; rows already present are left alone (insert-only tables)."""
         return self._write("append", table, data, None, columns, batch_size)
 
+    def log_stats(self, table: str, operation: str, *, rows_in: int = 0, inserted: int = 0, updated: int = 0,
+                  rejected: int = 0, seconds: float = 0.0, status: str = "ok", error: str | None = None,
+                  details: dict[str, Any] | None = None) -> None:
+        """Write one ``load_stats`` row that is not a table write: a quality check, a polling window.
+
+        ``details`` holds the figures specific to the operation (gaps found, requests, throttles…).
+        """
+        result = WriteResult(table, operation, rows_in=rows_in, inserted=inserted, updated=updated,
+                             rejected=rejected, seconds=seconds)
+        with self._open() as conn, conn.transaction():
+            self._record(conn, result, status=status, error=error, extra=details)
+
     def ensure_partitions(self, table: str, first, last) -> list[str]:
         """Create the partitions of ``table`` covering ``first``..``last`` (KST); returns those created."""
         with self._open() as conn:
@@ -278,10 +290,12 @@ class BatchedPostgresHook(PostgresHook):
                     "task_id": os.environ.get("AIRFLOW_CTX_TASK_ID"),
                     "map_index": int(map_index) if map_index not in (None, "", "-1") else None}
 
-    def _record(self, conn, result: WriteResult, status: str, error: str | None = None) -> None:
+    def _record(self, conn, result: WriteResult, status: str, error: str | None = None,
+                extra: dict[str, Any] | None = None) -> None:
         if not self.record_stats:
             return
-        details = {"fast_path": result.fast_path, "partitions_created": result.partitions_created}
+        details = dict(extra) if extra is not None else {
+            "fast_path": result.fast_path, "partitions_created": result.partitions_created}
         if result.reject_sample:
             details["reject_sample"] = result.reject_sample
         conn.execute(template("queries/writer/record_load_stats.sql"), {
