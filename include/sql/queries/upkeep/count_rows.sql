@@ -1,0 +1,2 @@
+-- {table}: identifier. Exact row count (backups' restore check, view refresh report).
+SELECT count(*) FROM {table}

@@ -1,0 +1,2 @@
+-- {database}: identifier. The scratch database of a restore check.
+CREATE DATABASE {database}

@@ -1,0 +1,2 @@
+-- {view}: identifier. Plain refresh (locks out readers): only for a view never populated.
+REFRESH MATERIALIZED VIEW {view}
