@@ -84,7 +84,8 @@ class Target:
 
     def tool_env(self) -> dict[str, str]:
         """The environment for the client tools: the password only here."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        env = dict(os.environ)
+        env.pop("PGPASSWORD", None)
         if self.password:
             env["PGPASSWORD"] = self.password
         return env

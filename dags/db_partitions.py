@@ -1,0 +1,63 @@
+"""
+### db_partitions — partitions ahead for every partitioned table
+
+Daily (00:10 KST) and at setup (the first run starts as soon as the DAG is unpaused): every table
+listed in `krxflow_partitioning` gets its partitions from the period of its oldest row (or the
+current period, when empty) to N periods ahead — each table's `premake` (3 months for the monthly
+tables, 7 days for `order_books`) unless the `ahead` Param says otherwise. Idempotent: existing
+partitions are left alone, gaps are filled. Each table's outcome is logged and written to
+`load_stats` (operation `ensure_partitions`, created names in `details`).
+
+The same work without Airflow: `python -m krxflow.db partitions`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk import CronTriggerTimetable, Param, dag, task
+
+MARKET_TZ = "Asia/Seoul"
+
+
+@dag(
+    dag_id="db_partitions",
+    doc_md=__doc__,
+    schedule=CronTriggerTimetable("10 0 * * *", timezone=MARKET_TZ, run_immediately=True),
+    start_date=dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"retries": 2, "retry_delay": dt.timedelta(minutes=5)},
+    params={
+        "ahead": Param(None, type=["null", "integer"], minimum=0,
+                       description="Periods to create ahead of today (default: each table's premake)."),
+    },
+    tags=["krxflow", "upkeep", "postgres"],
+)
+def db_partitions():
+    @task
+    def ensure_partitions() -> dict[str, list[str]]:
+        """Create the missing partitions of every partitioned table; returns table -> created names."""
+        import time
+
+        from airflow.sdk import get_current_context
+
+        from krxflow.db.connection import connection
+        from krxflow.hooks import BatchedPostgresHook
+        from krxflow.upkeep import partition_upkeep
+
+        ahead = get_current_context()["params"].get("ahead")
+        hook = BatchedPostgresHook()
+        started = time.perf_counter()
+        with connection() as conn:
+            reports = partition_upkeep.ensure_all(conn, ahead=ahead)
+        for report in reports:
+            hook.log_stats(report.parent, "ensure_partitions", seconds=time.perf_counter() - started,
+                           details={"created": report.created, "since": report.since.isoformat(),
+                                    "ahead": report.ahead, "partitions": report.total})
+        return {report.parent: report.created for report in reports}
+
+    ensure_partitions()
+
+
+db_partitions()
