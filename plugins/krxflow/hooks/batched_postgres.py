@@ -38,7 +38,6 @@ from typing import Any
 import pandas as pd
 import psycopg
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from airflow.providers.postgres.hooks.postgres import PostgresHook
 from psycopg import sql
@@ -46,7 +45,7 @@ from psycopg.types.json import Jsonb
 
 from krxflow.db import partitions
 from krxflow.hooks.table_spec import TableSpec
-from krxflow.hooks.validation import validate
+from krxflow.hooks.validation import validate, writable_key_range
 from krxflow.settings import POSTGRES_CONN_ID
 from krxflow.sqlfiles import identifiers, template
 
@@ -167,21 +166,19 @@ class BatchedPostgresHook(PostgresHook):
     def _write(self, operation: str, table: str, data, key, columns, batch_size) -> WriteResult:
         started = time.perf_counter()
         result = WriteResult(table, operation)
-        batch_size = batch_size or self.batch_size
         with self._open() as conn:
             try:
                 spec = self._spec(conn, table)
-                source = _Source.of(data, columns, batch_size)
+                source = _Source.of(data, columns, batch_size or self.batch_size)
                 columns = _resolve_columns(spec, source.columns, columns)
                 key = _resolve_key(spec, key, columns)
                 result.rows_in = source.rows
-                batches = self._validated_batches(source, spec, columns, key, result)
-                if spec.policy is not None and batches:
-                    low, high = _key_range(batches, spec.policy.key_column)
-                    if low is not None:
-                        result.partitions_created = partitions.ensure_partitions(conn, table, low, high)
+                batches = _ValidatedBatches(source, spec, columns, key, result)
+                key_range = batches.partition_key_range()
+                if key_range is not None:
+                    result.partitions_created = partitions.ensure_partitions(conn, table, *key_range)
                 with conn.transaction():
-                    self._write_batches(conn, operation, spec, columns, key, batches, result)
+                    self._write_batches(conn, operation, spec, columns, key, batches, key_range, result)
                     result.seconds = time.perf_counter() - started
                     self._record(conn, result, status="warning" if result.rejected else "ok")
             except Exception as exc:
@@ -195,46 +192,22 @@ class BatchedPostgresHook(PostgresHook):
                         result.reject_sample)
         return result
 
-    def _validated_batches(self, source: "_Source", spec: TableSpec, columns: list[str], key: list[str],
-                           result: WriteResult) -> list[pa.Table]:
-        keep_last = source.last_of_each_key(key)
-        result.duplicates = int((~keep_last).sum()) if keep_last is not None else 0
-        tables = []
-        for offset, frame in source.frames():
-            if keep_last is not None:
-                frame = frame[keep_last[offset:offset + len(frame)]]
-            checked = validate(frame, spec, columns, key)
-            if len(checked.rejected):
-                self._note_rejects(result, checked.rejected)
-            if checked.table.num_rows:
-                tables.append(checked.table)
-        return tables
-
-    @staticmethod
-    def _note_rejects(result: WriteResult, rejected: pd.DataFrame) -> None:
-        result.rejected += len(rejected)
-        room = REJECT_SAMPLE_SIZE - len(result.reject_sample)
-        for row in rejected.head(max(room, 0)).to_dict("records"):
-            result.reject_sample.append({k: (None if pd.isna(v) else str(v)) if not isinstance(v, str) else v
-                                         for k, v in row.items()})
-
-    def _write_batches(self, conn, operation, spec, columns, key, batches, result) -> None:
-        if not batches:
-            return
+    def _write_batches(self, conn, operation, spec, columns, key, batches: "_ValidatedBatches", key_range,
+                       result: WriteResult) -> None:
         target = sql.Identifier(spec.name)
-        total = sum(t.num_rows for t in batches)
-        if self._target_range_is_empty(conn, spec, batches):
+        if key_range is not None and not spec.sql_checks and self._range_is_empty(conn, spec, key_range):
             try:
                 with conn.transaction():  # a savepoint: the fallback below starts from a clean slate
-                    _copy(conn, target, columns, batches)
-                result.inserted, result.fast_path = total, True
+                    result.inserted = _copy(conn, target, columns, batches)
+                result.fast_path = True
                 return
             except _FAST_PATH_FALLBACK_ERRORS as exc:
                 log.info("fast path into %s not possible (%s); using the staged upsert", spec.name,
                          type(exc).__name__)
+                result.inserted = 0
         staging = sql.Identifier(f"krxflow_stage_{uuid.uuid4().hex[:12]}")
         conn.execute(template("queries/writer/create_staging.sql", staging=staging, target=target))
-        _copy(conn, staging, columns, batches)
+        staged = _copy(conn, staging, columns, batches)
         if spec.sql_checks:
             failing = conn.execute(template(
                 "queries/writer/reject_failing_checks.sql", staging=staging, columns=identifiers(columns),
@@ -242,10 +215,11 @@ class BatchedPostgresHook(PostgresHook):
                                              for c in spec.sql_checks),
             )).fetchall()
             if failing:
-                rejected = pd.DataFrame(failing, columns=columns).assign(
-                    reason=f"violates a CHECK constraint of {spec.name}")
-                self._note_rejects(result, rejected)
-                total -= len(failing)
+                batches.note_rejects(pd.DataFrame(failing, columns=columns).assign(
+                    reason=f"violates a CHECK constraint of {spec.name}"))
+                staged -= len(failing)
+        if staged == 0:
+            return
         conn.execute(template("queries/writer/analyze.sql", table=staging))
         key_match = sql.SQL(" AND ").join(sql.SQL("t.{0} = s.{0}").format(sql.Identifier(k)) for k in key)
         update_columns = [c for c in columns if c not in key]
@@ -263,16 +237,13 @@ class BatchedPostgresHook(PostgresHook):
             cur.execute(template("queries/writer/insert_new_from_staging.sql", target=target, staging=staging,
                                  columns=identifiers(columns), key=identifiers(key), key_match=key_match))
             result.inserted = cur.rowcount
-        result.unchanged = total - result.inserted - result.updated
+        result.unchanged = staged - result.inserted - result.updated
 
     @staticmethod
-    def _target_range_is_empty(conn, spec: TableSpec, batches: list[pa.Table]) -> bool:
-        if spec.policy is None or spec.sql_checks:
-            return False
-        low, high = _key_range(batches, spec.policy.key_column)
+    def _range_is_empty(conn, spec: TableSpec, key_range) -> bool:
         statement = template("queries/writer/range_has_rows.sql", table=sql.Identifier(spec.name),
                              key=sql.Identifier(spec.policy.key_column))
-        return not conn.execute(statement, {"low": low, "high": high}).fetchone()[0]
+        return not conn.execute(statement, {"low": key_range[0], "high": key_range[1]}).fetchone()[0]
 
     # ------------------------------------------------------------------ load_stats
     def _context(self) -> dict[str, Any]:
@@ -318,23 +289,64 @@ class BatchedPostgresHook(PostgresHook):
 
 
 # ---------------------------------------------------------------------- helpers
-def _copy(conn: psycopg.Connection, target: sql.Identifier, columns: list[str], batches: list[pa.Table]) -> None:
+def _copy(conn: psycopg.Connection, target: sql.Identifier, columns: list[str],
+          batches: "_ValidatedBatches") -> int:
+    """Stream every validated batch into ``target`` with one COPY; returns the rows sent.
+
+    Each batch is validated while the server ingests the previous one, so Python and
+    PostgreSQL work side by side, and only one batch is held in memory at a time.
+    """
     statement = template("queries/writer/copy_in.sql", table=target, columns=identifiers(columns))
+    sent = 0
     with conn.cursor() as cur, cur.copy(statement) as copy:
         for table in batches:
             buffer = io.BytesIO()
             pacsv.write_csv(table, buffer, _CSV_OPTIONS)
             copy.write(buffer.getbuffer())
+            sent += table.num_rows
+    return sent
 
 
-def _key_range(batches: list[pa.Table], key_column: str):
-    lows, highs = [], []
-    for table in batches:
-        bounds = pc.min_max(table[key_column])
-        if bounds["min"].is_valid:
-            lows.append(bounds["min"].as_py())
-            highs.append(bounds["max"].as_py())
-    return (min(lows), max(highs)) if lows else (None, None)
+class _ValidatedBatches:
+    """The input's rows, deduplicated (last key wins) and validated batch by batch, as Arrow tables.
+
+    Each iteration validates afresh and restarts the reject tally, so the fast path's fallback
+    (a second pass) counts nothing twice.
+    """
+
+    def __init__(self, source: "_Source", spec: TableSpec, columns: list[str], key: list[str],
+                 result: WriteResult):
+        self.source, self.spec, self.columns, self.key, self.result = source, spec, columns, key, result
+        self.keep_last = source.last_of_each_key(key)
+        result.duplicates = int((~self.keep_last).sum()) if self.keep_last is not None else 0
+
+    def partition_key_range(self):
+        """(low, high) of the partition key over the rows that can be written; None if not partitioned."""
+        policy = self.spec.policy
+        if policy is None or self.source.rows == 0 or policy.key_column not in self.columns:
+            return None
+        values = self.source.column(policy.key_column)
+        if self.keep_last is not None:
+            values = values[self.keep_last]
+        return writable_key_range(values, self.spec.columns[policy.key_column], policy)
+
+    def __iter__(self) -> Iterator[pa.Table]:
+        self.result.rejected, self.result.reject_sample = 0, []
+        for offset, frame in self.source.frames():
+            if self.keep_last is not None:
+                frame = frame[self.keep_last[offset:offset + len(frame)]]
+            checked = validate(frame, self.spec, self.columns, self.key)
+            if len(checked.rejected):
+                self.note_rejects(checked.rejected)
+            if checked.table.num_rows:
+                yield checked.table
+
+    def note_rejects(self, rejected: pd.DataFrame) -> None:
+        self.result.rejected += len(rejected)
+        room = REJECT_SAMPLE_SIZE - len(self.result.reject_sample)
+        for row in rejected.head(max(room, 0)).to_dict("records"):
+            self.result.reject_sample.append(
+                {k: v if isinstance(v, str) else None if pd.isna(v) else str(v) for k, v in row.items()})
 
 
 def _resolve_columns(spec: TableSpec, given: list[str] | None, requested: Sequence[str] | None) -> list[str]:
@@ -369,6 +381,10 @@ class _Source:
 
     def __init__(self, rows: int, columns: list[str] | None, frames, keys):
         self.rows, self.columns, self._frames, self._keys = rows, columns, frames, keys
+
+    def column(self, name: str) -> pd.Series:
+        """One whole column (for the partition-key range, read before any batch is written)."""
+        return self._keys([name])[name]
 
     @classmethod
     def of(cls, data, columns: Sequence[str] | None, batch_size: int) -> "_Source":

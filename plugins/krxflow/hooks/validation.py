@@ -145,7 +145,7 @@ def _convert_integer(series: pd.Series, col: ColumnSpec, check: _Checker) -> pd.
     return values
 
 
-def _convert_numeric(series: pd.Series, col: ColumnSpec, check: _Checker) -> pd.Series:
+def _convert_numeric(series: pd.Series, col: ColumnSpec, check: _Checker) -> pd.Series | pa.Array:
     """Numbers as exact text for PostgreSQL: floats by their shortest repr, Decimals and text as given."""
     limit = None
     if col.numeric_precision is not None and col.pg_type.startswith("numeric"):
@@ -159,7 +159,8 @@ def _convert_numeric(series: pd.Series, col: ColumnSpec, check: _Checker) -> pd.
             over = numbers.abs() >= limit
             check.fail(over, f"{col.name}: does not fit {col.pg_type} ({_sample_text(series, over)})")
         _check_lower_bound(numbers, col, check)
-        return series.astype(str).where(np.isfinite(numbers), None)
+        finite = numbers.where(np.isfinite(numbers))
+        return pa.array(finite, from_pandas=True).cast(pa.string())  # shortest repr: 1.1 stays "1.1"
     exact = _parse_objects(series, col, check, _parse_decimal)
     if limit is not None:
         over = exact.map(lambda v: v is not None and abs(v) >= limit)
@@ -269,11 +270,16 @@ def _convert_json(series: pd.Series, col: ColumnSpec, check: _Checker) -> pd.Ser
     return dumped.where(~bad, None)
 
 
-def _convert_text(series: pd.Series, col: ColumnSpec, check: _Checker) -> pd.Series:
-    return series.map(lambda v: None if _is_missing(v) else v if isinstance(v, str) else str(v))
+def _convert_text(series: pd.Series, col: ColumnSpec, check: _Checker) -> pa.Array:
+    try:  # the common case, all str (or missing): converted in C
+        return pa.array(series, type=pa.string(), from_pandas=True)
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        return pa.array(series.map(lambda v: None if _is_missing(v) else str(v)), type=pa.string(), from_pandas=True)
 
 
-def _to_arrow(values: pd.Series, col: ColumnSpec) -> pa.Array:
+def _to_arrow(values: pd.Series | pa.Array, col: ColumnSpec) -> pa.Array:
+    if isinstance(values, pa.Array):
+        return values
     kind = col.kind
     if kind == "integer":
         return pa.Array.from_pandas(values, type=pa.int64())
@@ -309,7 +315,10 @@ def validate(frame: pd.DataFrame, spec: TableSpec, columns: list[str], key: list
         else:
             values = _convert_text(series, col, check)
         if name in key or col.not_null:
-            check.fail(values.isna() & check.ok, f"{name}: empty, but the column requires a value")
+            missing = values.is_null().to_numpy(zero_copy_only=False) if isinstance(values, pa.Array) \
+                else values.isna().to_numpy()
+            check.fail(pd.Series(missing, index=frame.index) & check.ok,
+                       f"{name}: empty, but the column requires a value")
         converted[name] = values
 
     ok = check.ok.to_numpy()
@@ -317,6 +326,25 @@ def validate(frame: pd.DataFrame, spec: TableSpec, columns: list[str], key: list
         arrays = [_to_arrow(converted[n], spec.columns[n]) for n in columns]
         rejected = frame.iloc[0:0][columns].assign(reason=pd.Series(dtype=object))
     else:
-        arrays = [_to_arrow(converted[n][ok], spec.columns[n]) for n in columns]
+        mask = pa.array(ok)
+        arrays = [_to_arrow(converted[n], spec.columns[n]).filter(mask) for n in columns]
         rejected = frame.loc[~ok, columns].assign(reason=check.reasons[~ok])
     return Validated(pa.Table.from_arrays(arrays, names=columns), rejected)
+
+
+def writable_key_range(values: pd.Series, col: ColumnSpec, policy) -> tuple | None:
+    """(low, high) of a partition-key column over the values validation will accept, or None.
+
+    Read before any row is written, so the partitions exist and the fast path can be chosen.
+    Dates come back as ``datetime.date``, timestamps as tz-aware datetimes; values that will be
+    rejected (unparseable, outside ``[earliest, today + 400 days]``) do not widen the range.
+    """
+    parsed = _parse_datetimes(values)
+    days = parsed.dt.tz_localize(None).dt.normalize()
+    usable = days.notna() & (days >= pd.Timestamp(policy.earliest)) & \
+        (days <= pd.Timestamp(dt.date.today() + FUTURE_HORIZON))
+    if not usable.any():
+        return None
+    if col.kind == "date":
+        return days[usable].min().date(), days[usable].max().date()
+    return parsed[usable].min().to_pydatetime(), parsed[usable].max().to_pydatetime()
