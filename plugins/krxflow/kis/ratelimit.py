@@ -1,0 +1,100 @@
+"""One request budget per appkey, shared by every process and trigger through Redis.
+
+KIS counts calls per appkey in a sliding one-second window (18/s live, 1/s paper since
+2026-04) and answers ``EGW00201`` above it. Several triggers, tasks and machines may use the
+same appkey, so the budget lives in Redis, not in the process.
+
+The algorithm is GCRA (a "virtual scheduling" token bucket with no burst): a Lua script keeps
+the *theoretical arrival time* of the next allowed call per appkey, reading Redis's own clock
+(``TIME``) so every process agrees on "now". Each ``acquire()`` reserves the next free slot
+atomically and sleeps until it; slots are ``1 / (rate × (1 − margin))`` seconds apart, so any
+one-second window holds at most ``rate`` calls even with a few tens of milliseconds of network
+jitter. Reservations are queued fairly: nobody spins, nobody retries against Redis.
+
+If Redis is unreachable the limiter falls back to the same schedule kept in-process (a warning
+is logged and counted); the budget is then per process until Redis answers again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from krxflow import cache
+
+log = logging.getLogger(__name__)
+
+# KEYS[1] = next-slot key. ARGV[1] = interval (µs), ARGV[2] = longest wait a caller may reserve (µs).
+# Returns {wait_µs, now_µs}; wait_µs = -1 when the queue is longer than ARGV[2] (nothing reserved).
+_GCRA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local wait = tat - now
+if wait > tonumber(ARGV[2]) then return {-1, now} end
+local nxt = tat + interval
+redis.call('SET', KEYS[1], string.format('%d', nxt), 'PX', math.floor((nxt - now) / 1000) + 1000)
+return {wait, now}
+"""
+
+
+class RateLimiter:
+    """Paces calls of one appkey below ``rate`` per second across processes (see module doc).
+
+    :param redis: a ``redis.asyncio`` client, or None for a process-local limiter.
+    :param name: what the budget is shared by (``KisConfig.key_id``).
+    :param rate: the gateway's limit in calls per second.
+    :param margin: fraction of ``rate`` left unused as a safety margin for jitter.
+    """
+
+    def __init__(self, redis, name: str, rate: float, margin: float = 0.05, *, max_reserve: float = 5.0) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self.redis = redis
+        self.key = cache.key("kis", "ratelimit", name)
+        self.rate = rate
+        self.interval = 1.0 / (rate * (1.0 - margin))
+        self.max_reserve = max_reserve
+        self.fallbacks = 0
+        self._local_next = 0.0
+        self._local_lock = asyncio.Lock()
+        self._script = redis.register_script(_GCRA) if redis is not None else None
+        self._redis_down_since: float | None = None
+
+    async def acquire(self) -> float:
+        """Wait for the next slot; returns the seconds waited."""
+        started = time.monotonic()
+        while True:
+            wait = await self._reserve()
+            if wait is not None:
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                return time.monotonic() - started
+            await asyncio.sleep(self.max_reserve / 2)  # queue full: come back later
+
+    async def _reserve(self) -> float | None:
+        if self._script is None:
+            return await self._reserve_local()
+        try:
+            wait_us, _ = await self._script(keys=[self.key],
+                                            args=[int(self.interval * 1e6), int(self.max_reserve * 1e6)])
+        except Exception as exc:  # redis.exceptions.ConnectionError, TimeoutError, BusyLoadingError…
+            if self._redis_down_since is None:
+                self._redis_down_since = time.monotonic()
+                log.warning("rate limiter: Redis unavailable (%s); pacing in-process until it is back", exc)
+            self.fallbacks += 1
+            return await self._reserve_local()
+        if self._redis_down_since is not None:
+            log.warning("rate limiter: Redis is back after %.1fs", time.monotonic() - self._redis_down_since)
+            self._redis_down_since = None
+        return None if wait_us < 0 else wait_us / 1e6
+
+    async def _reserve_local(self) -> float:
+        async with self._local_lock:
+            now = time.monotonic()
+            slot = max(now, self._local_next)
+            self._local_next = slot + self.interval
+            return slot - now

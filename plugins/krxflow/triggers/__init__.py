@@ -1,0 +1,1 @@
+"""Airflow triggers of krxflow (they must live in plugins/, not in DAG files, for the triggerer)."""
