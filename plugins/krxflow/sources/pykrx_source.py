@@ -1,0 +1,442 @@
+"""The real KRX (and Naver, for adjusted prices) through pykrx, made safe to run unattended.
+
+pykrx is a scraper of KRX's web site and was written for notebooks: it logs in at import time
+from ``KRX_ID``/``KRX_PW``, has no timeouts, turns almost every failure into an empty DataFrame,
+keeps a broken ticker table for the life of the process and spams the root logger. This module
+keeps pykrx's request and parsing code (so the requests are exactly pykrx's) and adds what an
+Airflow deployment needs:
+
+* **Credentials** from the ``krx_default`` Connection (login/password), exported as
+  ``KRX_ID``/``KRX_PW`` before pykrx is imported (inside the task, never at parse time). A refused
+  login raises :class:`KrxLoginError` (``CD010`` = KRX wants a password change).
+* **Typed errors** instead of empty frames, decided from the HTTP answer itself: ``LOGOUT``
+  (:class:`KrxLogoutError`), HTTP 403 or an HTML page (:class:`KrxBlockedError`), other statuses
+  and timeouts (:class:`KrxHttpError`), an empty answer on a trading day
+  (:class:`KrxEmptyAnswerError`), an unexpected shape (:class:`KrxBadAnswerError`).
+  Holidays are not errors: the XKRX calendar decides, and no request is sent for them.
+* **Timeouts** on every request (``KRXFLOW_KRX_TIMEOUT`` seconds, default 30).
+* **Pacing and the circuit breaker** of :mod:`krxflow.sources.pacing` around every request; a
+  block opens the circuit and fails the task at once (never retried).
+* pykrx's ``StockTicker`` singleton is reset after a failure; its prints and broken log calls
+  are silenced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import io
+import logging
+import os
+import sys
+import tempfile
+import xml.etree.ElementTree as ElementTree
+from typing import Callable, NamedTuple
+
+import pandas as pd
+
+from krxflow.settings import KRX_CONN_ID
+from krxflow.sources.base import (ADJUSTED_COLUMNS, DAILY_COLUMNS, DELISTED_COLUMNS, LISTING_COLUMNS, MARKETS,
+                                  KrxSource, as_date)
+from krxflow.sources.errors import (KrxBadAnswerError, KrxBlockedError, KrxEmptyAnswerError, KrxHttpError,
+                                    KrxLoginError, KrxLogoutError, KrxSourceError)
+from krxflow.sources.pacing import Pacer, block_ttl, circuit_key
+
+log = logging.getLogger(__name__)
+
+KRX_HOST = "data.krx.co.kr"
+NAVER_HOST = "fchart.stock.naver.com"
+DEFAULT_TIMEOUT = 30.0
+_MARKET_CODES = {"STK": "KOSPI", "KSQ": "KOSDAQ"}
+
+
+class Credentials(NamedTuple):
+    login: str
+    password: str
+
+
+class _State:
+    """Process-wide pykrx state: which login pykrx's session belongs to, which source is active."""
+
+    login: str | None = None
+    active: "PykrxSource | None" = None
+    isins: dict[str, str] | None = None
+
+
+def krx_credentials(conn_id: str = KRX_CONN_ID) -> Credentials | None:
+    """Login and password of the ``krx_default`` Connection; None when it is absent or empty."""
+    from airflow.sdk import BaseHook
+
+    try:
+        conn = BaseHook.get_connection(conn_id)
+    except Exception as exc:  # AirflowNotFoundException and friends: no Connection means anonymous
+        log.info("no %s Connection (%s): calling KRX without a login", conn_id, type(exc).__name__)
+        return None
+    if conn.login and conn.password:
+        return Credentials(conn.login, conn.password)
+    return None
+
+
+class _DropPykrxLogNoise(logging.Filter):
+    """pykrx calls ``logging.info(args, kwargs)``, which prints a 'Logging error' traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pykrx" not in (record.pathname or "")
+
+
+def _login_error(printed: str) -> KrxLoginError:
+    if "비밀번호 변경" in printed or "CD010" in printed:
+        return KrxLoginError("KRX refused the login of the krx_default Connection: CD010, KRX requires a "
+                             "password change (every ~3 months). Change it on www.krx.co.kr and update the "
+                             "Connection's password. Not retrying.")
+    return KrxLoginError("KRX refused the login of the krx_default Connection (wrong id or password?). "
+                         "Not retrying: repeated failed logins can lock the account.")
+
+
+def _import_pykrx(creds: Credentials | None) -> str:
+    """Import pykrx once per process, with the credentials exported first; returns what it printed."""
+    if "pykrx" in sys.modules:
+        return ""
+    if creds:
+        os.environ["KRX_ID"], os.environ["KRX_PW"] = creds.login, creds.password
+    else:
+        os.environ.pop("KRX_ID", None)
+        os.environ.pop("KRX_PW", None)
+    os.environ.setdefault("MPLCONFIGDIR", os.path.join(tempfile.gettempdir(), "krxflow-matplotlib"))
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed):
+            import pykrx  # noqa: F401  (logs in here when KRX_ID/KRX_PW are set)
+    except KrxSourceError:
+        raise
+    except ValueError as exc:  # the login answer was not JSON
+        raise KrxLoginError(f"KRX login answered something that is not JSON ({exc}); not retrying") from exc
+    except Exception as exc:
+        import requests
+
+        if isinstance(exc, requests.RequestException):
+            raise KrxHttpError(f"could not reach KRX to log in: {exc}") from exc
+        raise
+    logging.getLogger().addFilter(_DropPykrxLogNoise())
+    logging.getLogger("pykrx").setLevel(logging.WARNING)
+    from pykrx.website.comm import auth
+
+    if creds and auth._auth_session is not None:
+        _State.login = creds.login
+    log.debug("pykrx imported; it printed: %s", printed.getvalue().replace(creds.password if creds else "\0", "***"))
+    return printed.getvalue() or " "
+
+
+def reset_pykrx_state() -> None:
+    """Forget pykrx's cached ticker table (it keeps an empty one after a failure) and our ISIN map."""
+    with contextlib.suppress(ImportError):
+        from pykrx.website.krx.market.ticker import StockTicker
+
+        StockTicker._instance = None
+    _State.isins = None
+
+
+def _numbers(values: pd.Series, kind: str = "int") -> pd.Series:
+    """KRX's text numbers ("1,234", "-", "") as nullable numbers."""
+    text = values.astype("string").str.replace(",", "", regex=False).str.strip()
+    text = text.mask(text.isin(["-", ""]))
+    numeric = pd.to_numeric(text, errors="coerce")
+    return numeric.astype("Int64") if kind == "int" else numeric.astype("float64").round(2)
+
+
+def _krx_date(value: str) -> dt.date:
+    return dt.datetime.strptime(value.replace("/", "").replace("-", ""), "%Y%m%d").date()
+
+
+def _zero_as_missing(frame: pd.DataFrame) -> pd.DataFrame:
+    """Halted days come as open/high/low "0": krxflow stores them as NULL (close carried, volume 0)."""
+    for col in ("open", "high", "low"):
+        frame[col] = frame[col].mask(frame[col] == 0)
+    return frame
+
+
+def market_day_frame(raw: pd.DataFrame, day: dt.date) -> pd.DataFrame:
+    """MDCSTAT01501 rows (``OutBlock_1``) as :data:`DAILY_COLUMNS` plus name/market/isin/sector."""
+    needed = {"ISU_SRT_CD", "ISU_CD", "ISU_ABBRV", "MKT_NM", "TDD_CLSPRC", "TDD_OPNPRC", "TDD_HGPRC", "TDD_LWPRC",
+              "ACC_TRDVOL", "ACC_TRDVAL", "FLUC_RT", "MKTCAP", "LIST_SHRS"}
+    missing = needed - set(raw.columns)
+    if missing:
+        raise KrxBadAnswerError(f"KRX's all-market answer (MDCSTAT01501) lacks {sorted(missing)}: site change?")
+    market = raw["MKT_NM"].astype(str).str.upper().str.split().str[0]
+    raw = raw[market.isin(MARKETS)]
+    frame = pd.DataFrame({
+        "ticker": raw["ISU_SRT_CD"].astype(str).str.strip(),
+        "trade_date": day,
+        "open": _numbers(raw["TDD_OPNPRC"]), "high": _numbers(raw["TDD_HGPRC"]), "low": _numbers(raw["TDD_LWPRC"]),
+        "close": _numbers(raw["TDD_CLSPRC"]), "volume": _numbers(raw["ACC_TRDVOL"]),
+        "trading_value": _numbers(raw["ACC_TRDVAL"]), "change_rate": _numbers(raw["FLUC_RT"], "float"),
+        "market_cap": _numbers(raw["MKTCAP"]), "listed_shares": _numbers(raw["LIST_SHRS"]),
+        "name": raw["ISU_ABBRV"].astype(str).str.strip(), "market": market[market.isin(MARKETS)],
+        "isin": raw["ISU_CD"].astype(str).str.strip(),
+        "sector": raw.get("SECT_TP_NM", pd.Series(None, index=raw.index)).replace("", None),
+    })
+    return _zero_as_missing(frame).reset_index(drop=True)
+
+
+def ticker_history_frame(raw: pd.DataFrame, ticker: str) -> pd.DataFrame:
+    """MDCSTAT01701 rows (``output``, newest first) as :data:`DAILY_COLUMNS`, oldest first."""
+    if raw.empty:
+        return pd.DataFrame(columns=DAILY_COLUMNS)
+    frame = pd.DataFrame({
+        "ticker": ticker, "trade_date": [_krx_date(v) for v in raw["TRD_DD"]],
+        "open": _numbers(raw["TDD_OPNPRC"]), "high": _numbers(raw["TDD_HGPRC"]), "low": _numbers(raw["TDD_LWPRC"]),
+        "close": _numbers(raw["TDD_CLSPRC"]), "volume": _numbers(raw["ACC_TRDVOL"]),
+        "trading_value": _numbers(raw["ACC_TRDVAL"]), "change_rate": _numbers(raw["FLUC_RT"], "float"),
+        "market_cap": _numbers(raw["MKTCAP"]), "listed_shares": _numbers(raw["LIST_SHRS"]),
+    })
+    frame = frame[frame["close"].notna()]
+    return _zero_as_missing(frame).sort_values("trade_date").reset_index(drop=True)
+
+
+def naver_frame(xml_text: str, ticker: str, first: dt.date, last: dt.date) -> pd.DataFrame:
+    """Naver's ``sise.nhn`` XML (``<item data="YYYYMMDD|o|h|l|c|v"/>``) as :data:`ADJUSTED_COLUMNS`.
+
+    The same parsing pykrx's Naver path does, kept here so that the ticker and dates stay exact.
+    """
+    try:
+        root = ElementTree.fromstring(xml_text)
+    except ElementTree.ParseError as exc:
+        raise KrxBadAnswerError(f"Naver's answer for {ticker} is not XML: {exc}") from exc
+    rows = [item.get("data", "").split("|") for item in root.iter("item")]
+    rows = [r for r in rows if len(r) == 6]
+    if not rows:
+        return pd.DataFrame(columns=ADJUSTED_COLUMNS)
+    frame = pd.DataFrame(rows, columns=["d", "open", "high", "low", "close", "volume"])
+    frame["trade_date"] = [_krx_date(v) for v in frame.pop("d")]
+    for col in ("open", "high", "low", "close", "volume"):
+        frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("Int64")
+    frame = frame.sort_values("trade_date").reset_index(drop=True)
+    previous = frame["close"].shift(1).astype("float64")
+    frame["change_rate"] = ((frame["close"].astype("float64") - previous) / previous * 100).round(2)
+    frame["ticker"] = ticker
+    frame = frame[(frame["trade_date"] >= first) & (frame["trade_date"] <= last)]
+    return _zero_as_missing(frame)[ADJUSTED_COLUMNS].reset_index(drop=True)
+
+
+class PykrxSource(KrxSource):
+    """:class:`KrxSource` over pykrx 1.2.x (KRX ``getJsonData.cmd`` and Naver ``sise.nhn``)."""
+
+    name = "pykrx"
+
+    def __init__(self, conn_id: str = KRX_CONN_ID, *, timeout: float | None = None, min_interval: float | None = None,
+                 redis_client=None):
+        self.conn_id = conn_id
+        self.timeout = float(timeout or os.environ.get("KRXFLOW_KRX_TIMEOUT") or DEFAULT_TIMEOUT)
+        self.pacers = {"krx": Pacer("krx", redis_client, min_interval),
+                       "naver": Pacer("naver", redis_client, min_interval)}
+        self.sent = 0
+        self._creds: Credentials | None | bool = False  # False = not read yet
+
+    # ------------------------------------------------------------------ interface
+    def listing(self, day) -> pd.DataFrame:
+        from krxflow.calendar import is_trading_day, previous_trading_day
+
+        day = as_date(day)
+        session = day if is_trading_day(day) else previous_trading_day(day)
+        return self._market_day(session)[LISTING_COLUMNS].reset_index(drop=True)
+
+    def delisted(self) -> pd.DataFrame:
+        self._ensure_session()
+        from pykrx.website.krx.market.core import 상폐종목검색
+
+        raw = self._call(lambda: 상폐종목검색().fetch(mktsel="ALL"))
+        if raw.empty:
+            return pd.DataFrame(columns=DELISTED_COLUMNS)
+        frame = pd.DataFrame({"ticker": raw["short_code"], "name": raw["codeName"],
+                              "market": raw["marketCode"].map(_MARKET_CODES), "isin": raw["full_code"]})
+        return frame[frame["market"].notna()].reset_index(drop=True)
+
+    def daily_prices(self, day) -> pd.DataFrame:
+        from krxflow.calendar import is_trading_day
+
+        day = as_date(day)
+        if not is_trading_day(day):
+            log.info("%s is not an XKRX session: no prices, no request", day)
+            return pd.DataFrame(columns=DAILY_COLUMNS)
+        return self._market_day(day)[DAILY_COLUMNS].reset_index(drop=True)
+
+    def history(self, ticker: str, first, last, *, adjusted: bool = True, isin: str | None = None) -> pd.DataFrame:
+        first, last = as_date(first), as_date(last)
+        if adjusted:
+            return self._naver_history(ticker, first, last)
+        self._ensure_session()
+        from pykrx.website.krx.market.core import 개별종목시세
+
+        isin = isin or self._isin(ticker)
+        if isin is None:
+            log.info("KRX knows no ISIN for %s: no history", ticker)
+            return pd.DataFrame(columns=DAILY_COLUMNS)
+        raw = self._call(lambda: 개별종목시세().fetch(strtDd=first.strftime("%Y%m%d"), endDd=last.strftime("%Y%m%d"),
+                                                    isuCd=isin, adjStkPrc=1))
+        return ticker_history_frame(raw, ticker)
+
+    def requests_sent(self) -> int:
+        return self.sent
+
+    # ------------------------------------------------------------------ internals
+    def _market_day(self, day: dt.date) -> pd.DataFrame:
+        self._ensure_session()
+        from pykrx.website.krx.market.core import 전종목시세
+
+        raw = self._call(lambda: 전종목시세().fetch(trdDd=day.strftime("%Y%m%d"), mktId="ALL"))
+        frame = market_day_frame(raw, day) if not raw.empty else pd.DataFrame(columns=DAILY_COLUMNS)
+        if frame.empty or frame["close"].isna().all():
+            raise KrxEmptyAnswerError(f"KRX answered no prices for {day}, an XKRX trading day "
+                                      f"({len(raw)} rows, all without a close): not published yet, or a site change")
+        return frame[frame["close"].notna()]
+
+    def _naver_history(self, ticker: str, first: dt.date, last: dt.date) -> pd.DataFrame:
+        self._ensure_session()
+        from pykrx.website.naver.core import Sise
+
+        # pykrx asks Naver for the number of calendar days back from today (plus 2 for the first change).
+        count = max((dt.date.today() - first).days + 2, 1)
+        xml_text = self._call(lambda: Sise().fetch(ticker, count))
+        return naver_frame(xml_text, ticker, first, last)
+
+    def _isin(self, ticker: str) -> str | None:
+        if _State.isins is None:
+            self._ensure_session()
+            from pykrx.website.krx.market.core import 상장종목검색, 상폐종목검색
+
+            isins: dict[str, str] = {}
+            for finder in (상폐종목검색, 상장종목검색):  # listed last: a reused code maps to the live issue
+                raw = self._call(lambda: finder().fetch(mktsel="ALL"))
+                if not raw.empty:
+                    isins.update(zip(raw["short_code"], raw["full_code"]))
+            _State.isins = isins
+        return _State.isins.get(ticker)
+
+    def _call(self, fetch: Callable):
+        """Run one pykrx fetch on an instrumented session; pykrx's silent failures become typed errors."""
+        self._ensure_session()
+        printed = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(printed):
+                return fetch()
+        except KrxSourceError:
+            reset_pykrx_state()
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:  # incl. JSONDecodeError
+            reset_pykrx_state()
+            raise KrxBadAnswerError(f"unexpected answer from KRX/Naver ({type(exc).__name__}: {exc})") from exc
+        finally:
+            if printed.getvalue().strip():
+                log.debug("pykrx printed: %s", printed.getvalue().strip()[:500])
+
+    def _credentials(self) -> Credentials | None:
+        if self._creds is False:
+            self._creds = krx_credentials(self.conn_id)
+        return self._creds or None
+
+    def _ensure_session(self):
+        creds = self._credentials()
+        printed = _import_pykrx(creds)
+        from pykrx.website.comm import auth
+
+        current = auth._auth_session
+        if creds:
+            if current is None and printed:
+                raise _login_error(printed)
+            if current is None or not current.is_valid() or _State.login != creds.login:
+                current = self._login(auth, creds)
+        elif current is None or _State.login is not None or not current.is_valid():
+            current = auth.KRXSession(is_authenticated=True, expiry_time=float("inf"))  # anonymous
+            auth.set_auth_session(current)
+            _State.login = None
+        _State.active = self
+        _instrument(current.session)
+        return current
+
+    @staticmethod
+    def _login(auth, creds: Credentials):
+        session = auth.KRXSession()
+        printed = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(printed):
+                ok = session.refresh(creds.login, creds.password)
+        except ValueError as exc:
+            raise KrxLoginError(f"KRX login answered something that is not JSON ({exc}); not retrying") from exc
+        except Exception as exc:
+            import requests
+
+            if isinstance(exc, requests.RequestException):
+                raise KrxHttpError(f"could not reach KRX to log in: {exc}") from exc
+            raise
+        if not ok:
+            raise _login_error(printed.getvalue())
+        os.environ["KRX_ID"], os.environ["KRX_PW"] = creds.login, creds.password  # pykrx's own refresh uses them
+        auth.set_auth_session(session)
+        _State.login = creds.login
+        return session
+
+    def _classify(self, service: str, response) -> None:
+        """Raise the typed error an HTTP answer means (called for every answer, before pykrx parses it)."""
+        head = response.content[:512].decode("utf-8", "replace").strip()
+        status = response.status_code
+        if status == 403:
+            self._blocked(service, f"HTTP 403 from {response.url}")
+        if service == "krx" and head.upper().startswith("LOGOUT"):
+            raise KrxLogoutError(
+                "KRX answered LOGOUT: its data service needs a logged-in session. Set login/password on the "
+                f"{self.conn_id} Connection (or the login expired / was taken over by another session). Not retrying.")
+        if status != 200:
+            raise KrxHttpError(f"{service} answered HTTP {status} for {response.url}: {head[:200]!r}")
+        lowered = head.lower()
+        if (service == "krx" and head.startswith("<")) or lowered.startswith(("<!doctype html", "<html")):
+            self._blocked(service, f"an HTML page instead of data from {response.url}: {head[:120]!r}")
+
+    def _blocked(self, service: str, reason: str) -> None:
+        pacer = self.pacers[service]
+        ttl = block_ttl()
+        pacer.open_circuit(reason, ttl)
+        raise KrxBlockedError(
+            f"{service} BLOCKED this IP ({reason}). Failing now without retries: retrying during a block extends "
+            f"it. The circuit is open for {ttl}s (Redis key {circuit_key(service)}); no krxflow task calls "
+            f"{service} until it closes.")
+
+
+def _service_of(url: str) -> str | None:
+    if KRX_HOST in url:
+        return "krx"
+    if NAVER_HOST in url:
+        return "naver"
+    return None
+
+
+def _instrument(session) -> None:
+    """Give a requests.Session timeouts, pacing, the circuit check and answer classification (once)."""
+    if getattr(session, "_krxflow_instrumented", False):
+        return
+    original = session.request
+
+    def request(method, url, *args, **kwargs):
+        source = _State.active
+        service = _service_of(str(url))
+        if source is None or service is None:
+            return original(method, url, *args, **kwargs)
+        import requests
+
+        kwargs["timeout"] = kwargs.get("timeout") or source.timeout
+        source.pacers[service].before_request()
+        try:
+            response = original(method, url, *args, **kwargs)
+        except requests.Timeout as exc:
+            raise KrxHttpError(f"{service} did not answer within {source.timeout}s ({url})") from exc
+        except requests.RequestException as exc:
+            raise KrxHttpError(f"could not reach {service}: {exc}") from exc
+        source.sent += 1
+        source._classify(service, response)
+        return response
+
+    session.request = request
+    session._krxflow_instrumented = True
+
+
+__all__ = ["PykrxSource", "Credentials", "krx_credentials", "market_day_frame", "naver_frame", "reset_pykrx_state",
+           "ticker_history_frame"]

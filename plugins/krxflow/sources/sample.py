@@ -1,0 +1,343 @@
+"""A deterministic, offline KOSPI/KOSDAQ market: for demos, tests and benches.
+
+The same inputs always give the same rows, on any machine, with no network. The market is
+built to exercise everything the real one throws at krxflow:
+
+* ~2,700 tickers (``KRXFLOW_SAMPLE_TICKERS`` or ``tickers=``), about 35 % KOSPI and 65 % KOSDAQ,
+  trading on the XKRX sessions of :mod:`krxflow.calendar` from :data:`UNIVERSE_START`;
+* KRX tick sizes and the ±30 % daily price limit;
+* trading halts (open/high/low empty, close carried, volume 0), stock splits (raw prices jump,
+  the adjusted series does not), new listings, delistings, renames and KOSDAQ→KOSPI moves;
+* ``005930`` behaves like Samsung Electronics in 2018: halted 2018-04-30..05-03 and split 50:1,
+  trading again on 2018-05-04; ``010000`` trades more than 2^31 shares a day.
+
+Each ticker's path is generated from its own seed, so one ticker's history costs a few hundred
+microseconds and never depends on which other tickers exist. The whole market on one day is
+computed in blocks of sessions, cached per process.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import zlib
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+
+from krxflow.sources.base import (ADJUSTED_COLUMNS, DAILY_COLUMNS, DELISTED_COLUMNS, LISTING_COLUMNS,
+                                  KrxSource, as_date)
+
+#: The first session of the sample market.
+UNIVERSE_START = dt.date(2016, 1, 4)
+DEFAULT_TICKERS = 2_700
+SAMSUNG = "005930"
+HUGE_VOLUME = "010000"
+_BLOCK = 64  # sessions per cached whole-market block
+
+_KOSDAQ_SECTIONS = ("우량기업부", "벤처기업부", "중견기업부", "기술성장기업부")
+_NAME_PARTS = ("한빛", "대성", "동양", "세진", "미래", "코리아", "태평양", "신한", "광명", "우리", "금강", "서해",
+               "누리", "가온", "나래", "다온", "해솔", "아라", "라온", "비전")
+_NAME_KINDS = ("전자", "화학", "바이오", "건설", "제약", "테크", "소재", "에너지", "물산", "반도체", "식품", "로보틱스")
+
+
+_TICK_THRESHOLDS = np.array([2_000, 5_000, 20_000, 50_000, 200_000, 500_000])
+_TICKS = np.array([1, 5, 10, 50, 100, 500, 1_000], dtype=np.int64)
+
+
+def tick_size(price: np.ndarray) -> np.ndarray:
+    """KRX tick sizes (since 2023) for prices in won."""
+    return _TICKS[np.searchsorted(_TICK_THRESHOLDS, price, side="right")]
+
+
+def to_tick(price: np.ndarray) -> np.ndarray:
+    """``price`` rounded to the nearest valid tick (at least 1 won)."""
+    price = np.maximum(np.asarray(price, dtype=float), 1.0)
+    tick = tick_size(price)
+    return (np.rint(price / tick) * tick).astype(np.int64)
+
+
+def isin_of(ticker: str) -> str:
+    """The ISIN of a Korean common share: KR7 + ticker + 00 + the ISIN (Luhn) check digit."""
+    body = f"KR7{ticker}00"
+    digits = "".join(str(int(c, 36)) for c in body)
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        n = int(ch)
+        if i % 2 == 0:
+            n *= 2
+            n = n - 9 if n > 9 else n
+        total += n
+    return body + str((10 - total % 10) % 10)
+
+
+@lru_cache(maxsize=1)
+def sessions() -> np.ndarray:
+    """Every XKRX session of the sample market as ``datetime64[D]``."""
+    from krxflow.calendar import trading_days, xkrx
+
+    return np.array(trading_days(UNIVERSE_START, xkrx().last_session.date()), dtype="datetime64[D]")
+
+
+def session_index(day: dt.date) -> int:
+    """Index of session ``day`` in :func:`sessions` (-1 when ``day`` is not a session in range)."""
+    all_sessions = sessions()
+    i = int(np.searchsorted(all_sessions, np.datetime64(day, "D")))
+    return i if i < len(all_sessions) and all_sessions[i] == np.datetime64(day, "D") else -1
+
+
+def universe(count: int) -> list[str]:
+    """The ``count`` tickers of the market: 005930 first, then unique 6-digit codes."""
+    return [SAMSUNG] + [f"{10_000 + i * 97:06d}" for i in range(count - 1)]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What happens to one ticker over the life of the sample market (indices into sessions())."""
+
+    ticker: str
+    index: int
+    market: str
+    name: str
+    sector: str | None
+    listed: int
+    delisted: int | None  # first session it no longer trades
+    base_price: float
+    shares: int
+    sigma: float
+    split_at: int | None
+    split_factor: int
+    halt: tuple[int, int] | None  # [start, end) sessions without trading
+    renamed_at: int | None
+    new_name: str | None
+    moved_at: int | None  # KOSDAQ → KOSPI
+
+
+def _seed(ticker: str, salt: str = "") -> int:
+    return zlib.crc32(f"krxflow-sample:{ticker}:{salt}".encode())
+
+
+@lru_cache(maxsize=8192)
+def profile(ticker: str, index: int) -> Profile:
+    rng = np.random.default_rng(_seed(ticker, "profile"))
+    n = len(sessions())
+    market = "KOSPI" if index % 20 < 7 else "KOSDAQ"
+    name = f"{_NAME_PARTS[rng.integers(len(_NAME_PARTS))]}{_NAME_KINDS[rng.integers(len(_NAME_KINDS))]}{index:04d}"
+    sector = None if market == "KOSPI" else _KOSDAQ_SECTIONS[rng.integers(len(_KOSDAQ_SECTIONS))]
+    listed = 0 if rng.random() < 0.9 else int(rng.integers(20, n - 40))
+    delisted = int(rng.integers(listed + 60, n)) if rng.random() < 0.05 and listed + 60 < n else None
+    split_at, factor = None, 1
+    if rng.random() < 0.03:
+        split_at, factor = int(rng.integers(listed + 5, n)), int(rng.choice([2, 5, 10]))
+    halt = None
+    if rng.random() < 0.04:
+        start = int(rng.integers(listed + 1, n - 1))
+        halt = (start, min(n, start + int(rng.integers(1, 11))))
+    renamed_at = int(rng.integers(listed + 1, n)) if rng.random() < 0.02 else None
+    moved_at = int(rng.integers(listed + 1, n)) if market == "KOSDAQ" and rng.random() < 0.01 else None
+    base_price = float(np.exp(rng.uniform(7.0, 11.5)))
+    shares = int(10 ** rng.uniform(6.5, 8.3))
+    sigma = float(rng.uniform(0.01, 0.035))
+    if ticker == SAMSUNG:
+        name, sector, listed, delisted, base_price, shares, sigma = "삼성전자", None, 0, None, 50_000.0, 6_419_324_700, 0.015
+        renamed_at = moved_at = None
+        resume = session_index(dt.date(2018, 5, 4))
+        split_at, factor, halt = resume, 50, (session_index(dt.date(2018, 4, 30)), resume)
+    if ticker == HUGE_VOLUME:
+        base_price, shares, listed, delisted, halt, split_at, factor = 600.0, 3_000_000_000, 0, None, None, None, 1
+    return Profile(ticker, index, market, name, sector, listed, delisted, base_price, shares, sigma, split_at,
+                   factor, halt, renamed_at, f"뉴{name}" if renamed_at is not None else None, moved_at)
+
+
+@lru_cache(maxsize=16)
+def series(ticker: str, index: int) -> dict[str, np.ndarray]:
+    """The full raw and adjusted path of one ticker over every session (trading or not)."""
+    p = profile(ticker, index)
+    n = len(sessions())
+    rng = np.random.default_rng(_seed(ticker, "path"))
+    noise = rng.standard_normal((5, n))
+    trading = np.zeros(n, dtype=bool)
+    trading[p.listed:p.delisted if p.delisted is not None else n] = True
+    halted = np.zeros(n, dtype=bool)
+    if p.halt:
+        halted[p.halt[0]:p.halt[1]] = True
+    # Daily log-returns, bounded so that a close never moves more than ±30 % (KRX's limit).
+    returns = np.clip(noise[0] * p.sigma, -0.25, 0.25)
+    returns[~trading | halted] = 0.0
+    returns[:p.listed + 1] = 0.0
+    adjusted_close = p.base_price * np.exp(np.cumsum(returns))
+    factor = np.ones(n)
+    if p.split_at is not None:
+        factor[:p.split_at] = p.split_factor  # before the split a share was worth `factor` of today's
+    close = to_tick(adjusted_close * factor)
+    prev_close = np.concatenate([[close[0]], close[:-1]])
+    prev_close = np.where(np.arange(n) == p.split_at, to_tick(prev_close / p.split_factor), prev_close)
+    low_limit, high_limit = prev_close * 0.7, prev_close * 1.3
+    open_ = to_tick(np.clip(prev_close * np.exp(noise[1] * p.sigma / 2), low_limit, high_limit))
+    high = to_tick(np.clip(np.maximum(open_, close) * np.exp(np.abs(noise[2]) * p.sigma / 2), low_limit, high_limit))
+    low = to_tick(np.clip(np.minimum(open_, close) * np.exp(-np.abs(noise[3]) * p.sigma / 2), low_limit, high_limit))
+    high = np.maximum(high, np.maximum(open_, close))
+    low = np.minimum(low, np.minimum(open_, close))
+    shares = np.full(n, p.shares, dtype=np.int64)
+    if p.split_at is not None:
+        shares[:p.split_at] = p.shares // p.split_factor
+    turnover = (0.8 + 0.2 * np.abs(noise[4])) if ticker == HUGE_VOLUME else np.exp(noise[4] * 0.6) * 0.004
+    volume = np.rint(shares * turnover).astype(np.int64)
+    volume[halted] = 0
+    trading_value = (volume * (open_ + high + low + close) / 4).astype(np.int64)
+    adj_prev = np.concatenate([[adjusted_close[0]], adjusted_close[:-1]])
+    change_rate = np.round((close / factor / adj_prev - 1) * 100, 2)
+    change_rate[:p.listed + 1] = 0.0
+    return {"trading": trading, "halted": halted, "open": open_, "high": high, "low": low, "close": close,
+            "volume": volume, "trading_value": trading_value, "change_rate": change_rate,
+            "listed_shares": shares, "market_cap": close * shares, "factor": factor.astype(np.int64)}
+
+
+class SampleMarket:
+    """The sample market of ``count`` tickers (deterministic; cheap to create)."""
+
+    def __init__(self, count: int | None = None):
+        self.count = int(count or os.environ.get("KRXFLOW_SAMPLE_TICKERS") or DEFAULT_TICKERS)
+        if self.count < 1:
+            raise ValueError("the sample market needs at least one ticker")
+        self.tickers = universe(self.count)
+        self.index = {t: i for i, t in enumerate(self.tickers)}
+
+    # ----------------------------------------------------------------- per ticker
+    def profile(self, ticker: str) -> Profile | None:
+        i = self.index.get(ticker)
+        return None if i is None else profile(ticker, i)
+
+    def series(self, ticker: str) -> dict[str, np.ndarray]:
+        return series(ticker, self.index[ticker])
+
+    def name_on(self, p: Profile, i: int) -> str:
+        return p.new_name if p.renamed_at is not None and i >= p.renamed_at else p.name
+
+    def market_on(self, p: Profile, i: int) -> str:
+        return "KOSPI" if p.moved_at is not None and i >= p.moved_at else p.market
+
+    def history(self, ticker: str, first: dt.date, last: dt.date, adjusted: bool) -> pd.DataFrame:
+        columns = ADJUSTED_COLUMNS if adjusted else DAILY_COLUMNS
+        p = self.profile(ticker)
+        if p is None or (adjusted and p.delisted is not None):
+            return pd.DataFrame(columns=columns)
+        all_sessions = sessions()
+        lo = int(np.searchsorted(all_sessions, np.datetime64(first, "D")))
+        hi = int(np.searchsorted(all_sessions, np.datetime64(last, "D"), side="right"))
+        s = self.series(ticker)
+        if not adjusted:
+            picked = np.arange(lo, hi)
+            return self._rows(ticker, s, picked[s["trading"][lo:hi]], all_sessions)[columns]
+        # Like Naver: whole-won adjusted prices; the change is computed from the adjusted closes.
+        picked = np.flatnonzero(s["trading"])
+        frame = self._rows(ticker, s, picked, all_sessions)
+        factor = s["factor"][picked]
+        for col in ("open", "high", "low", "close"):
+            frame[col] = pd.array(np.rint(frame[col].astype("float64") / factor), dtype="Int64")
+        frame["volume"] = frame["volume"] * factor
+        close = frame["close"].astype("float64")
+        frame["change_rate"] = ((close - close.shift(1)) / close.shift(1) * 100).round(2)
+        return frame[(picked >= lo) & (picked < hi)][columns]
+
+    @staticmethod
+    def _rows(ticker: str, s, picked: np.ndarray, all_sessions) -> pd.DataFrame:
+        halted = s["halted"][picked]
+        frame = pd.DataFrame({
+            "ticker": ticker,
+            "trade_date": all_sessions[picked].astype("datetime64[s]").astype(object),
+            "open": pd.array(np.where(halted, 0, s["open"][picked]), dtype="Int64"),
+            "high": pd.array(np.where(halted, 0, s["high"][picked]), dtype="Int64"),
+            "low": pd.array(np.where(halted, 0, s["low"][picked]), dtype="Int64"),
+            "close": s["close"][picked], "volume": s["volume"][picked],
+            "trading_value": s["trading_value"][picked], "change_rate": s["change_rate"][picked],
+            "market_cap": s["market_cap"][picked], "listed_shares": s["listed_shares"][picked],
+        })
+        frame["trade_date"] = [d.date() for d in frame["trade_date"]]
+        for col in ("open", "high", "low"):
+            frame.loc[halted, col] = pd.NA
+        return frame
+
+    # ----------------------------------------------------------------- whole market
+    def day(self, day: dt.date) -> pd.DataFrame:
+        """Every ticker trading on session ``day`` (:data:`DAILY_COLUMNS` plus name/market/isin/sector)."""
+        i = session_index(day)
+        if i < 0:
+            return pd.DataFrame(columns=DAILY_COLUMNS + ["name", "market", "isin", "sector"])
+        block = self._block(i // _BLOCK)
+        return block[block["_i"] == i].drop(columns="_i").reset_index(drop=True)
+
+    @lru_cache(maxsize=2)
+    def _block(self, number: int) -> pd.DataFrame:
+        all_sessions = sessions()
+        lo, hi = number * _BLOCK, min(len(all_sessions), (number + 1) * _BLOCK)
+        parts = {k: [] for k in ("ticker", "_i", "open", "high", "low", "close", "volume", "trading_value",
+                                 "change_rate", "market_cap", "listed_shares", "halted", "name", "market",
+                                 "isin", "sector")}
+        for ticker in self.tickers:
+            p = self.profile(ticker)
+            s = self.series(ticker)
+            idx = np.arange(lo, hi)[s["trading"][lo:hi]]
+            if not len(idx):
+                continue
+            parts["ticker"].append(np.full(len(idx), ticker, dtype=object))
+            parts["_i"].append(idx)
+            for col in ("open", "high", "low", "close", "volume", "trading_value", "change_rate", "market_cap",
+                        "listed_shares", "halted"):
+                parts[col].append(s[col][idx])
+            parts["name"].append(np.array([self.name_on(p, i) for i in idx], dtype=object))
+            parts["market"].append(np.array([self.market_on(p, i) for i in idx], dtype=object))
+            parts["isin"].append(np.full(len(idx), isin_of(ticker), dtype=object))
+            parts["sector"].append(np.full(len(idx), p.sector, dtype=object))
+        if not parts["ticker"]:
+            return pd.DataFrame(columns=list(parts) + ["trade_date"])
+        frame = pd.DataFrame({k: np.concatenate(v) for k, v in parts.items()})
+        frame["trade_date"] = [d.date() for d in all_sessions[frame["_i"].to_numpy()].astype("datetime64[s]").astype(object)]
+        halted = frame.pop("halted").to_numpy()
+        for col in ("open", "high", "low"):
+            frame[col] = pd.array(frame[col], dtype="Int64")
+            frame.loc[halted, col] = pd.NA
+        return frame
+
+    def __hash__(self):
+        return hash(("SampleMarket", self.count))
+
+    def __eq__(self, other):
+        return isinstance(other, SampleMarket) and other.count == self.count
+
+
+def _previous_session(day: dt.date) -> dt.date:
+    from krxflow.calendar import is_trading_day, previous_trading_day
+
+    return day if is_trading_day(day) else previous_trading_day(day)
+
+
+class SampleSource(KrxSource):
+    """:class:`KrxSource` over :class:`SampleMarket`: no network, no pacing, same row shapes as pykrx."""
+
+    name = "sample"
+
+    def __init__(self, tickers: int | None = None):
+        self.market = SampleMarket(tickers)
+
+    def listing(self, day) -> pd.DataFrame:
+        frame = self.market.day(_previous_session(as_date(day)))
+        return frame[LISTING_COLUMNS].reset_index(drop=True)
+
+    def delisted(self) -> pd.DataFrame:
+        today_index = session_index(_previous_session(min(dt.date.today(), sessions()[-1].astype(dt.date))))
+        rows = []
+        for ticker in self.market.tickers:
+            p = self.market.profile(ticker)
+            if p.delisted is not None and p.delisted <= today_index:
+                rows.append((ticker, self.market.name_on(p, p.delisted - 1), self.market.market_on(p, p.delisted - 1),
+                             isin_of(ticker)))
+        return pd.DataFrame(rows, columns=DELISTED_COLUMNS)
+
+    def daily_prices(self, day) -> pd.DataFrame:
+        return self.market.day(as_date(day))[DAILY_COLUMNS].reset_index(drop=True)
+
+    def history(self, ticker: str, first, last, *, adjusted: bool = True, isin: str | None = None) -> pd.DataFrame:
+        return self.market.history(ticker, as_date(first), as_date(last), adjusted).reset_index(drop=True)
