@@ -1,0 +1,140 @@
+"""Put sample data behind every krxflow dashboard panel and API endpoint, through the normal load path.
+
+Used by the read-side tests and by ``bench/grafana_queries.py``:
+
+* ``load_market`` — ticker master, raw and split-adjusted daily prices from a
+  :class:`~krxflow.sources.base.KrxSource` (the offline ``sample`` source in tests and benches),
+  written with :class:`~krxflow.hooks.BatchedPostgresHook` exactly like the ingest DAGs do;
+* ``refresh_read_models`` — the upkeep module's materialized-view refresh and indicator update;
+* ``load_intraday`` — one KST session of KIS-like snapshots and 10-level order books;
+* ``load_pipeline_stats`` — the ``load_stats`` rows the pipeline-health dashboard reads that are
+  not table writes (KIS polling windows, quality checks, backups), via ``hook.log_stats``.
+
+Everything is deterministic: the same arguments give the same rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+KST = ZoneInfo("Asia/Seoul")
+
+
+@dataclass
+class LoadReport:
+    tickers: int = 0
+    stocks: int = 0
+    daily_rows: int = 0
+    adjusted_rows: int = 0
+    seconds: float = 0.0
+
+
+def load_market(hook, source, first: dt.date, last: dt.date, *, tickers: list[str] | None = None,
+                chunk_tickers: int = 250, progress=None) -> LoadReport:
+    """Load the ticker master and both daily series of ``first``..``last`` from ``source``."""
+    import time
+
+    import pandas as pd
+
+    from krxflow.sources.base import DAILY_COLUMNS, ADJUSTED_COLUMNS
+
+    started = time.perf_counter()
+    report = LoadReport()
+    listing = source.listing(last)
+    delisted = source.delisted()
+    stocks = listing.assign(delisted=False)
+    gone = delisted[~delisted["ticker"].isin(stocks["ticker"])].assign(delisted=True)
+    stocks = pd.concat([stocks, gone], ignore_index=True)
+    if tickers is not None:
+        stocks = stocks[stocks["ticker"].isin(tickers)]
+    stocks = stocks.assign(first_seen=first, last_seen=last)
+    report.stocks = hook.upsert("stocks", stocks).rows_in
+    names = stocks["ticker"].tolist()
+    report.tickers = len(names)
+    for start in range(0, len(names), chunk_tickers):
+        chunk = names[start:start + chunk_tickers]
+        raw = [source.history(t, first, last, adjusted=False) for t in chunk]
+        adjusted = [source.history(t, first, last, adjusted=True) for t in chunk]
+        raw = [f for f in raw if len(f)]
+        adjusted = [f for f in adjusted if len(f)]
+        if raw:
+            report.daily_rows += hook.upsert("daily_prices", pd.concat(raw, ignore_index=True)[DAILY_COLUMNS]).rows_written
+        if adjusted:
+            report.adjusted_rows += hook.upsert(
+                "daily_prices_adjusted", pd.concat(adjusted, ignore_index=True)[ADJUSTED_COLUMNS]).rows_written
+        if progress:
+            progress(start + len(chunk), len(names), report)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def refresh_read_models(conn, hook) -> list[str]:
+    """Refresh the materialized views and bring ``daily_indicators`` up to date (upkeep module)."""
+    from krxflow.upkeep import indicators, matviews
+
+    done = [r.summary() for r in matviews.refresh_all(conn)]
+    done += [r.summary() for r in indicators.update(conn, hook)]
+    return done
+
+
+def session_minutes(day: dt.date, every_seconds: int = 60) -> list[dt.datetime]:
+    """Snapshot instants of the regular KST session 09:00–15:30 of ``day``."""
+    start = dt.datetime.combine(day, dt.time(9, 0), KST)
+    count = int(6.5 * 3600 // every_seconds) + 1
+    return [start + dt.timedelta(seconds=every_seconds * i) for i in range(count)]
+
+
+def load_intraday(hook, tickers: list[str], day: dt.date, *, every_seconds: int = 60,
+                  base_prices: dict[str, int] | None = None):
+    """KIS-like snapshots and order books of ``tickers`` over the session of ``day``."""
+    import pandas as pd
+
+    quotes, books = [], []
+    for n, ticker in enumerate(tickers):
+        base = (base_prices or {}).get(ticker) or 10_000 * (n + 1)
+        cum_volume = 0
+        day_high = day_low = base
+        for i, ts in enumerate(session_minutes(day, every_seconds)):
+            price = max(1, int(round(base * (1 + 0.02 * math.sin(i / 17 + n)) / 10)) * 10)
+            cum_volume += 100 + (i * 37 + n * 11) % 900
+            day_high, day_low = max(day_high, price), min(day_low, price)
+            quotes.append({"ticker": ticker, "ts": ts, "price": price, "change": price - base,
+                           "change_rate": round(100 * (price - base) / base, 2), "cum_volume": cum_volume,
+                           "cum_value": cum_volume * price, "open": base, "high": day_high, "low": day_low,
+                           "halted": False})
+            book = {"ticker": ticker, "ts": ts}
+            for level in range(1, 11):
+                book[f"ask_price_{level}"] = price + 10 * level
+                book[f"bid_price_{level}"] = price - 10 * level
+                book[f"ask_qty_{level}"] = 100 * level + (i + n) % 50
+                book[f"bid_qty_{level}"] = 120 * level + (i * 3 + n) % 50
+            book["total_ask_qty"] = sum(book[f"ask_qty_{k}"] for k in range(1, 11))
+            book["total_bid_qty"] = sum(book[f"bid_qty_{k}"] for k in range(1, 11))
+            books.append(book)
+    q = hook.upsert("intraday_quotes", pd.DataFrame(quotes))
+    b = hook.upsert("order_books", pd.DataFrame(books))
+    return q, b
+
+
+def load_pipeline_stats(hook, now: dt.datetime, *, days: int = 3, windows_per_day: int = 12) -> int:
+    """KIS polling windows, daily-price quality checks and backups over the ``days`` before ``now``."""
+    written = 0
+    for d in range(days):
+        day_end = now - dt.timedelta(days=d)
+        for w in range(windows_per_day):
+            requests = 600 + 10 * w
+            hook.log_stats("intraday_quotes", "kis_poll_window", rows_in=requests, inserted=requests - 50,
+                           seconds=60.0, details={"requests": requests, "successes": requests - 12,
+                                                  "throttles": 12, "retries": 9, "dedupe_hits": 40 + w,
+                                                  "rows_written": requests - 50, "sweep_seconds": 55.5})
+            written += 1
+        hook.log_stats("daily_prices", "quality_check", status="warning" if d == 0 else "ok",
+                       details={"gaps": [{"ticker": "005930", "missing": [str(day_end.date())]}] if d == 0 else [],
+                                "checked_tickers": 2700})
+        hook.log_stats("backup", "pg_dump", seconds=42.0, details={"path": f"/backups/krxflow-{d}.dump",
+                                                                     "bytes": 123_456_789})
+        written += 2
+    return written

@@ -1,0 +1,7 @@
+-- Daily prices as KRX published them, oldest first; one row more than the page to detect a next page.
+SELECT trade_date AS date, open, high, low, close, volume, trading_value, change_rate::float8 AS change_rate,
+       market_cap, 1 AS trading_days
+FROM daily_prices
+WHERE ticker = %(ticker)s AND trade_date BETWEEN %(start)s AND %(end)s
+ORDER BY trade_date
+LIMIT %(limit)s

@@ -1,0 +1,179 @@
+"""The read API: the ticker master and price history, mounted by the krxflow plugin under ``/krx``.
+
+Routes (all require an Airflow login, see :mod:`krxflow.api.auth`):
+
+``GET /krx/stocks?market=&q=&include_delisted=&limit=&offset=``
+    The ticker master in ticker order, a page at a time (``limit`` ≤ 1000, ``next_offset``).
+``GET /krx/stocks/{ticker}/prices?start=&end=&interval=day|week|month&adjusted=&limit=``
+    Daily prices (``daily_prices`` or, adjusted, ``daily_prices_adjusted``) or week/month candles
+    (the ``weekly_candles``/``monthly_candles`` views; weeks start on the KST Monday), oldest
+    first, at most ``limit`` (≤ 5000) rows; ``next_start`` continues a longer range.
+
+Bad input gets a 4xx with a message saying what is wrong (422 for malformed parameters, 400 for
+an empty/inverted range, 404 for an unknown ticker). Dates are KST trading dates.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import Enum
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+import psycopg
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, status
+from psycopg import sql
+from pydantic import BaseModel
+
+from krxflow.api.auth import require_reader
+from krxflow.api.db import read_only_connection
+from krxflow.settings import MARKET_TZ
+from krxflow.sqlfiles import template
+
+MARKETS = ("KOSPI", "KOSDAQ", "KONEX")
+MAX_STOCKS_PAGE = 1000
+MAX_PRICES_PAGE = 5000
+DEFAULT_PRICES_DAYS = 365
+TICKER_PATTERN = r"^[0-9A-Z]{6}$"
+
+
+class Interval(str, Enum):
+    day = "day"
+    week = "week"
+    month = "month"
+
+
+class Stock(BaseModel):
+    ticker: str
+    name: str
+    market: str
+    isin: str | None = None
+    sector: str | None = None
+    listed_shares: int | None = None
+    market_cap: int | None = None
+    first_seen: dt.date | None = None
+    last_seen: dt.date | None = None
+    delisted: bool
+    delisted_on: dt.date | None = None
+
+
+class StocksPage(BaseModel):
+    items: list[Stock]
+    total: int
+    limit: int
+    offset: int
+    next_offset: int | None
+
+
+class Price(BaseModel):
+    date: dt.date
+    open: int | float | None
+    high: int | float | None
+    low: int | float | None
+    close: int | float
+    volume: int
+    trading_value: int | float | None = None
+    change_rate: float | None = None
+    market_cap: int | None = None
+    trading_days: int
+
+
+class PricesPage(BaseModel):
+    ticker: str
+    name: str
+    market: str
+    interval: Interval
+    adjusted: bool
+    start: dt.date
+    end: dt.date
+    items: list[Price]
+    next_start: dt.date | None
+
+
+Db = Annotated[psycopg.Connection, Depends(read_only_connection)]
+
+app = FastAPI(
+    title="krxflow read API",
+    summary="KOSPI/KOSDAQ ticker master and prices from the krxflow database.",
+    description=__doc__,
+    version="1",
+    dependencies=[Depends(require_reader)],
+)
+
+
+def _bad_request(message: str) -> HTTPException:
+    return HTTPException(status.HTTP_400_BAD_REQUEST, message)
+
+
+@app.get("/stocks", response_model=StocksPage, summary="List tickers")
+def list_stocks(
+    db: Db,
+    market: Annotated[str | None, Query(description="KOSPI, KOSDAQ or KONEX (any case); all when omitted")] = None,
+    q: Annotated[str | None, Query(min_length=1, max_length=50,
+                                   description="code prefix or part of the name")] = None,
+    include_delisted: Annotated[bool, Query(description="include delisted tickers")] = False,
+    limit: Annotated[int, Query(ge=1, le=MAX_STOCKS_PAGE)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> StocksPage:
+    """The ticker master, in ticker order, one page at a time."""
+    if market is not None:
+        market = market.strip().upper()
+        if market not in MARKETS:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                                f"market must be one of {', '.join(MARKETS)} (got {market!r})")
+    rows = db.execute(template("queries/api/stocks_page.sql"), {
+        "market": market, "search": q, "include_delisted": include_delisted, "limit": limit, "offset": offset,
+    }).fetchall()
+    total = rows[0]["total"] if rows else _count_without_page(db, market, q, include_delisted)
+    items = [Stock(**{k: v for k, v in row.items() if k != "total"}) for row in rows]
+    next_offset = offset + len(items) if offset + len(items) < total else None
+    return StocksPage(items=items, total=total, limit=limit, offset=offset, next_offset=next_offset)
+
+
+def _count_without_page(db: psycopg.Connection, market, q, include_delisted) -> int:
+    """The total when the requested page is past the end (the windowed count came back empty)."""
+    row = db.execute(template("queries/api/stocks_page.sql"), {
+        "market": market, "search": q, "include_delisted": include_delisted, "limit": 1, "offset": 0,
+    }).fetchone()
+    return row["total"] if row else 0
+
+
+@app.get("/stocks/{ticker}/prices", response_model=PricesPage, summary="Price history of one ticker")
+def stock_prices(
+    db: Db,
+    ticker: Annotated[str, Path(pattern=TICKER_PATTERN, description="6-character KRX code, e.g. 005930")],
+    start: Annotated[dt.date | None, Query(description="first date (KST), default: a year before end")] = None,
+    end: Annotated[dt.date | None, Query(description="last date (KST), default: today")] = None,
+    interval: Annotated[Interval, Query(description="day, week (KST Monday) or month")] = Interval.day,
+    adjusted: Annotated[bool, Query(description="split-adjusted series instead of KRX's raw prices")] = False,
+    limit: Annotated[int, Query(ge=1, le=MAX_PRICES_PAGE)] = 1000,
+) -> PricesPage:
+    """Prices of ``ticker`` from ``start`` to ``end``, oldest first, at most ``limit`` rows."""
+    end = end or dt.datetime.now(ZoneInfo(MARKET_TZ)).date()
+    start = start or end - dt.timedelta(days=DEFAULT_PRICES_DAYS)
+    if start > end:
+        raise _bad_request(f"start ({start}) is after end ({end})")
+    stock = db.execute(template("queries/api/stock.sql"), {"ticker": ticker}).fetchone()
+    if stock is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown ticker {ticker}")
+    first = _period_start(start, interval)
+    params = {"ticker": ticker, "start": first, "end": end, "adjusted": adjusted, "limit": limit + 1}
+    if interval is Interval.day:
+        statement = template("queries/api/prices_day_adjusted.sql" if adjusted else "queries/api/prices_day_raw.sql")
+    else:
+        view = "weekly_candles" if interval is Interval.week else "monthly_candles"
+        statement = template("queries/api/prices_period.sql", view=sql.Identifier(view))
+    rows = db.execute(statement, params).fetchall()
+    next_start = rows[limit]["date"] if len(rows) > limit else None
+    return PricesPage(ticker=ticker, name=stock["name"], market=stock["market"], interval=interval,
+                      adjusted=adjusted, start=first, end=end, items=[Price(**row) for row in rows[:limit]],
+                      next_start=next_start)
+
+
+def _period_start(day: dt.date, interval: Interval) -> dt.date:
+    """The first day of the week (Monday) or month containing ``day``; ``day`` itself for days."""
+    if interval is Interval.week:
+        return day - dt.timedelta(days=day.weekday())
+    if interval is Interval.month:
+        return day.replace(day=1)
+    return day
