@@ -46,6 +46,9 @@ os.environ.update({
 for leaked in ("KRX_ID", "KRX_PW"):  # pykrx logs in at import time when these are set
     os.environ.pop(leaked, None)
 sys.path.insert(0, str(ROOT / "plugins"))
+# Subprocesses (the krxflow CLI, airflow commands) import the same package.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [str(ROOT / "plugins"), str(ROOT)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else []))
 
 import psycopg  # noqa: E402
 import pytest  # noqa: E402
@@ -131,3 +134,21 @@ def airflow_db():
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True,
                    env=os.environ.copy(), timeout=600)
     return os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+
+
+@pytest.fixture
+def scratch_database():
+    """A factory of empty databases on the test server, dropped after the test; returns each one's URL."""
+    from psycopg import sql
+
+    made = []
+
+    def make(suffix: str = "scratch") -> str:
+        name = f"krxflow_test_{_TOKEN}_{suffix}_{len(made)}"
+        _admin(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)).as_string())
+        made.append(name)
+        return f"{_PG_SERVER}/{name}"
+
+    yield make
+    for name in made:
+        _admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)).as_string())

@@ -65,7 +65,10 @@ class _Checker:
 
 def _sample_text(values: pd.Series, bad: pd.Series) -> str:
     first = values[bad.fillna(False).astype(bool)].head(1)
-    return repr(first.iloc[0]) if len(first) else ""
+    if not len(first):
+        return ""
+    value = first.iloc[0]
+    return repr(value) if isinstance(value, str) else str(value)
 
 
 def _is_missing(value) -> bool:
@@ -97,12 +100,14 @@ def _parse_decimal(value):
 
 def _parse_objects(series: pd.Series, col: ColumnSpec, check: _Checker, parse) -> pd.Series:
     """Apply ``parse`` to every present value; flag the sentinels it returns."""
-    parsed = series.map(lambda v: None if _is_missing(v) else parse(v))
+    parsed = [None if _is_missing(v) else parse(v) for v in series]
     for sentinel, why in ((_NOT_A_NUMBER, "not a number"), (_NOT_FINITE, "not finite"),
                           (_FRACTION, "not a whole number")):
-        bad = parsed.map(lambda v, s=sentinel: v is s)
+        bad = pd.Series([v is sentinel for v in parsed], index=series.index, dtype=bool)
         check.fail(bad, f"{col.name}: {why} ({_sample_text(series, bad)})")
-    return parsed.map(lambda v: v if isinstance(v, (int, Decimal)) else None)
+    # dtype=object keeps Python ints exact and None as None (pandas would turn them into float NaN)
+    return pd.Series([v if isinstance(v, (int, Decimal)) else None for v in parsed], index=series.index,
+                     dtype=object)
 
 
 def _check_lower_bound(numbers: pd.Series, col: ColumnSpec, check: _Checker) -> None:
@@ -137,9 +142,10 @@ def _convert_integer(series: pd.Series, col: ColumnSpec, check: _Checker) -> pd.
             return int(number) if number == number.to_integral_value() else _FRACTION
 
         exact = _parse_objects(series, col, check, parse)
-        huge = exact.map(lambda v: v is not None and not low <= v <= high)
+        huge = pd.Series([v is not None and not low <= v <= high for v in exact], index=series.index, dtype=bool)
         check.fail(huge, f"{col.name}: out of range for {col.pg_type} ({_sample_text(series, huge)})")
-        values = pd.Series(pd.array(exact.where(~huge, None).tolist(), dtype="Int64"), index=series.index)
+        values = pd.Series(pd.array([None if h else v for v, h in zip(exact, huge)], dtype="Int64"),
+                           index=series.index)
     check.fail((values < low) | (values > high), f"{col.name}: out of range for {col.pg_type}")
     _check_lower_bound(values, col, check)
     return values
@@ -163,13 +169,14 @@ def _convert_numeric(series: pd.Series, col: ColumnSpec, check: _Checker) -> pd.
         return pa.array(finite, from_pandas=True).cast(pa.string())  # shortest repr: 1.1 stays "1.1"
     exact = _parse_objects(series, col, check, _parse_decimal)
     if limit is not None:
-        over = exact.map(lambda v: v is not None and abs(v) >= limit)
+        over = pd.Series([v is not None and abs(v) >= limit for v in exact], index=series.index, dtype=bool)
         check.fail(over, f"{col.name}: does not fit {col.pg_type} ({_sample_text(series, over)})")
     if col.lower_bound is not None:
         bound = col.lower_bound
-        below = exact.map(lambda v: v is not None and (v < bound if col.lower_inclusive else v <= bound))
+        below = pd.Series([v is not None and (v < bound if col.lower_inclusive else v <= bound) for v in exact],
+                          index=series.index, dtype=bool)
         check.fail(below, f"{col.name}: must be {'>=' if col.lower_inclusive else '>'} {bound}")
-    return exact.map(lambda v: None if v is None else str(v))
+    return pd.Series([None if v is None else str(v) for v in exact], index=series.index, dtype=object)
 
 
 def _parse_datetimes(series: pd.Series) -> pd.Series:
