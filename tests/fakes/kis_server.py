@@ -368,7 +368,6 @@ def make_app(fake: FakeKis) -> web.Application:
     app.router.add_post("/_fake/expire_tokens", control_expire)
     app.router.add_post("/_fake/reset", control_reset)
     app.router.add_post("/_fake/config", control_config)
-    app["fake"] = fake
     return app
 
 

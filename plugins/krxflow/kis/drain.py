@@ -80,6 +80,17 @@ def pending_count(name: str, client=None) -> int:
     return int(group.get("pending", 0)) + int(lag if lag is not None else client.xlen(stream))
 
 
+def discard_if_empty(name: str, client=None) -> bool:
+    """Delete buffer ``name`` (stream, group) once nothing in it is unacknowledged; True if deleted."""
+    client = client or cache.client()
+    stream = stream_key(name)
+    if not client.exists(stream):
+        return True
+    if pending_count(name, client):
+        return False
+    return bool(client.delete(stream))
+
+
 def drain(name: str, *, hook=None, client=None, chunk: int = 20_000, on_committed=None) -> DrainResult:
     """Write every entry of buffer ``name`` to PostgreSQL, then acknowledge it (see module doc).
 

@@ -1,0 +1,96 @@
+"""The plan of one intraday polling run: which tickers, from when to when, in which windows.
+
+Computed in the DAG's first task from the run's session date (``logical_date`` in KST), the
+XKRX calendar and these settings — a run's Param wins over the Airflow Variable of the same
+meaning, which wins over the default:
+
+================  ========================  ==========  ==============================================
+Param             Variable                  default     meaning
+================  ========================  ==========  ==============================================
+watchlist         ``kis_watchlist``         (top N)     tickers, ``all``, or empty for the top N by cap
+watchlist_size    ``kis_watchlist_size``    50          N
+window_seconds    ``kis_window_seconds``    300         length of one polling window
+session_end       ``kis_session_end``       ``close``   ``close`` (15:30) or ``HH:MM`` KST (after-hours)
+demo_seconds      ``kis_demo_seconds``      0           >0: poll now for this long, ignoring the clock
+order_books       ``kis_order_books``       true        also poll the 10-level order book
+================  ========================  ==========  ==============================================
+
+``demo_seconds`` is for the sample-mode demo and tests against the fake KIS server; in production
+the run waits for the open and stops at ``session_end``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from krxflow.settings import MARKET_TZ
+
+SETTINGS = {  # param name: (Variable, default)
+    "watchlist": ("kis_watchlist", None),
+    "watchlist_size": ("kis_watchlist_size", 50),
+    "window_seconds": ("kis_window_seconds", 300),
+    "session_end": ("kis_session_end", "close"),
+    "demo_seconds": ("kis_demo_seconds", 0),
+    "order_books": ("kis_order_books", True),
+}
+
+
+def setting(name: str, params: dict | None) -> Any:
+    """A run's setting: the Param if given, else the Variable, else the default."""
+    from airflow.sdk import Variable
+
+    value = (params or {}).get(name)
+    if value not in (None, ""):
+        return value
+    variable, default = SETTINGS[name]
+    value = Variable.get(variable, default=None)
+    return default if value in (None, "") else value
+
+
+def _bool(value) -> bool:
+    return value if isinstance(value, bool) else str(value).strip().lower() in ("1", "true", "yes", "y", "on")
+
+
+def session_window(day: dt.date, session_end: str = "close", demo_seconds: float = 0,
+                   now: dt.datetime | None = None) -> tuple[dt.datetime, dt.datetime]:
+    """(start, end) of polling on session ``day`` as tz-aware KST datetimes."""
+    from zoneinfo import ZoneInfo
+
+    from krxflow.calendar import session_hours
+
+    kst = ZoneInfo(MARKET_TZ)
+    now = (now or dt.datetime.now(kst)).astimezone(kst)
+    if float(demo_seconds) > 0:
+        return now, now + dt.timedelta(seconds=float(demo_seconds))
+    opens, closes = session_hours(day)
+    end = closes
+    if str(session_end).strip().lower() not in ("", "close"):
+        try:
+            hour, minute = (int(p) for p in str(session_end).strip().split(":"))
+            end = dt.datetime.combine(day, dt.time(hour, minute), kst)
+        except ValueError as exc:
+            raise ValueError(f"session_end must be 'close' or 'HH:MM' (KST), not {session_end!r}") from exc
+        if end <= opens:
+            raise ValueError(f"session_end {session_end} is before the open ({opens:%H:%M})")
+    return opens, end
+
+
+def run_stream(dag_id: str, run_id: str) -> str:
+    """The buffer name of one DAG run: retries and reruns of the run share it (and its pending entries)."""
+    return f"{dag_id}:{run_id}"
+
+
+def plan(session_day: dt.date, run_key: str, params: dict | None, conn) -> dict:
+    """Everything the polling sensor needs, as JSON-able values (it travels through XCom)."""
+    from krxflow.kis import watchlist
+
+    tickers = watchlist.resolve(conn, setting("watchlist", params), setting("watchlist_size", params))
+    window_seconds = int(setting("window_seconds", params))
+    if window_seconds < 1:
+        raise ValueError("window_seconds must be at least 1")
+    start, end = session_window(session_day, str(setting("session_end", params)),
+                                float(setting("demo_seconds", params)))
+    return {"session": session_day.isoformat(), "tickers": tickers, "start": start.isoformat(),
+            "end": end.isoformat(), "window_seconds": window_seconds,
+            "order_books": _bool(setting("order_books", params)), "stream": run_key}
