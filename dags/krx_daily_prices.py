@@ -1,0 +1,64 @@
+"""
+### krx_daily_prices — one XKRX session of the whole market into `daily_prices`
+
+One run per XKRX trading session (18:00 KST; `KRXSessionTimetable`: no runs on weekends or KRX
+holidays). The session is the run's `logical_date` **in Asia/Seoul** (`ds` is the UTC date and
+is wrong here). `fetch_and_load` asks KRX for all tickers of that day in ONE request and upserts
+them through the batched hook; `quality_check` then compares the rows with the tickers listed
+that day, checks low <= open/close <= high and volume >= 0, looks for gaps against the previous
+session, and writes the figures to `load_stats` (operation `quality_check`, status `warning`
+when something is off). Emits the `daily_prices` Asset.
+
+Any range, by date: `airflow backfill create --dag-id krx_daily_prices --from-date 2024-01-01
+--to-date 2024-03-31` (dates are read as KST dates; only sessions get runs). Rerunning a date
+changes nothing. A manual run on a holiday is skipped. Runs in the `krx_api` pool; a KRX block
+fails the task at once and opens the circuit (no retries into a block).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk import dag, task
+
+from krxflow.assets import DAILY_PRICES
+from krxflow.sources.pacing import KRX_POOL
+from krxflow.timetables import KRXSessionTimetable
+
+
+@dag(
+    dag_id="krx_daily_prices",
+    doc_md=__doc__,
+    schedule=KRXSessionTimetable(at="18:00"),
+    start_date=dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc),
+    catchup=False,
+    max_active_runs=4,
+    default_args={"retries": 2, "retry_delay": dt.timedelta(minutes=10)},
+    tags=["krxflow", "krx", "daily"],
+)
+def krx_daily_prices():
+    @task(pool=KRX_POOL, outlets=[DAILY_PRICES])
+    def fetch_and_load(logical_date=None) -> dict:
+        """All tickers of the run's KST session, one request → `daily_prices`."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from krxflow.calendar import is_trading_day
+        from krxflow.sources import get_source
+        from krxflow.sources.loading import load_daily_prices, session_of
+
+        day = session_of(logical_date)
+        if not is_trading_day(day):
+            raise AirflowSkipException(f"{day} (KST) is not an XKRX trading session: nothing to load")
+        return load_daily_prices(get_source(), day)
+
+    @task
+    def quality_check(loaded: dict) -> dict:
+        """Rows vs listed tickers, OHLC consistency, volumes, gaps → `load_stats`."""
+        from krxflow.sources.loading import check_daily_quality
+
+        return check_daily_quality(loaded["day"])
+
+    quality_check(fetch_and_load())
+
+
+krx_daily_prices()

@@ -1,0 +1,121 @@
+"""
+### krx_history_backfill — years of daily history, one mapped task per ticker
+
+Manual only. Params: `years` (default 5), `tickers` (`"all"` = the ticker master, else a list
+or a comma-separated string), `adjusted` (default true: the split-adjusted series, pykrx's
+default Naver path → `daily_prices_adjusted`), `raw` (default false: also the raw KRX series →
+`daily_prices`; it covers delisted tickers).
+
+`load_history` is **dynamically mapped per ticker** (`.expand()`); each task instance is named
+after its ticker (`map_index_template`), so one ticker can be found, cleared and rerun in the
+UI. A ticker with no data (e.g. delisted: Naver has no adjusted series for it) is recorded
+(`load_stats` operation `history_empty`) and counted, not failed. `report` (runs whatever
+happened) logs tickers ok / empty / failed and rows written to `load_stats` (operation
+`history_backfill`); the Assets of the tables actually written are emitted at the end.
+
+~2,800 tickers: `[core] max_map_length` must be above the ticker count in **every** Airflow
+component (the check runs in the api-server): `AIRFLOW__CORE__MAX_MAP_LENGTH=5000`. The `krx_api`
+pool bounds how many tickers talk to KRX at once; the shared pacing spaces the requests.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk import Param, dag, task
+
+from krxflow.assets import DAILY_PRICES, DAILY_PRICES_ADJUSTED
+from krxflow.sources.pacing import KRX_POOL
+
+
+@dag(
+    dag_id="krx_history_backfill",
+    doc_md=__doc__,
+    schedule=None,
+    start_date=dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"retries": 2, "retry_delay": dt.timedelta(minutes=2)},
+    params={
+        "years": Param(5, type="integer", minimum=1, maximum=20, description="Years of history back from the last session."),
+        "tickers": Param("all", type=["string", "array"],
+                         description='"all" (the ticker master) or tickers, e.g. ["005930", "000660"].'),
+        "adjusted": Param(True, type="boolean", description="Load the split-adjusted series (daily_prices_adjusted)."),
+        "raw": Param(False, type="boolean", description="Also load the raw KRX series (daily_prices)."),
+    },
+    tags=["krxflow", "krx", "backfill"],
+)
+def krx_history_backfill():
+    @task(pool=KRX_POOL)
+    def select_tickers(params=None) -> list[str]:
+        """The tickers to load (the ticker master for "all"; today's listing when it is empty)."""
+        from krxflow.sources import get_source
+        from krxflow.sources.loading import backfill_tickers
+
+        return backfill_tickers(get_source(), params["tickers"])
+
+    @task
+    def history_window(params=None) -> dict:
+        """First and last session of the history to load."""
+        from krxflow.sources.loading import history_window as window
+
+        first, last = window(int(params["years"]))
+        return {"first": first.isoformat(), "last": last.isoformat()}
+
+    @task(pool=KRX_POOL, map_index_template="{{ ticker }}")
+    def load_history(ticker: str, window: dict, params=None) -> dict:
+        """One ticker's history through the batched hook."""
+        from airflow.sdk import get_current_context
+
+        from krxflow.sources import get_source
+        from krxflow.sources.loading import load_ticker_history
+
+        get_current_context()["ticker"] = ticker
+        return load_ticker_history(get_source(), ticker, window["first"], window["last"],
+                                   adjusted=bool(params["adjusted"]), raw=bool(params["raw"])).as_dict()
+
+    @task(trigger_rule="all_done")
+    def report(tickers: list[str], results, window: dict, params=None) -> dict:
+        """Tickers ok / empty / failed and rows written → log and `load_stats`."""
+        import logging
+
+        from krxflow.hooks import BatchedPostgresHook
+        from krxflow.sources.loading import summarize_backfill
+
+        summary = summarize_backfill(list(tickers), [r for r in (results or []) if r])
+        status = "failed" if summary["failed"] else "warning" if summary["empty"] else "ok"
+        BatchedPostgresHook().log_stats(
+            "daily_prices_adjusted" if params["adjusted"] else "daily_prices", "history_backfill",
+            rows_in=summary["adjusted_rows"] + summary["raw_rows"], inserted=summary["rows_written"], status=status,
+            error=f"{summary['failed']} tickers failed" if summary["failed"] else None,
+            details={**summary, **window, "years": params["years"]})
+        logging.getLogger(__name__).info(
+            "backfill: %(tickers)s tickers, %(ok)s ok, %(empty)s empty, %(failed)s failed, %(rows_written)s rows written",
+            summary)
+        return summary
+
+    @task(outlets=[DAILY_PRICES_ADJUSTED])
+    def emit_adjusted(summary: dict, params=None) -> None:
+        """The adjusted table changed: tell the Asset's listeners (skipped when nothing was loaded)."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        if not params["adjusted"] or not summary["adjusted_rows"]:
+            raise AirflowSkipException("no adjusted rows loaded")
+
+    @task(outlets=[DAILY_PRICES])
+    def emit_raw(summary: dict, params=None) -> None:
+        """The raw table changed: tell the Asset's listeners (skipped when nothing was loaded)."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        if not params["raw"] or not summary["raw_rows"]:
+            raise AirflowSkipException("no raw rows loaded")
+
+    tickers = select_tickers()
+    window = history_window()
+    results = load_history.partial(window=window).expand(ticker=tickers)
+    summary = report(tickers, results, window)
+    emit_adjusted(summary)
+    emit_raw(summary)
+
+
+krx_history_backfill()

@@ -1,0 +1,271 @@
+"""What the KRX DAGs do, as plain functions: source → ``BatchedPostgresHook`` → tables.
+
+The DAG files only wire these together (no SQL, no HTTP there). Every write goes through the
+hook, quality figures through ``hook.log_stats``. Every function is idempotent: the same source
+rows written twice leave the tables exactly as after the first time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+
+import pandas as pd
+
+from krxflow.sources.base import KrxSource, as_date
+from krxflow.sqlfiles import template
+
+log = logging.getLogger(__name__)
+
+STOCK_COLUMNS = ["ticker", "name", "market", "isin", "sector", "listed_shares", "market_cap", "first_seen",
+                 "last_seen", "delisted", "delisted_on", "updated_at"]
+CHANGE_COLUMNS = ["ticker", "changed_on", "field", "old_value", "new_value"]
+
+
+def session_of(logical_date) -> dt.date:
+    """The KST date of a run's ``logical_date`` (``ds`` is UTC and wrong for a KST market)."""
+    import pendulum
+
+    return pendulum.instance(logical_date).in_timezone("Asia/Seoul").date()
+
+
+def _hook():
+    from krxflow.hooks import BatchedPostgresHook
+
+    return BatchedPostgresHook()
+
+
+def _read(hook, query: str, params: dict | None = None) -> pd.DataFrame:
+    with hook.get_conn() as conn, conn.cursor() as cur:
+        cur.execute(template(query), params or {})
+        columns = [c.name for c in cur.description]
+        return pd.DataFrame(cur.fetchall(), columns=columns)
+
+
+# ---------------------------------------------------------------------------- ticker master
+@dataclass
+class ListingResult:
+    day: str
+    listed: int
+    new: int = 0
+    renamed: int = 0
+    moved: int = 0
+    delisted: int = 0
+    relisted: int = 0
+    known_delisted_added: int = 0
+    rows_written: int = 0
+
+
+def load_listing(source: KrxSource, day, *, hook=None, include_delisted: bool = True) -> ListingResult:
+    """Bring ``stocks`` up to the listing of session ``day``; keep renames/moves/delistings in ``stock_changes``.
+
+    * listed tickers are inserted or updated (name, market, ISIN, sector, shares, market cap);
+      ``first_seen``/``last_seen`` only ever widen, so loading an older day never undoes a newer one;
+    * a ticker last seen before ``day`` and absent from its listing is marked delisted on ``day``;
+      one that reappears is marked listed again;
+    * tickers the source knows as delisted (and ``stocks`` does not) are added as delisted.
+    """
+    from krxflow.calendar import is_trading_day, previous_trading_day
+
+    hook = hook or _hook()
+    day = as_date(day)
+    session = day if is_trading_day(day) else previous_trading_day(day)
+    listing = source.listing(session)
+    existing = _read(hook, "queries/krx/stocks_state.sql").set_index("ticker")
+    now = pd.Timestamp.now(tz="UTC")
+    result = ListingResult(day=session.isoformat(), listed=len(listing))
+    rows, changes = [], []
+    for rec in listing.to_dict("records"):
+        ticker = rec["ticker"]
+        old = existing.loc[ticker] if ticker in existing.index else None
+        row = {k: (None if pd.isna(v) else v) for k, v in rec.items()}
+        if old is None:
+            result.new += 1
+            row.update(first_seen=session, last_seen=session, delisted=False, delisted_on=None, updated_at=now)
+            rows.append(row)
+            continue
+        newer = old["last_seen"] is None or session >= old["last_seen"]
+        if not newer:  # an older listing: only widen first_seen, keep today's attributes
+            if old["first_seen"] is None or session < old["first_seen"]:
+                rows.append({**_current(old, ticker), "first_seen": session})
+            continue
+        for col, label in (("name", "name"), ("market", "market")):
+            if old[col] != row[col]:
+                changes.append((ticker, session, label, old[col], row[col]))
+                result.renamed += label == "name"
+                result.moved += label == "market"
+        if old["delisted"]:
+            changes.append((ticker, session, "delisted", "true", "false"))
+            result.relisted += 1
+        row.update(first_seen=min(old["first_seen"] or session, session), last_seen=session, delisted=False,
+                   delisted_on=None)
+        same = all(_same(old[c], row[c]) for c in STOCK_COLUMNS if c not in ("ticker", "updated_at"))
+        row["updated_at"] = old["updated_at"] if same else now
+        rows.append(row)
+    listed = set(listing["ticker"])
+    if len(listed):  # an empty listing never delists the market
+        for ticker, old in existing.iterrows():
+            if ticker in listed or old["delisted"] or old["market"] not in ("KOSPI", "KOSDAQ"):
+                continue
+            if old["last_seen"] is not None and old["last_seen"] < session:
+                rows.append({**_current(old, ticker), "delisted": True, "delisted_on": session, "updated_at": now})
+                changes.append((ticker, session, "delisted", "false", "true"))
+                result.delisted += 1
+    if include_delisted:
+        known = source.delisted()
+        for rec in known.to_dict("records"):
+            if rec["ticker"] in existing.index or rec["ticker"] in listed:
+                continue
+            rows.append({**{k: (None if pd.isna(v) else v) for k, v in rec.items()}, "sector": None,
+                         "listed_shares": None, "market_cap": None, "first_seen": None, "last_seen": None,
+                         "delisted": True, "delisted_on": None, "updated_at": now})
+            result.known_delisted_added += 1
+    if rows:
+        written = hook.upsert("stocks", pd.DataFrame(rows)[STOCK_COLUMNS], columns=STOCK_COLUMNS)
+        result.rows_written = written.rows_written
+    if changes:
+        hook.append("stock_changes", pd.DataFrame(changes, columns=CHANGE_COLUMNS), columns=CHANGE_COLUMNS)
+    log.info("listing of %s: %s", session, result)
+    return result
+
+
+def _current(old: pd.Series, ticker: str) -> dict:
+    row = {c: old[c] for c in STOCK_COLUMNS if c != "ticker"}
+    return {"ticker": ticker, **{k: (None if not isinstance(v, str) and pd.isna(v) else v) for k, v in row.items()}}
+
+
+def _same(a, b) -> bool:
+    a_missing = a is None or (not isinstance(a, str) and pd.isna(a))
+    b_missing = b is None or (not isinstance(b, str) and pd.isna(b))
+    if a_missing or b_missing:
+        return a_missing and b_missing
+    return a == b
+
+
+# ---------------------------------------------------------------------------- daily prices
+def load_daily_prices(source: KrxSource, day, *, hook=None) -> dict:
+    """The whole market on session ``day`` (one source request) → ``daily_prices``."""
+    hook = hook or _hook()
+    day = as_date(day)
+    frame = source.daily_prices(day)
+    if frame.empty:
+        return {"day": day.isoformat(), "rows_in": 0, "inserted": 0, "updated": 0, "unchanged": 0, "rejected": 0}
+    written = hook.upsert("daily_prices", frame)
+    return {"day": day.isoformat(), "rows_in": written.rows_in, "inserted": written.inserted,
+            "updated": written.updated, "unchanged": written.unchanged, "rejected": written.rejected}
+
+
+def check_daily_quality(day, *, hook=None) -> dict:
+    """Quality figures of session ``day`` of ``daily_prices`` → one ``load_stats`` row (operation quality_check)."""
+    from krxflow.calendar import previous_trading_day
+
+    hook = hook or _hook()
+    day = as_date(day)
+    started = time.perf_counter()
+    figures = _read(hook, "queries/krx/daily_quality.sql",
+                    {"day": day, "previous": previous_trading_day(day)}).iloc[0].to_dict()
+    figures = {k: (list(v) if isinstance(v, (list, tuple)) else int(v)) for k, v in figures.items()}
+    problems = []
+    if figures["rows"] == 0:
+        problems.append("no rows")
+    if figures["bad_ohlc"]:
+        problems.append(f"{figures['bad_ohlc']} rows break low <= open/close <= high")
+    if figures["negative_volume"]:
+        problems.append(f"{figures['negative_volume']} negative volumes")
+    if figures["missing"]:
+        problems.append(f"{figures['missing']} listed tickers without a row")
+    if figures["gaps"]:
+        problems.append(f"{figures['gaps']} tickers traded on the previous session but not today")
+    status = "warning" if problems else "ok"
+    hook.log_stats("daily_prices", "quality_check", rows_in=figures["rows"],
+                   rejected=figures["bad_ohlc"] + figures["negative_volume"], seconds=time.perf_counter() - started,
+                   status=status, error="; ".join(problems) or None, details={"day": day.isoformat(), **figures})
+    log.log(logging.WARNING if problems else logging.INFO, "quality of %s: %s %s", day, status, figures)
+    return {"day": day.isoformat(), "status": status, "problems": problems, **figures}
+
+
+# ---------------------------------------------------------------------------- history backfill
+@dataclass
+class TickerLoad:
+    ticker: str
+    status: str  # ok | empty
+    adjusted_rows: int = 0
+    raw_rows: int = 0
+    rows_written: int = 0
+    tables: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def history_window(years: int, today: dt.date | None = None) -> tuple[dt.date, dt.date]:
+    """``years`` back from the last session before ``today`` (KST)."""
+    from krxflow.calendar import previous_trading_day
+
+    if years < 1:
+        raise ValueError("years must be at least 1")
+    last = previous_trading_day(today or pd.Timestamp.now(tz="Asia/Seoul").date())
+    try:
+        first = last.replace(year=last.year - years)
+    except ValueError:  # 29 February
+        first = last.replace(year=last.year - years, day=28)
+    return first, last
+
+
+def backfill_tickers(source: KrxSource, wanted, *, hook=None) -> list[str]:
+    """The tickers to backfill: ``"all"`` (the ticker master, else today's listing) or an explicit list."""
+    hook = hook or _hook()
+    if isinstance(wanted, str) and wanted.strip().lower() != "all":
+        wanted = [t for t in wanted.replace(";", ",").split(",")]
+    if not isinstance(wanted, str):
+        tickers = sorted({str(t).strip().upper() for t in wanted if str(t).strip()})
+        bad = [t for t in tickers if len(t) != 6 or not t.isalnum()]
+        if bad:
+            raise ValueError(f"not KRX tickers (6 letters/digits): {bad}")
+        return tickers
+    known = _read(hook, "queries/krx/backfill_tickers.sql")
+    if len(known):
+        return known["ticker"].tolist()
+    listing = source.listing(pd.Timestamp.now(tz="Asia/Seoul").date())
+    return sorted(listing["ticker"].tolist())
+
+
+def load_ticker_history(source: KrxSource, ticker: str, first, last, *, adjusted: bool = True, raw: bool = False,
+                        hook=None) -> TickerLoad:
+    """One ticker's history: the adjusted series → ``daily_prices_adjusted``; the raw one → ``daily_prices``."""
+    hook = hook or _hook()
+    result = TickerLoad(ticker, "ok")
+    if adjusted:
+        frame = source.history(ticker, first, last, adjusted=True)
+        result.adjusted_rows = len(frame)
+        if len(frame):
+            result.rows_written += hook.upsert("daily_prices_adjusted", frame).rows_written
+            result.tables.append("daily_prices_adjusted")
+    if raw:
+        isin = _read(hook, "queries/krx/ticker_isin.sql", {"ticker": ticker})
+        frame = source.history(ticker, first, last, adjusted=False,
+                               isin=isin["isin"].iloc[0] if len(isin) and isin["isin"].iloc[0] else None)
+        result.raw_rows = len(frame)
+        if len(frame):
+            result.rows_written += hook.upsert("daily_prices", frame).rows_written
+            result.tables.append("daily_prices")
+    if result.adjusted_rows + result.raw_rows == 0:
+        result.status = "empty"
+        hook.log_stats("daily_prices_adjusted" if adjusted else "daily_prices", "history_empty", status="warning",
+                       details={"ticker": ticker, "first": str(first), "last": str(last), "source": source.name})
+    return result
+
+
+def summarize_backfill(tickers: list[str], results: list[dict]) -> dict:
+    """Tickers ok / empty / failed (no result: the task failed) and rows written."""
+    by_ticker = {r["ticker"]: r for r in results if r}
+    ok = sorted(t for t, r in by_ticker.items() if r["status"] == "ok")
+    empty = sorted(t for t, r in by_ticker.items() if r["status"] == "empty")
+    failed = sorted(set(tickers) - set(by_ticker))
+    return {"tickers": len(tickers), "ok": len(ok), "empty": len(empty), "failed": len(failed),
+            "rows_written": sum(r["rows_written"] for r in by_ticker.values()),
+            "adjusted_rows": sum(r["adjusted_rows"] for r in by_ticker.values()),
+            "raw_rows": sum(r["raw_rows"] for r in by_ticker.values()),
+            "empty_tickers": empty[:100], "failed_tickers": failed[:100]}
