@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
+from krxflow.api.app import app as read_api
 from krxflow.timetables import KRXSessionTimetable
 
 
@@ -16,3 +17,4 @@ class KrxflowPlugin(AirflowPlugin):
 
     name = "krxflow"
     timetables = [KRXSessionTimetable]
+    fastapi_apps = [{"app": read_api, "url_prefix": "/krx", "name": "krxflow read API"}]
