@@ -48,12 +48,18 @@ async def async_redis(conn_id: str = REDIS_CONN_ID, **kwargs):
     """
     import redis.asyncio
     from airflow.sdk import BaseHook
+    from redis.backoff import ExponentialBackoff
+    from redis.asyncio.retry import Retry
 
     conn = await BaseHook.aget_connection(conn_id)
     extra = await conn.aextra_dejson() if hasattr(conn, "aextra_dejson") else conn.extra_dejson
     db = extra.get("db", conn.schema or 0)
     auth = f":{conn.password}@" if conn.password else ""
     url = f"redis://{auth}{conn.host or '127.0.0.1'}:{conn.port or 6379}/{db or 0}"
+    # Fail fast while Redis is down (the poller holds entries in memory) instead of stalling calls.
+    kwargs.setdefault("retry", Retry(ExponentialBackoff(cap=0.2, base=0.05), 1))
+    kwargs.setdefault("socket_connect_timeout", 1)
+    kwargs.setdefault("socket_timeout", 5)
     return redis.asyncio.Redis.from_url(url, decode_responses=True, **kwargs)
 
 

@@ -12,7 +12,8 @@ one-second window holds at most ``rate`` calls even with a few tens of milliseco
 jitter. Reservations are queued fairly: nobody spins, nobody retries against Redis.
 
 If Redis is unreachable the limiter falls back to the same schedule kept in-process (a warning
-is logged and counted); the budget is then per process until Redis answers again.
+is logged and counted) and asks Redis again once a second; the budget is then per process
+until Redis answers again.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ import time
 from krxflow import cache
 
 log = logging.getLogger(__name__)
+
+#: After a Redis failure, pace in-process for this long before asking Redis again.
+REDIS_RETRY_SECONDS = 1.0
 
 # KEYS[1] = next-slot key. ARGV[1] = interval (µs), ARGV[2] = longest wait a caller may reserve (µs).
 # Returns {wait_µs, now_µs}; wait_µs = -1 when the queue is longer than ARGV[2] (nothing reserved).
@@ -63,6 +67,7 @@ class RateLimiter:
         self._local_lock = asyncio.Lock()
         self._script = redis.register_script(_GCRA) if redis is not None else None
         self._redis_down_since: float | None = None
+        self._skip_redis_until = 0.0
 
     async def acquire(self) -> float:
         """Wait for the next slot; returns the seconds waited."""
@@ -78,6 +83,9 @@ class RateLimiter:
     async def _reserve(self) -> float | None:
         if self._script is None:
             return await self._reserve_local()
+        if time.monotonic() < self._skip_redis_until:  # Redis just failed: don't stall every call on it
+            self.fallbacks += 1
+            return await self._reserve_local()
         try:
             wait_us, _ = await self._script(keys=[self.key],
                                             args=[int(self.interval * 1e6), int(self.max_reserve * 1e6)])
@@ -86,6 +94,7 @@ class RateLimiter:
                 self._redis_down_since = time.monotonic()
                 log.warning("rate limiter: Redis unavailable (%s); pacing in-process until it is back", exc)
             self.fallbacks += 1
+            self._skip_redis_until = time.monotonic() + REDIS_RETRY_SECONDS
             return await self._reserve_local()
         if self._redis_down_since is not None:
             log.warning("rate limiter: Redis is back after %.1fs", time.monotonic() - self._redis_down_since)

@@ -68,6 +68,7 @@ class TokenManager:
         self._rejected: set[str] = set()
         self._local_guard_until = 0.0
         self._local_lock = asyncio.Lock()
+        self._fatal: KisConfigError | None = None  # bad credentials: never ask again
 
     # ---------------------------------------------------------------- public
     async def get(self) -> str:
@@ -75,6 +76,8 @@ class TokenManager:
         if self._usable(self._token, self._expires_at):
             return self._token
         async with self._local_lock:  # one coroutine per process does the work
+            if self._fatal is not None:
+                raise self._fatal
             if self._usable(self._token, self._expires_at):
                 return self._token
             if self.redis is None:
@@ -196,6 +199,7 @@ class TokenManager:
                 await asyncio.sleep(self.config.token_interval + 0.5)
                 continue
             if isinstance(error, KisConfigError) or status in (401, 403):
-                raise KisConfigError(str(error), msg_cd=error.msg_cd, status=status)
+                self._fatal = KisConfigError(str(error), msg_cd=error.msg_cd, status=status)
+                raise self._fatal
             raise error
         raise KisTokenRateLimited("KIS token: still EGW00133 after three waits", msg_cd="EGW00133", status=403)

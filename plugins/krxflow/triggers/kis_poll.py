@@ -82,7 +82,7 @@ class KisPollTrigger(BaseTrigger):
         from krxflow.kis.config import aload
 
         config = await aload(self.kis_conn_id)
-        redis = await async_redis(self.redis_conn_id, socket_timeout=5, socket_connect_timeout=2)
+        redis = await async_redis(self.redis_conn_id)
         try:
             payload = await poll_window(config, redis, self.tickers, self.stream, self.window,
                                         dt.datetime.fromisoformat(self.window_end), order_books=self.order_books,

@@ -1,0 +1,234 @@
+"""The polling trigger, the Redis stream buffer and the drain through the batched hook.
+
+Real Redis (the shared server under the session's key prefix, or a private ``redis-server`` for
+the restart test), real PostgreSQL (the session's throwaway market database), the fake KIS server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from krxflow.kis import drain as kis_drain
+from krxflow.triggers.kis_poll import KisPollTrigger
+from tests.fakes.kis_server import FakeKis, FakeKisThread, free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+TICKERS = ["005930", "000660", "035420", "005380", "051910", "000001", "999999"]  # 000001 halted, 999999 unknown
+
+
+@pytest.fixture
+def kis(monkeypatch, redis_client):
+    with FakeKisThread(FakeKis(rate=18, move_probability=0.5)) as srv:
+        monkeypatch.setenv("AIRFLOW_CONN_KIS_DEFAULT", srv.connection_json())
+        yield srv
+
+
+def window_end(seconds: float) -> str:
+    return (dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=seconds)).isoformat()
+
+
+async def run_trigger(trigger: KisPollTrigger) -> dict:
+    """Run a trigger the way the triggerer does: rebuilt from its serialized form, first event wins."""
+    import importlib
+
+    classpath, kwargs = trigger.serialize()
+    module, name = classpath.rsplit(".", 1)
+    rebuilt = getattr(importlib.import_module(module), name)(**kwargs)
+    async for event in rebuilt.run():
+        return event.payload
+    raise AssertionError("the trigger ended without an event")
+
+
+def table_count(pg, table: str) -> int:
+    from psycopg import sql
+
+    return pg.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))).fetchone()[0]
+
+
+# ------------------------------------------------------------------ trigger + drain
+async def test_trigger_buffers_a_window_and_drain_writes_it(kis, clean_db, redis_client):
+    payload = await run_trigger(KisPollTrigger(tickers=TICKERS, stream="t-window", window=1, window_end=window_end(3)))
+    assert payload["status"] == "ok", payload
+    assert payload["throttles"] == 0 and payload["errors"] == 0 and payload["unsent"] == []
+    assert payload["requests"] == payload["successes"] > 0
+    assert payload["unknown"] >= 1 and payload["halted"] >= 1
+    assert payload["dedupe_hits"] > 0  # the halted stock never changes
+    received = payload["quotes_received"] + payload["books_received"]
+    assert payload["buffered"] == received - payload["dedupe_hits"]
+    assert kis_drain.pending_count("t-window") == payload["buffered"] + 1  # + the window summary
+
+    result = kis_drain.drain("t-window")
+    assert result.rows_written == payload["buffered"] and result.rejected == 0
+    assert table_count(clean_db, "intraday_quotes") == result.quotes_written
+    assert table_count(clean_db, "order_books") == result.books_written
+    assert kis_drain.pending_count("t-window") == 0
+    assert clean_db.execute("SELECT count(*) FROM intraday_quotes WHERE ticker = '999999'").fetchone()[0] == 0
+    assert clean_db.execute("SELECT bool_and(halted) FROM intraday_quotes WHERE ticker = '000001'").fetchone()[0]
+    row = clean_db.execute("SELECT price, change_rate FROM intraday_quotes WHERE ticker = '005930' LIMIT 1").fetchone()
+    assert row[0] > 0
+
+    stats = clean_db.execute("SELECT status, rows_written, details FROM load_stats "
+                             "WHERE operation = 'kis_poll_window'").fetchall()
+    assert len(stats) == 1
+    status, rows_written, details = stats[0]
+    assert status == "ok" and rows_written == result.rows_written
+    for name in ("requests", "successes", "throttles", "retries", "dedupe_hits", "rows_written", "sweep_seconds"):
+        assert name in details, name
+    assert details["rows_written"] == result.rows_written and details["requests"] == payload["requests"]
+    assert kis_drain.discard_if_empty("t-window") and not redis_client.exists(kis_drain.stream_key("t-window"))
+
+
+async def test_unchanged_quotes_are_deduped_across_windows(kis, clean_db, redis_client):
+    kis.fake.move_probability = 0.0  # nothing trades: every answer after the first is a repeat
+    first = await run_trigger(KisPollTrigger(tickers=TICKERS[:3], stream="t-dedupe", window=1,
+                                             window_end=window_end(1.5), order_books=False))
+    second = await run_trigger(KisPollTrigger(tickers=TICKERS[:3], stream="t-dedupe", window=2,
+                                              window_end=window_end(1.5), order_books=False))
+    assert first["buffered"] == 3
+    assert second["buffered"] == 0 and second["dedupe_hits"] == second["quotes_received"] > 0
+    assert kis_drain.drain("t-dedupe").quotes_written == 3
+
+
+async def test_bad_credentials_end_the_window_with_an_error_event(kis, monkeypatch, redis_client):
+    monkeypatch.setenv("AIRFLOW_CONN_KIS_DEFAULT", kis.connection_json(appsecret="wrong-secret"))
+    payload = await run_trigger(KisPollTrigger(tickers=TICKERS, stream="t-bad", window=1, window_end=window_end(30)))
+    assert payload["status"] == "error" and "EGW00105" in payload["message"]
+    assert payload["seconds"] < 30  # stopped at once instead of polling into a wall
+    assert kis.fake.counts["token_requests"] == 1
+
+
+# ------------------------------------------------------------------ killed task
+KILLED_DRAIN = """
+    import os, sys
+    from krxflow.kis import drain
+    from krxflow.hooks import BatchedPostgresHook
+
+    mode = sys.argv[1]
+
+    class DyingHook(BatchedPostgresHook):
+        def append(self, table, data, columns=None, **kw):
+            result = super().append(table, data, columns=columns, **kw)
+            if mode == "mid-write" and table == "order_books":
+                os._exit(9)  # quotes committed, books committed, nothing acknowledged
+            return result
+
+    def die_before_ack(ids):
+        if mode == "before-ack":
+            os._exit(9)
+
+    drain.drain(sys.argv[2], hook=DyingHook(), chunk=int(sys.argv[3]), on_committed=die_before_ack)
+    os._exit(0)
+"""
+
+
+@pytest.mark.parametrize("mode", ["mid-write", "before-ack"])
+async def test_task_killed_after_the_trigger_fired_rerun_writes_every_quote_once(kis, clean_db, redis_client, mode):
+    stream = f"t-killed-{mode}"
+    payload = await run_trigger(KisPollTrigger(tickers=TICKERS, stream=stream, window=7, window_end=window_end(2.5)))
+    buffered = payload["buffered"]
+    assert buffered > 0
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'plugins'}:{ROOT}"}
+    proc = await asyncio.to_thread(subprocess.run, [sys.executable, "-c", textwrap.dedent(KILLED_DRAIN), mode, stream,
+                                                    "100000"], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 9, proc.stderr[-2000:]
+    assert kis_drain.pending_count(stream) == buffered + 1  # everything still pending after the kill
+
+    rerun = kis_drain.drain(stream)  # the retry
+    assert rerun.entries == buffered + 1
+    quotes = table_count(clean_db, "intraday_quotes")
+    books = table_count(clean_db, "order_books")
+    assert quotes + books == buffered  # every buffered quote and book exactly once
+    distinct = clean_db.execute("SELECT count(DISTINCT (ticker, ts)) FROM intraday_quotes").fetchone()[0]
+    assert distinct == quotes
+    assert kis_drain.pending_count(stream) == 0
+    windows = clean_db.execute("SELECT count(*) FROM load_stats WHERE operation = 'kis_poll_window' "
+                               "AND details ->> 'stream' = %s", (stream,)).fetchone()[0]
+    assert windows == 1
+    again = kis_drain.drain(stream)
+    assert again.entries == 0
+
+
+# ------------------------------------------------------------------ Redis restarted mid-window
+class PrivateRedis:
+    """A throwaway ``redis-server`` on a free loopback port (never the shared one on 6379)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([shutil.which("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1",
+                                      "--save", "", "--appendonly", "no"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        import redis
+
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                redis.Redis(port=self.port, socket_connect_timeout=0.2).ping()
+                return
+            except redis.exceptions.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
+
+
+@pytest.fixture
+def private_redis(monkeypatch):
+    if shutil.which("redis-server") is None:
+        pytest.fail("redis-server is needed for the restart test")
+    server = PrivateRedis()
+    server.start()
+    monkeypatch.setenv("AIRFLOW_CONN_REDIS_PRIVATE", f"redis://127.0.0.1:{server.port}/0")
+    yield server
+    server.stop()
+
+
+async def test_redis_restarted_mid_window_polling_goes_on_without_loss_or_duplicates(kis, clean_db, private_redis):
+    from krxflow import cache
+
+    trigger = KisPollTrigger(tickers=TICKERS, stream="t-restart", window=3, window_end=window_end(6),
+                             redis_conn_id="redis_private")
+    task = asyncio.create_task(run_trigger(trigger))
+    await asyncio.sleep(2.0)
+    await asyncio.to_thread(private_redis.stop)  # everything in it is gone (no persistence)
+    await asyncio.sleep(1.0)
+    requests_during_outage = kis.fake.counts["requests"]
+    await asyncio.to_thread(private_redis.start)
+    payload = await task
+
+    assert payload["status"] == "warning"
+    assert payload["redis_restarts"] >= 1 or payload["redis_errors"] >= 1
+    assert payload["rewritten"] > 0  # entries from before the restart were written again
+    assert kis.fake.counts["requests"] > requests_during_outage  # polling went on
+    assert payload["unsent"] == [] and payload["summary_buffered"]
+
+    client = cache.client("redis_private")
+    result = kis_drain.drain("t-restart", client=client)
+    received = payload["quotes_received"] + payload["books_received"]
+    assert result.rows_written == received - payload["dedupe_hits"]  # nothing lost
+    for table in ("intraday_quotes", "order_books"):
+        total, distinct = clean_db.execute(
+            f"SELECT count(*), count(DISTINCT (ticker, ts)) FROM {table}").fetchone()  # noqa: S608 (fixed names)
+        assert total == distinct
+    status, error = clean_db.execute("SELECT status, error FROM load_stats WHERE operation = 'kis_poll_window'"
+                                     ).fetchone()
+    assert status == "warning" and "Redis" in error
+    client.close()
