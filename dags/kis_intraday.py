@@ -1,7 +1,9 @@
 """
 # kis_intraday — intraday quotes and order books from the KIS Open API
 
-One run per XKRX trading session. The run
+One run per XKRX trading session (`KRXSessionTimetable(at="08:30")`: the run starts at 08:30 KST
+on the session day; no runs on weekends or KRX holidays; `logical_date` in KST is the session
+date; a manual run on a non-session day is skipped). The run
 
 1. **plan** — resolves the watchlist and the session's polling window (KST): from the open
    (09:00, or later on late-open days) to the close (15:30) or to `session_end`;
@@ -43,6 +45,7 @@ from airflow.sdk import Param, dag, task
 
 from krxflow.assets import INTRADAY_QUOTES, ORDER_BOOKS
 from krxflow.sensors.kis_session import KisSessionSensor
+from krxflow.timetables import KRXSessionTimetable
 
 KST = "Asia/Seoul"
 
@@ -50,7 +53,7 @@ KST = "Asia/Seoul"
 @dag(
     dag_id="kis_intraday",
     doc_md=__doc__,
-    schedule="30 8 * * 1-5",
+    schedule=KRXSessionTimetable(at="08:30"),
     start_date=pendulum.datetime(2026, 1, 2, tz=KST),
     catchup=False,
     max_active_runs=1,
