@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: venv install test test-fast bench migrate clean
+.PHONY: venv install test test-fast bench migrate clean run stop status bootstrap
 
 venv: $(VENV)/.installed
 
@@ -30,6 +30,22 @@ migrate: venv
 
 bench: venv
 	PYTHONPATH=plugins $(PY) bench/ingest.py
+
+## Start krxflow on this machine (no Docker): Postgres/Redis from env or private ones, migrations,
+## Connections/Pools/Variables, airflow standalone; sample mode without KRX/KIS credentials.
+run: venv
+	$(PY) scripts/stack.py up
+
+## Stop every process `make run` started (pid records in .run/state.json).
+stop:
+	$(PY) scripts/stack.py down
+
+status:
+	$(PY) scripts/stack.py status
+
+## Create/update krxflow's Connections, Pools and Variables in the configured Airflow.
+bootstrap: venv
+	PYTHONPATH=plugins $(PY) -m krxflow.bootstrap
 
 clean:
 	rm -rf $(VENV) .pytest_cache
