@@ -30,7 +30,7 @@ from krxflow.timetables import KRXSessionTimetable
     dag_id="krx_daily_prices",
     doc_md=__doc__,
     schedule=KRXSessionTimetable(at="18:00"),
-    start_date=dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc),
+    start_date=dt.datetime(2015, 1, 1, tzinfo=dt.timezone.utc),  # backfills may reach back this far
     catchup=False,
     max_active_runs=4,
     default_args={"retries": 2, "retry_delay": dt.timedelta(minutes=10)},

@@ -28,7 +28,7 @@ from krxflow.timetables import KRXSessionTimetable
     dag_id="krx_tickers",
     doc_md=__doc__,
     schedule=KRXSessionTimetable(at="17:40"),
-    start_date=dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc),
+    start_date=dt.datetime(2015, 1, 1, tzinfo=dt.timezone.utc),  # backfills may reach back this far
     catchup=False,
     max_active_runs=1,
     default_args={"retries": 2, "retry_delay": dt.timedelta(minutes=10)},

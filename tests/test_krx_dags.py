@@ -1,0 +1,184 @@
+"""The KRX DAGs: parse cleanly and light, and run end to end with ``dag.test()`` against the real Postgres.
+
+The sample source (few tickers) feeds most runs; one run goes through the pykrx source and the
+offline KRX replay, so pykrx's real requests and parsing are exercised inside a DAG run too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pendulum
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+KRX_DAGS = ("krx_tickers", "krx_daily_prices", "krx_history_backfill")
+SAMPLE_TICKERS = 30
+
+
+@pytest.fixture
+def sample_env(monkeypatch, clean_db, redis_client):
+    monkeypatch.setenv("KRXFLOW_SOURCE", "sample")
+    monkeypatch.setenv("KRXFLOW_SAMPLE_TICKERS", str(SAMPLE_TICKERS))
+    clean_db.execute("TRUNCATE stock_changes")
+    return clean_db
+
+
+@pytest.fixture(scope="module")
+def dagbag(airflow_db):
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(ROOT / "dags"))
+
+
+def _kst(day: str, hour: int = 18) -> pendulum.DateTime:
+    return pendulum.parse(day, tz="Asia/Seoul").add(hours=hour)
+
+
+def _table(pg, query: str):
+    return pg.execute(query).fetchall()
+
+
+def test_krx_dags_import_without_errors_and_use_the_session_timetable(dagbag):
+    from krxflow.timetables import KRXSessionTimetable
+
+    errors = {k: v for k, v in dagbag.import_errors.items() if Path(k).stem in KRX_DAGS}
+    assert errors == {}
+    for dag_id in KRX_DAGS:
+        dag = dagbag.get_dag(dag_id)
+        assert dag is not None, dag_id
+        assert "krxflow" in dag.tags and dag.doc_md
+        assert all(t.retries >= 2 for t in dag.tasks)
+    assert isinstance(dagbag.get_dag("krx_daily_prices").timetable, KRXSessionTimetable)
+    assert isinstance(dagbag.get_dag("krx_tickers").timetable, KRXSessionTimetable)
+    backfill = dagbag.get_dag("krx_history_backfill")
+    assert type(backfill.timetable).__name__ == "NullTimetable"  # manual only
+    assert set(backfill.params.keys()) == {"years", "tickers", "adjusted", "raw"}
+    assert backfill.params["years"] == 5 and backfill.params["tickers"] == "all" and backfill.params["adjusted"] is True
+    assert backfill.get_task("load_history").pool == "krx_api"
+
+
+@pytest.mark.parametrize("dag_file", KRX_DAGS)
+def test_dag_files_parse_fast_without_heavy_imports(dag_file):
+    code = (
+        "import sys, time, runpy; t = time.perf_counter(); "
+        f"runpy.run_path({str(ROOT / 'dags' / (dag_file + '.py'))!r}); "
+        "heavy = [m for m in ('pandas', 'pyarrow', 'pykrx', 'krxflow.hooks', 'exchange_calendars', 'numpy') if m in sys.modules]; "
+        "import json; print(json.dumps({'seconds': time.perf_counter() - t, 'heavy': heavy}))"
+    )
+    # Import airflow first (every DAG file pays that anyway), then time the DAG file alone.
+    out = subprocess.run([sys.executable, "-c", "import airflow.sdk; " + code], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": f"{ROOT / 'plugins'}:{ROOT}"}, timeout=120, check=True)
+    import json
+
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["heavy"] == [], f"{dag_file} imports {result['heavy']} at parse time"
+    assert result["seconds"] < 1.0
+
+
+def test_krx_tickers_dag_loads_the_listing_and_emits_stocks(airflow_db, dagbag, sample_env):
+    pg = sample_env
+    dag = dagbag.get_dag("krx_tickers")
+    run = dag.test(logical_date=_kst("2024-01-03", 17))
+    assert run.state == "success"
+    count, markets = pg.execute("SELECT count(*), array_agg(DISTINCT market ORDER BY market) FROM stocks "
+                                "WHERE NOT delisted").fetchone()
+    from krxflow.sources.sample import SampleSource
+
+    assert count == len(SampleSource(SAMPLE_TICKERS).listing("2024-01-03"))
+    assert markets == ["KOSDAQ", "KOSPI"]
+    samsung = pg.execute("SELECT name, market, isin, listed_shares, first_seen, last_seen FROM stocks "
+                         "WHERE ticker = '005930'").fetchone()
+    assert samsung == ("삼성전자", "KOSPI", "KR7005930003", 6_419_324_700, dt.date(2024, 1, 3), dt.date(2024, 1, 3))
+    events = pg.execute("SELECT count(*) FROM load_stats WHERE dag_id = 'krx_tickers' AND table_name = 'stocks'").fetchone()
+    assert events[0] >= 1
+
+
+def test_krx_daily_prices_dag_loads_one_session_and_a_rerun_changes_nothing(airflow_db, dagbag, sample_env):
+    pg = sample_env
+    from krxflow.sources.sample import SampleSource
+
+    dag = dagbag.get_dag("krx_tickers")
+    assert dag.test(logical_date=_kst("2024-01-03", 17)).state == "success"
+    prices = dagbag.get_dag("krx_daily_prices")
+    # 18:00 KST on 2024-01-04 is 09:00 UTC; at 08:30 KST the UTC date would be the day before.
+    first = prices.test(logical_date=_kst("2024-01-04"))
+    assert first.state == "success"
+    snapshot = _table(pg, "SELECT * FROM daily_prices ORDER BY ticker, trade_date")
+    expected = SampleSource(SAMPLE_TICKERS).daily_prices("2024-01-04")
+    assert len(snapshot) == len(expected) > 0
+    assert {r[1] for r in snapshot} == {dt.date(2024, 1, 4)}
+    quality = pg.execute("SELECT status, rows_in, details FROM load_stats WHERE operation = 'quality_check' "
+                         "ORDER BY id DESC LIMIT 1").fetchone()
+    assert quality[1] == len(expected)
+    assert quality[2]["bad_ohlc"] == 0 and quality[2]["negative_volume"] == 0 and quality[2]["listed"] > 0
+    # Rerunning the same date: same rows in, same table out, nothing inserted or updated.
+    dag_run = prices.test(logical_date=_kst("2024-01-04"))  # clears and runs the same date again
+    assert dag_run.state == "success"
+    assert _table(pg, "SELECT * FROM daily_prices ORDER BY ticker, trade_date") == snapshot
+    last_write = pg.execute("SELECT inserted, updated, unchanged FROM load_stats WHERE table_name = 'daily_prices' "
+                            "AND operation = 'upsert' ORDER BY id DESC LIMIT 1").fetchone()
+    assert last_write == (0, 0, len(expected))
+
+
+def test_krx_daily_prices_manual_run_on_a_holiday_is_skipped_not_failed(airflow_db, dagbag, sample_env):
+    pg = sample_env
+    prices = dagbag.get_dag("krx_daily_prices")
+    run = prices.test(logical_date=_kst("2024-02-09"))  # Seollal
+    assert run.state == "success"
+    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+    assert states["fetch_and_load"] == "skipped"
+    assert pg.execute("SELECT count(*) FROM daily_prices").fetchone()[0] == 0
+
+
+def test_krx_history_backfill_maps_per_ticker_and_reports(airflow_db, dagbag, sample_env):
+    pg = sample_env
+    from krxflow.sources.sample import SampleMarket
+
+    market = SampleMarket(SAMPLE_TICKERS)
+    delisted = next(t for t in market.tickers if market.profile(t).delisted is not None) \
+        if any(market.profile(t).delisted is not None for t in market.tickers) else None
+    wanted = ["005930", market.tickers[2]] + ([delisted] if delisted else ["999990"])
+    dag = dagbag.get_dag("krx_history_backfill")
+    run = dag.test(run_conf={"years": 1, "tickers": wanted, "adjusted": True, "raw": True})
+    assert run.state == "success"
+    tis = [ti for ti in run.get_task_instances() if ti.task_id == "load_history"]
+    assert sorted(ti.rendered_map_index for ti in tis) == sorted(wanted)
+    report = pg.execute("SELECT details FROM load_stats WHERE operation = 'history_backfill' ORDER BY id DESC LIMIT 1"
+                        ).fetchone()[0]
+    assert report["tickers"] == 3 and report["ok"] == 2 and report["empty"] == 1 and report["failed"] == 0
+    assert report["rows_written"] > 400
+    adjusted = pg.execute("SELECT count(DISTINCT ticker), count(*) FROM daily_prices_adjusted").fetchone()
+    assert adjusted[0] == 2 and adjusted[1] == report["adjusted_rows"]
+    raw = pg.execute("SELECT count(*) FROM daily_prices").fetchone()[0]
+    assert raw == report["raw_rows"]
+    empty = pg.execute("SELECT count(*) FROM load_stats WHERE operation = 'history_empty'").fetchone()[0]
+    assert empty == 1
+    emitted = {ti.task_id: ti.state for ti in run.get_task_instances() if ti.task_id.startswith("emit_")}
+    assert emitted == {"emit_adjusted": "success", "emit_raw": "success"}
+
+
+def test_krx_daily_prices_dag_through_pykrx_and_the_replay_matches_the_sample(airflow_db, dagbag, sample_env,
+                                                                              monkeypatch):
+    from krxflow.sources.sample import SampleMarket, SampleSource
+    from tests.fakes.krx_replay import KrxReplay
+
+    pg = sample_env
+    monkeypatch.setenv("KRXFLOW_SOURCE", "pykrx")
+    monkeypatch.setenv("KRXFLOW_KRX_MIN_INTERVAL", "0")
+    monkeypatch.setenv("AIRFLOW_CONN_KRX_DEFAULT", "generic://krx-user:krx-secret@")
+    with KrxReplay(SampleMarket(SAMPLE_TICKERS), require_login=True) as replay:
+        run = dagbag.get_dag("krx_daily_prices").test(logical_date=_kst("2018-05-04"))
+    assert run.state == "success"
+    assert replay.received["MDCSTAT01501"] == 1
+    rows = pg.execute("SELECT ticker, open, high, low, close, volume, listed_shares FROM daily_prices "
+                      "ORDER BY ticker").fetchall()
+    expected = SampleSource(SAMPLE_TICKERS).daily_prices("2018-05-04")
+    assert len(rows) == len(expected)
+    samsung = next(r for r in rows if r[0] == "005930")
+    assert samsung[6] == 6_419_324_700  # the first session after the 50:1 split
+    assert 30_000 < samsung[4] < 80_000
