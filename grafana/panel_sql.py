@@ -189,6 +189,25 @@ def _nanos(moment: datetime) -> int:
     return int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000
 
 
+_NICE_INTERVALS = ["1s", "2s", "5s", "10s", "15s", "20s", "30s", "1m", "2m", "5m", "10m", "15m", "20m", "30m",
+                   "1h", "2h", "3h", "6h", "12h", "1d", "7d"]
+
+
+def auto_interval(time_range: TimeRange, max_data_points: int = 1000, min_interval: str = "1m") -> str:
+    """The ``$__interval`` Grafana would pick: range / max data points, rounded up to a round
+    interval and never below the datasource's ``timeInterval`` (``1m`` in our provisioning).
+
+    Grafana's ``roundInterval`` rounds to the nearest step of a similar table; rounding up is a
+    slightly conservative (fewer, larger buckets would be cheaper) but close approximation.
+    """
+    raw = (time_range.end - time_range.start).total_seconds() / max_data_points
+    floor = parse_interval(min_interval)
+    for name in _NICE_INTERVALS:
+        if parse_interval(name) >= max(raw, floor):
+            return name
+    return _NICE_INTERVALS[-1]
+
+
 # ------------------------------------------------------------------------------------ dashboards
 @dataclass
 class Variable:

@@ -16,6 +16,7 @@ Everything is deterministic: the same arguments give the same rows.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
@@ -138,3 +139,51 @@ def load_pipeline_stats(hook, now: dt.datetime, *, days: int = 3, windows_per_da
                                                                      "bytes": 123_456_789})
         written += 2
     return written
+
+
+def load_pipeline_history(hook, conn, now: dt.datetime, *, days: int = 30, windows_per_day: int = 390,
+                          dags_per_day: int = 40) -> int:
+    """A month of ``load_stats`` as production leaves it, appended in one write through the hook.
+
+    Per KST day: one KIS polling window per minute of the session, one write per DAG task, a
+    daily-price quality check and a pg_dump backup; ``finished_at`` spread over the day.
+    """
+    import pandas as pd
+
+    rows = []
+    for d in range(days):
+        day = (now - dt.timedelta(days=d)).astimezone(KST).date()
+        open_at = dt.datetime.combine(day, dt.time(9, 0), KST)
+        for w in range(windows_per_day):
+            requests = 580 + (w * 7 + d) % 60
+            throttles = (w + d) % 5
+            rows.append({"dag_id": "kis_intraday", "task_id": "drain", "table_name": "intraday_quotes",
+                         "operation": "kis_poll_window", "rows_in": requests, "inserted": requests - 40,
+                         "seconds": 60.0, "status": "warning" if throttles > 3 else "ok",
+                         "finished_at": open_at + dt.timedelta(minutes=w + 1),
+                         "details": {"requests": requests, "successes": requests - throttles, "throttles": throttles,
+                                     "retries": throttles, "dedupe_hits": 30 + w % 20, "rows_written": requests - 40,
+                                     "sweep_seconds": 52.0 + w % 7}})
+        for k in range(dags_per_day):
+            dag = ("krx_daily_prices", "krx_tickers", "krx_history", "db_matviews", "db_indicators")[k % 5]
+            rows.append({"dag_id": dag, "task_id": f"load_{k}", "table_name": "daily_prices", "operation": "upsert",
+                         "rows_in": 2800, "inserted": 2790, "rejected": k % 3, "seconds": 1.5,
+                         "status": "warning" if k % 3 else "ok",
+                         "finished_at": dt.datetime.combine(day, dt.time(16, 0), KST) + dt.timedelta(minutes=k),
+                         "details": {}})
+        rows.append({"dag_id": "krx_daily_prices", "task_id": "quality", "table_name": "daily_prices",
+                     "operation": "quality_check", "status": "ok" if d % 4 else "warning", "seconds": 3.0,
+                     "finished_at": dt.datetime.combine(day, dt.time(17, 0), KST),
+                     "details": {"gaps": [{"ticker": "005930"}] if d % 4 == 0 else [], "checked_tickers": 2800}})
+        rows.append({"dag_id": "db_backup", "task_id": "dump", "table_name": "backup", "operation": "pg_dump",
+                     "status": "ok", "seconds": 120.0, "finished_at": dt.datetime.combine(day, dt.time(2, 0), KST),
+                     "details": {"bytes": 3_000_000_000}})
+    rows = [row for row in rows if row["finished_at"] <= now]
+    ids = conn.execute("SELECT nextval(pg_get_serial_sequence('load_stats', 'id')) FROM generate_series(1, %s)",
+                       (len(rows),)).fetchall()
+    frame = pd.DataFrame(rows)
+    counters = ["rows_in", "inserted", "rejected"]
+    frame[counters] = frame[counters].fillna(0).astype("int64")
+    frame.insert(0, "id", [i[0] for i in ids])
+    frame["details"] = frame["details"].map(json.dumps)
+    return hook.append("load_stats", frame).rows_written
