@@ -171,6 +171,8 @@ def test_krx_daily_prices_dag_through_pykrx_and_the_replay_matches_the_sample(ai
     monkeypatch.setenv("KRXFLOW_SOURCE", "pykrx")
     monkeypatch.setenv("KRXFLOW_KRX_MIN_INTERVAL", "0")
     monkeypatch.setenv("AIRFLOW_CONN_KRX_DEFAULT", "generic://krx-user:krx-secret@")
+    for name in ("KRX_ID", "KRX_PW"):  # the source exports them for pykrx; gone again after the test
+        monkeypatch.delenv(name, raising=False)
     with KrxReplay(SampleMarket(SAMPLE_TICKERS), require_login=True) as replay:
         run = dagbag.get_dag("krx_daily_prices").test(logical_date=_kst("2018-05-04"))
     assert run.state == "success"
