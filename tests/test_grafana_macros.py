@@ -91,3 +91,11 @@ def test_builtin_interval_and_range_variables():
 def test_variables_are_interpolated_before_macros():
     assert expand("WHERE $__timeFilter($col)", FIVE_MINUTES, {"col": "ts"}) == \
         "WHERE ts BETWEEN '2018-04-12T18:00:00Z' AND '2018-04-12T18:05:00Z'"
+
+
+@pytest.mark.parametrize("hours, expected", [(1, "1m"), (24 * 7, "15m"), (24 * 30, "1h"), (24 * 365 * 5, "7d")])
+def test_auto_interval_is_range_over_data_points_rounded_up_and_at_least_1m(hours, expected):
+    from grafana.panel_sql import auto_interval
+
+    rng = TimeRange(FROM, FROM + timedelta(hours=hours))
+    assert auto_interval(rng) == expected
