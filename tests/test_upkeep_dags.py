@@ -86,6 +86,10 @@ def test_partition_and_retention_dags_run(dagbag, airflow_db, clean_db, monkeypa
     from krxflow.db.partitions import KST
     from krxflow.hooks import BatchedPostgresHook
 
+    from psycopg import sql
+
+    for part in partitions.list_partitions(clean_db, "order_books"):  # other tests' partitions
+        clean_db.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(part.name)))
     today = dt.datetime.now(KST).date()
     old = today - dt.timedelta(days=60)
     BatchedPostgresHook().upsert("order_books", [{"ticker": "000010",
