@@ -1,0 +1,119 @@
+"""``airflow backfill create`` over a week with a holiday, run by a real scheduler (LocalExecutor).
+
+``backfill create`` only queues runs: a scheduler must run them, and tasks in Airflow 3 report
+through the Execution API, so this test starts ``airflow api-server --apps execution`` and
+``airflow scheduler`` as subprocesses against the test session's databases, serializes the DAGs
+(``airflow dags reserialize``), creates the ``krx_api`` pool, unpauses the DAG, backfills
+2024-02-07..2024-02-14 (Seollal: 9 and 12 February are holidays) with the sample source, waits
+for the runs (bounded) and checks that exactly the four sessions were loaded. The processes are
+stopped at the end whatever happens.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SESSIONS = [dt.date(2024, 2, 7), dt.date(2024, 2, 8), dt.date(2024, 2, 13), dt.date(2024, 2, 14)]
+DEADLINE_SECONDS = 180
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _airflow(env, *args, timeout=180) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-m", "airflow", *args], env=env, capture_output=True, text=True,
+                            timeout=timeout)
+    assert result.returncode == 0, f"airflow {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def _start(env, logs: Path, name: str, *args) -> subprocess.Popen:
+    out = open(logs / f"{name}.log", "w")
+    return subprocess.Popen([sys.executable, "-m", "airflow", *args], env=env, stdout=out, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+def _run_states(dag_id: str) -> dict[dt.date, str]:
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        runs = session.query(DagRun).filter(DagRun.dag_id == dag_id, DagRun.run_type == "backfill").all()
+        return {r.logical_date.astimezone(dt.timezone(dt.timedelta(hours=9))).date(): str(r.state) for r in runs}
+
+
+@pytest.mark.integration
+def test_backfill_create_runs_only_sessions_and_loads_them(airflow_db, clean_db, redis_client):
+    pg = clean_db
+    port = _free_port()
+    logs = Path(tempfile.mkdtemp(prefix="krxflow-backfill-it-"))
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{ROOT / 'plugins'}:{ROOT}",
+        "KRXFLOW_SOURCE": "sample",
+        "KRXFLOW_SAMPLE_TICKERS": "20",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": "2",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API_AUTH__JWT_SECRET": "krxflow-integration-test-secret",
+        "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",  # only the backfill's runs, no "latest session" run
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+    }
+    for leaked in ("KRX_ID", "KRX_PW"):
+        env.pop(leaked, None)
+    from krxflow.sources.pacing import KRX_POOL, KRX_POOL_DESCRIPTION, KRX_POOL_SLOTS
+
+    _airflow(env, "dags", "reserialize")
+    _airflow(env, "pools", "set", KRX_POOL, str(KRX_POOL_SLOTS), KRX_POOL_DESCRIPTION)
+    _airflow(env, "dags", "unpause", "krx_daily_prices")
+    api = _start(env, logs, "api-server", "api-server", "--apps", "execution", "--port", str(port), "--workers", "1")
+    scheduler = _start(env, logs, "scheduler", "scheduler")
+    try:
+        _airflow(env, "backfill", "create", "--dag-id", "krx_daily_prices", "--from-date", "2024-02-07",
+                 "--to-date", "2024-02-14", "--max-active-runs", "2")
+        deadline = time.monotonic() + DEADLINE_SECONDS
+        states: dict[dt.date, str] = {}
+        while time.monotonic() < deadline:
+            states = _run_states("krx_daily_prices")
+            if len(states) == len(SESSIONS) and all(s in ("success", "failed") for s in states.values()):
+                break
+            assert api.poll() is None and scheduler.poll() is None, f"an Airflow process died; logs in {logs}"
+            time.sleep(3)
+        assert sorted(states) == SESSIONS, f"runs {states}; logs in {logs}"  # no run for the holidays
+        assert set(states.values()) == {"success"}, f"runs {states}; logs in {logs}"
+    finally:
+        _stop(scheduler)
+        _stop(api)
+    days = pg.execute("SELECT trade_date, count(*) FROM daily_prices GROUP BY trade_date ORDER BY 1").fetchall()
+    assert [d for d, _ in days] == SESSIONS
+    assert all(n > 10 for _, n in days)
+    checks = pg.execute("SELECT count(*) FROM load_stats WHERE operation = 'quality_check' "
+                        "AND dag_id = 'krx_daily_prices'").fetchone()[0]
+    assert checks == len(SESSIONS)
