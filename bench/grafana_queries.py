@@ -11,6 +11,7 @@
    different ticker each repetition; each run is timed end to end (plan + execute + fetch).
 
     python bench/grafana_queries.py [--tickers 2800] [--years 5] [--repeat 12] [--keep]
+    python bench/grafana_queries.py --database krxflow_bench_grafana_...   # time again, no reload
 
 Last line (the form progress is measured by):
     grafana_queries: panels=N p95_ms=X max_ms=Y
@@ -33,6 +34,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "plugins"), str(ROOT)]
 SERVER = os.environ.get("KRXFLOW_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
 BENCH_DB = f"krxflow_bench_grafana_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+for _i, _arg in enumerate(sys.argv):  # --database must be known before anything reads the Connection
+    if _arg == "--database" and _i + 1 < len(sys.argv):
+        BENCH_DB = sys.argv[_i + 1]
 os.environ["AIRFLOW_CONN_POSTGRES_DEFAULT"] = f"{SERVER}/{BENCH_DB}"
 os.environ.setdefault("AIRFLOW_HOME", str(ROOT / ".run" / "bench-airflow-home"))
 os.environ.setdefault("KRXFLOW_SQL_DIR", str(ROOT / "include" / "sql"))
@@ -73,7 +77,7 @@ def load(conn, tickers: int, years: int) -> dict:
 
     def progress(done, total, report):
         if done == total or done % 1000 < 250:
-            print(f"    {done}/{total} tickers, {report.daily_rows + report.adjusted_rows:,} rows", flush=True)
+            print(f"    histories of {done}/{total} tickers fetched", flush=True)
 
     report = sample_data.load_market(hook, SampleSource(tickers=tickers), first, last, progress=progress)
     at = step(f"loaded {report.tickers} tickers, {report.daily_rows:,} daily + {report.adjusted_rows:,} adjusted "
@@ -89,6 +93,15 @@ def load(conn, tickers: int, years: int) -> dict:
     stats = sample_data.load_pipeline_history(hook, conn, dt.datetime.now(KST))
     step(f"load_stats history ({stats:,} rows)", at)
     conn.execute("ANALYZE")
+    return {"first": first, "last": last, "listed": listed, "intraday": intraday}
+
+
+def loaded(conn) -> dict:
+    """What ``load`` returns, read back from a database it filled earlier."""
+    first, last = conn.execute("SELECT min(trade_date), max(trade_date) FROM daily_prices").fetchone()
+    listed = [r[0] for r in conn.execute("SELECT ticker FROM stocks WHERE NOT delisted ORDER BY ticker")]
+    intraday = [r[0] for r in conn.execute(
+        "SELECT DISTINCT ticker FROM intraday_quotes WHERE ts >= %s ORDER BY ticker", (last,))]
     return {"first": first, "last": last, "listed": listed, "intraday": intraday}
 
 
@@ -145,19 +158,21 @@ def main() -> int:
     parser.add_argument("--years", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=12, help="runs per panel, switch combination and range")
     parser.add_argument("--keep", action="store_true", help="keep the bench database")
+    parser.add_argument("--database", help="time the panels on a database kept by --keep (no load)")
     args = parser.parse_args()
 
-    admin(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(BENCH_DB)))
+    if not args.database:
+        admin(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(BENCH_DB)))
     try:
         from krxflow.db.connection import connection
 
         with connection() as conn:
             print(f"bench database {BENCH_DB}", flush=True)
-            data = load(conn, args.tickers, args.years)
+            data = loaded(conn) if args.database else load(conn, args.tickers, args.years)
             run(conn, 1, data)  # warm the cache once, as a dashboard in use is
             timings = run(conn, args.repeat, data)
     finally:
-        if not args.keep:
+        if not (args.keep or args.database):
             admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(BENCH_DB)))
 
     print(f"{'panel':60s} {'runs':>5s} {'p50_ms':>8s} {'p95_ms':>8s} {'max_ms':>8s}")

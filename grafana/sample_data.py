@@ -35,12 +35,17 @@ class LoadReport:
 
 def load_market(hook, source, first: dt.date, last: dt.date, *, tickers: list[str] | None = None,
                 chunk_tickers: int = 250, progress=None) -> LoadReport:
-    """Load the ticker master and both daily series of ``first``..``last`` from ``source``."""
+    """Load the ticker master and both daily series of ``first``..``last`` from ``source``.
+
+    Histories are fetched ticker by ticker (as the backfill DAG does) and written a calendar year
+    at a time, oldest first: each write then lands in partitions that hold no rows yet, which is
+    the writer's straight-COPY fast path on an empty database and its upsert path otherwise.
+    """
     import time
 
     import pandas as pd
 
-    from krxflow.sources.base import DAILY_COLUMNS, ADJUSTED_COLUMNS
+    from krxflow.sources.base import ADJUSTED_COLUMNS, DAILY_COLUMNS
 
     started = time.perf_counter()
     report = LoadReport()
@@ -55,19 +60,22 @@ def load_market(hook, source, first: dt.date, last: dt.date, *, tickers: list[st
     report.stocks = hook.upsert("stocks", stocks).rows_in
     names = stocks["ticker"].tolist()
     report.tickers = len(names)
+    raw, adjusted = [], []
     for start in range(0, len(names), chunk_tickers):
         chunk = names[start:start + chunk_tickers]
-        raw = [source.history(t, first, last, adjusted=False) for t in chunk]
-        adjusted = [source.history(t, first, last, adjusted=True) for t in chunk]
-        raw = [f for f in raw if len(f)]
-        adjusted = [f for f in adjusted if len(f)]
-        if raw:
-            report.daily_rows += hook.upsert("daily_prices", pd.concat(raw, ignore_index=True)[DAILY_COLUMNS]).rows_written
-        if adjusted:
-            report.adjusted_rows += hook.upsert(
-                "daily_prices_adjusted", pd.concat(adjusted, ignore_index=True)[ADJUSTED_COLUMNS]).rows_written
+        raw += [f for f in (source.history(t, first, last, adjusted=False) for t in chunk) if len(f)]
+        adjusted += [f for f in (source.history(t, first, last, adjusted=True) for t in chunk) if len(f)]
         if progress:
             progress(start + len(chunk), len(names), report)
+    for table, frames, columns, counter in (("daily_prices", raw, DAILY_COLUMNS, "daily_rows"),
+                                            ("daily_prices_adjusted", adjusted, ADJUSTED_COLUMNS, "adjusted_rows")):
+        if not frames:
+            continue
+        frame = pd.concat(frames, ignore_index=True)[columns]
+        years = pd.to_datetime(frame["trade_date"]).dt.year
+        for year in sorted(years.unique()):
+            written = hook.upsert(table, frame[(years == year).to_numpy()]).rows_written
+            setattr(report, counter, getattr(report, counter) + written)
     report.seconds = time.perf_counter() - started
     return report
 
