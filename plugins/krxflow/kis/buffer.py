@@ -41,26 +41,15 @@ def stream_key(name: str) -> str:
 
 
 async def async_redis(conn_id: str = REDIS_CONN_ID, **kwargs):
-    """A ``redis.asyncio`` client for ``conn_id``, resolving the Connection without blocking the loop.
-
-    Same URL as :func:`krxflow.cache.redis_url`, but through ``BaseHook.aget_connection`` because a
-    trigger must not make the synchronous Connection lookup from the triggerer's event loop.
-    """
-    import redis.asyncio
-    from airflow.sdk import BaseHook
-    from redis.backoff import ExponentialBackoff
+    """A ``redis.asyncio`` client for the trigger: Connection resolved without blocking the loop,
+    and failing fast while Redis is down (the poller holds entries in memory) instead of stalling."""
     from redis.asyncio.retry import Retry
+    from redis.backoff import ExponentialBackoff
 
-    conn = await BaseHook.aget_connection(conn_id)
-    extra = await conn.aextra_dejson() if hasattr(conn, "aextra_dejson") else conn.extra_dejson
-    db = extra.get("db", conn.schema or 0)
-    auth = f":{conn.password}@" if conn.password else ""
-    url = f"redis://{auth}{conn.host or '127.0.0.1'}:{conn.port or 6379}/{db or 0}"
-    # Fail fast while Redis is down (the poller holds entries in memory) instead of stalling calls.
     kwargs.setdefault("retry", Retry(ExponentialBackoff(cap=0.2, base=0.05), 1))
     kwargs.setdefault("socket_connect_timeout", 1)
     kwargs.setdefault("socket_timeout", 5)
-    return redis.asyncio.Redis.from_url(url, decode_responses=True, **kwargs)
+    return await cache.aclient(conn_id, **kwargs)
 
 
 class StreamBuffer:
