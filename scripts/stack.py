@@ -516,6 +516,12 @@ def krxflow_dag_ids(api: AirflowApi) -> list[str]:
     return sorted(d["dag_id"] for d in api.get("/dags", tags="krxflow", limit=100)["dags"])
 
 
+def _now_utc() -> str:
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).isoformat()
+
+
 def start_demo(api: AirflowApi) -> list[str]:
     """Sample mode: unpause the krxflow DAGs and start a first round of runs (tickers, then two weeks by date)."""
     from datetime import date, timedelta
@@ -526,7 +532,7 @@ def start_demo(api: AirflowApi) -> list[str]:
         api.request("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
     done.append(f"unpaused {len(dag_ids)} DAGs")
     if "krx_tickers" in dag_ids:
-        api.request("POST", "/dags/krx_tickers/dagRuns", json={"logical_date": None})
+        api.request("POST", "/dags/krx_tickers/dagRuns", json={"logical_date": _now_utc()})
         done.append("triggered krx_tickers")
     if "krx_daily_prices" in dag_ids:
         today = date.today()
@@ -547,7 +553,7 @@ def start_demo(api: AirflowApi) -> list[str]:
             except TimeoutError:
                 done.append("krx_tickers has not finished yet (see the UI)")
         api.request("POST", "/dags/kis_intraday/dagRuns",
-                    json={"logical_date": None, "conf": {"demo_seconds": 120, "watchlist_size": 20,
+                    json={"logical_date": _now_utc(), "conf": {"demo_seconds": 120, "watchlist_size": 20,
                                                          "window_seconds": 30}})
         done.append("triggered kis_intraday (2 minutes of polling the fake KIS server, 20 tickers)")
     return done
