@@ -134,6 +134,7 @@ def cases(data: dict, repeat: int, seed: int = 6):
 
 def run(conn, repeat: int, data: dict) -> dict[str, list[float]]:
     timings: dict[str, list[float]] = {}
+    empty = runs = 0
     conn.execute("SET ROLE krxflow_readonly")
     for q, time_range, values, multi in cases(data, repeat):
         statement = panel_sql.expand(q.raw_sql, time_range, values, multi=multi,
@@ -141,10 +142,13 @@ def run(conn, repeat: int, data: dict) -> dict[str, list[float]]:
         started = time.perf_counter()
         rows = conn.execute(statement).fetchall()
         elapsed = (time.perf_counter() - started) * 1000
-        if not rows and q.panel_type != "stat":
-            raise AssertionError(f"{q.name} returned no rows for {values}")
+        runs += 1
+        empty += not rows  # a ticker listed after the range starts, say: legitimate, but should be rare
         timings.setdefault(f"{q.name} {q.title}", []).append(elapsed)
     conn.execute("RESET ROLE")
+    print(f"  {runs} panel runs, {empty} returned no rows", flush=True)
+    if empty > runs * 0.05:
+        raise AssertionError(f"{empty} of {runs} panel runs returned no rows: the sample data does not cover the panels")
     return timings
 
 
