@@ -11,6 +11,7 @@ import datetime as dt
 import logging
 import time
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 
 import pandas as pd
 
@@ -31,10 +32,19 @@ def session_of(logical_date) -> dt.date:
     return pendulum.instance(logical_date).in_timezone("Asia/Seoul").date()
 
 
+@lru_cache(maxsize=1)
 def _hook():
+    """One hook per process: it keeps no connection, only the tables' catalog specs (read once)."""
     from krxflow.hooks import BatchedPostgresHook
 
     return BatchedPostgresHook()
+
+
+def for_hook(frame: pd.DataFrame) -> pd.DataFrame:
+    """``trade_date`` as datetime64 (the hook's vectorised path) instead of Python dates (parsed one by one)."""
+    if "trade_date" in frame.columns and not pd.api.types.is_datetime64_any_dtype(frame["trade_date"]):
+        frame = frame.assign(trade_date=pd.to_datetime(frame["trade_date"]))
+    return frame
 
 
 def _read(hook, query: str, params: dict | None = None) -> pd.DataFrame:
@@ -152,7 +162,7 @@ def load_daily_prices(source: KrxSource, day, *, hook=None) -> dict:
     frame = source.daily_prices(day)
     if frame.empty:
         return {"day": day.isoformat(), "rows_in": 0, "inserted": 0, "updated": 0, "unchanged": 0, "rejected": 0}
-    written = hook.upsert("daily_prices", frame)
+    written = hook.upsert("daily_prices", for_hook(frame))
     return {"day": day.isoformat(), "rows_in": written.rows_in, "inserted": written.inserted,
             "updated": written.updated, "unchanged": written.unchanged, "rejected": written.rejected}
 
@@ -241,7 +251,7 @@ def load_ticker_history(source: KrxSource, ticker: str, first, last, *, adjusted
         frame = source.history(ticker, first, last, adjusted=True)
         result.adjusted_rows = len(frame)
         if len(frame):
-            result.rows_written += hook.upsert("daily_prices_adjusted", frame).rows_written
+            result.rows_written += hook.upsert("daily_prices_adjusted", for_hook(frame)).rows_written
             result.tables.append("daily_prices_adjusted")
     if raw:
         isin = _read(hook, "queries/krx/ticker_isin.sql", {"ticker": ticker})
@@ -249,7 +259,7 @@ def load_ticker_history(source: KrxSource, ticker: str, first, last, *, adjusted
                                isin=isin["isin"].iloc[0] if len(isin) and isin["isin"].iloc[0] else None)
         result.raw_rows = len(frame)
         if len(frame):
-            result.rows_written += hook.upsert("daily_prices", frame).rows_written
+            result.rows_written += hook.upsert("daily_prices", for_hook(frame)).rows_written
             result.tables.append("daily_prices")
     if result.adjusted_rows + result.raw_rows == 0:
         result.status = "empty"

@@ -247,7 +247,7 @@ class SampleMarket:
         halted = s["halted"][picked]
         frame = pd.DataFrame({
             "ticker": ticker,
-            "trade_date": all_sessions[picked].astype("datetime64[s]").astype(object),
+            "trade_date": all_sessions[picked].astype(object),  # datetime64[D] -> datetime.date
             "open": pd.array(np.where(halted, 0, s["open"][picked]), dtype="Int64"),
             "high": pd.array(np.where(halted, 0, s["high"][picked]), dtype="Int64"),
             "low": pd.array(np.where(halted, 0, s["low"][picked]), dtype="Int64"),
@@ -255,7 +255,6 @@ class SampleMarket:
             "trading_value": s["trading_value"][picked], "change_rate": s["change_rate"][picked],
             "market_cap": s["market_cap"][picked], "listed_shares": s["listed_shares"][picked],
         })
-        frame["trade_date"] = [d.date() for d in frame["trade_date"]]
         for col in ("open", "high", "low"):
             frame.loc[halted, col] = pd.NA
         return frame
@@ -294,7 +293,7 @@ class SampleMarket:
         if not parts["ticker"]:
             return pd.DataFrame(columns=list(parts) + ["trade_date"])
         frame = pd.DataFrame({k: np.concatenate(v) for k, v in parts.items()})
-        frame["trade_date"] = [d.date() for d in all_sessions[frame["_i"].to_numpy()].astype("datetime64[s]").astype(object)]
+        frame["trade_date"] = all_sessions[frame["_i"].to_numpy()].astype(object)
         halted = frame.pop("halted").to_numpy()
         for col in ("open", "high", "low"):
             frame[col] = pd.array(frame[col], dtype="Int64")

@@ -1,0 +1,293 @@
+"""The 5-year per-ticker history backfill at market scale, and the KRX request budget of loading by date.
+
+1. ``krx_history_backfill`` for ``--tickers N`` (default 2,800) sample tickers, 5 years each,
+   on the sample source (no added latency), run by ``airflow dags test`` (every mapped task
+   instance really runs, in one process) against throwaway databases. Figures: wall seconds,
+   mapped task instances per second, rows written, peak RSS of the Airflow process (sampled).
+2. ``krx_requests_5y_by_date``: the pykrx source loads every session of the same 5 years BY
+   DATE (one all-market request per session) through the offline KRX replay, with a login;
+   the figure is what the replay really received (logins included), not a computation.
+
+    python bench/backfill.py [--tickers 2800] [--years 5] [--keep]
+
+Last line (the form progress is measured by):
+    backfill: tickers=N seconds=S ti_per_s=X rows=R krx_requests_5y_by_date=Q peak_rss_mb=M
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "plugins"))
+sys.path.insert(0, str(ROOT))
+SERVER = os.environ.get("KRXFLOW_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
+TOKEN = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
+MARKET_DB, AIRFLOW_DB = f"krxflow_bench_{TOKEN}", f"krxflow_bench_{TOKEN}_af"
+
+os.environ.update({
+    "AIRFLOW_HOME": tempfile.mkdtemp(prefix="krxflow-bench-airflow-"),
+    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+    "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+    "AIRFLOW__CORE__MAX_MAP_LENGTH": "5000",
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"{SERVER.replace('postgresql://', 'postgresql+psycopg://')}/{AIRFLOW_DB}",
+    "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+    "AIRFLOW_CONN_POSTGRES_DEFAULT": f"{SERVER}/{MARKET_DB}",
+    "AIRFLOW_CONN_REDIS_DEFAULT": os.environ.get("KRXFLOW_BENCH_REDIS", "redis://127.0.0.1:6379/0"),
+    "KRXFLOW_REDIS_PREFIX": f"krxflow-bench-{TOKEN}:",
+    "KRXFLOW_SQL_DIR": str(ROOT / "include" / "sql"),
+    "MPLCONFIGDIR": tempfile.mkdtemp(prefix="krxflow-bench-mpl-"),
+    "PYTHONPATH": f"{ROOT / 'plugins'}:{ROOT}",
+})
+for leaked in ("KRX_ID", "KRX_PW"):
+    os.environ.pop(leaked, None)
+
+import psutil  # noqa: E402
+import psycopg  # noqa: E402
+from psycopg import sql  # noqa: E402
+
+
+def admin(statement: sql.Composable) -> None:
+    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as conn:
+        conn.execute(statement)
+
+
+def setup() -> None:
+    for name in (MARKET_DB, AIRFLOW_DB):
+        admin(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    from krxflow.db import migrations
+    from krxflow.db.connection import connection
+
+    with connection() as conn:
+        migrations.migrate(conn)
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True, timeout=600)
+
+
+def teardown() -> None:
+    for name in (MARKET_DB, AIRFLOW_DB):
+        try:
+            admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        except psycopg.Error as exc:
+            print(f"could not drop {name}: {exc}", file=sys.stderr)
+    try:
+        from krxflow import cache
+
+        client = cache.client()
+        for key in client.scan_iter(match=cache.prefix() + "*", count=1000):
+            client.delete(key)
+    except Exception as exc:
+        print(f"could not clean Redis keys: {exc}", file=sys.stderr)
+
+
+class PeakRss:
+    """Samples the RSS of a process tree; keeps the largest single process seen."""
+
+    def __init__(self, pids: list[int], every: float = 0.25):
+        self.pids, self.every, self.peak_mb = pids, every, 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for pid in self.pids:
+                try:
+                    root = psutil.Process(pid)
+                    for proc in [root, *root.children(recursive=True)]:
+                        try:
+                            self.peak_mb = max(self.peak_mb, proc.memory_info().rss / 2**20)
+                        except psutil.Error:
+                            pass
+                except psutil.Error:
+                    pass
+            self._stop.wait(self.every)
+
+    def __enter__(self) -> "PeakRss":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _report() -> tuple[dict, int]:
+    from krxflow.db.connection import connection
+
+    with connection() as conn:
+        report = conn.execute("SELECT details FROM load_stats WHERE operation = 'history_backfill' "
+                              "ORDER BY id DESC LIMIT 1").fetchone()[0]
+        rows = conn.execute("SELECT count(*) FROM daily_prices_adjusted").fetchone()[0]
+    return report, rows
+
+
+def run_backfill_dags_test(tickers: list[str], years: int) -> dict:
+    """Every task instance in one process (``airflow dags test``): no parallelism, no task start cost."""
+    env = {**os.environ, "KRXFLOW_SOURCE": "sample", "KRXFLOW_SAMPLE_TICKERS": str(len(tickers))}
+    conf = json.dumps({"years": years, "tickers": tickers, "adjusted": True, "raw": False})
+    started = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "airflow", "dags", "test", "krx_history_backfill", "-c", conf],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    with PeakRss([proc.pid]) as rss:
+        output, _ = proc.communicate()
+    seconds = time.perf_counter() - started
+    if proc.returncode != 0:
+        print(output[-5000:], file=sys.stderr)
+        raise SystemExit(f"airflow dags test failed ({proc.returncode})")
+    report, rows = _report()
+    return {"seconds": seconds, "report": report, "rows": rows, "peak_rss_mb": rss.peak_mb}
+
+
+def _airflow(env, *args, timeout=300) -> str:
+    result = subprocess.run([sys.executable, "-m", "airflow", *args], env=env, capture_output=True, text=True,
+                            timeout=timeout)
+    if result.returncode != 0:
+        raise SystemExit(f"airflow {' '.join(args[:3])} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result.stdout
+
+
+def _start(env, log_dir: Path, name: str, *args) -> subprocess.Popen:
+    out = open(log_dir / f"{name}.log", "w")
+    return subprocess.Popen([sys.executable, "-m", "airflow", *args], env=env, stdout=out, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    import signal
+
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+def run_backfill_local_executor(tickers: list[str], years: int, parallelism: int, timeout: float) -> dict:
+    """A real scheduler + LocalExecutor (+ the Execution API), as in production; the run is triggered once."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log_dir = Path(tempfile.mkdtemp(prefix="krxflow-bench-logs-"))
+    env = {**os.environ, "KRXFLOW_SOURCE": "sample", "KRXFLOW_SAMPLE_TICKERS": str(len(tickers)),
+           "AIRFLOW__CORE__EXECUTOR": "LocalExecutor", "AIRFLOW__CORE__PARALLELISM": str(parallelism),
+           "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+           "AIRFLOW__API_AUTH__JWT_SECRET": f"krxflow-bench-{TOKEN}",
+           "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False", "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+           "AIRFLOW__SCHEDULER__MAX_TIS_PER_QUERY": "64"}
+    from krxflow.sources.pacing import KRX_POOL
+
+    _airflow(env, "dags", "reserialize")
+    # The sample source never calls KRX: the pool may be as wide as the executor.
+    _airflow(env, "pools", "set", KRX_POOL, str(parallelism), "bench: sample source, no KRX calls")
+    _airflow(env, "dags", "unpause", "krx_history_backfill")
+    api = _start(env, log_dir, "api-server", "api-server", "--apps", "execution", "--port", str(port),
+                 "--workers", "1")
+    scheduler = _start(env, log_dir, "scheduler", "scheduler")
+    conf = json.dumps({"years": years, "tickers": tickers, "adjusted": True, "raw": False})
+    try:
+        with PeakRss([api.pid, scheduler.pid]) as rss:
+            time.sleep(5)
+            started = time.perf_counter()
+            _airflow(env, "dags", "trigger", "krx_history_backfill", "-c", conf)
+            state = None
+            while time.perf_counter() - started < timeout:
+                state = _run_state("krx_history_backfill")
+                if state in ("success", "failed"):
+                    break
+                if api.poll() is not None or scheduler.poll() is not None:
+                    raise SystemExit(f"an Airflow process died; logs in {log_dir}")
+                time.sleep(2)
+            seconds = time.perf_counter() - started
+    finally:
+        _stop(scheduler)
+        _stop(api)
+    if state not in ("success", "failed"):
+        raise SystemExit(f"the backfill did not finish within {timeout:.0f}s (state {state}); logs in {log_dir}")
+    report, rows = _report()
+    return {"seconds": seconds, "report": report, "rows": rows, "peak_rss_mb": rss.peak_mb, "state": state}
+
+
+def _run_state(dag_id: str) -> str | None:
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        run = session.query(DagRun).filter(DagRun.dag_id == dag_id).order_by(DagRun.id.desc()).first()
+        return None if run is None else str(run.state)
+
+
+def count_requests_by_date(tickers: int, years: int) -> dict:
+    """Load every session of ``years`` by date through the pykrx source and the replay; count what it received."""
+    from krxflow.calendar import trading_days
+    from krxflow.sources.loading import history_window
+    from krxflow.sources.pykrx_source import PykrxSource
+    from krxflow.sources.sample import SampleMarket
+    from tests.fakes.krx_replay import KrxReplay
+
+    os.environ["AIRFLOW_CONN_KRX_DEFAULT"] = "generic://bench-user:bench-password@"
+    first, last = history_window(years)
+    days = trading_days(first, last)
+    started = time.perf_counter()
+    rows = 0
+    with KrxReplay(SampleMarket(tickers), require_login=True) as replay:
+        source = PykrxSource(min_interval=0)
+        for day in days:
+            rows += len(source.daily_prices(day))
+    return {"sessions": len(days), "requests": replay.total, "by_kind": dict(replay.received), "rows": rows,
+            "seconds": time.perf_counter() - started}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tickers", type=int, default=2_800)
+    parser.add_argument("--years", type=int, default=5)
+    parser.add_argument("--runner", choices=("dags-test", "local"), default="dags-test",
+                        help="dags-test: airflow dags test, every task instance in one process (default); "
+                             "local: scheduler + LocalExecutor + execution API, as deployed")
+    parser.add_argument("--parallelism", type=int, default=4, help="LocalExecutor parallelism (and pool slots)")
+    parser.add_argument("--timeout", type=float, default=1800, help="give up on the run after this many seconds")
+    parser.add_argument("--keep", action="store_true", help="keep the throwaway databases")
+    args = parser.parse_args()
+
+    from krxflow.sources.sample import universe
+
+    tickers = universe(args.tickers)
+    setup()
+    try:
+        print(f"databases: market {MARKET_DB}, airflow {AIRFLOW_DB}", flush=True)
+        if args.runner == "local":
+            backfill = run_backfill_local_executor(tickers, args.years, args.parallelism, args.timeout)
+        else:
+            backfill = run_backfill_dags_test(tickers, args.years)
+        report = backfill["report"]
+        ti_per_s = len(tickers) / backfill["seconds"]
+        print(f"backfill run ({args.runner}): {backfill['seconds']:.1f}s for {len(tickers)} mapped tasks ({ti_per_s:.2f}/s); "
+              f"ok={report['ok']} empty={report['empty']} failed={report['failed']} rows={backfill['rows']} "
+              f"peak_rss={backfill['peak_rss_mb']:.0f} MB", flush=True)
+        requests = count_requests_by_date(args.tickers, args.years)
+        print(f"by date through the replay: {requests['sessions']} sessions, {requests['requests']} requests "
+              f"{requests['by_kind']}, {requests['rows']} rows parsed in {requests['seconds']:.1f}s", flush=True)
+    finally:
+        if not args.keep:
+            teardown()
+    print(f"backfill: tickers={len(tickers)} seconds={backfill['seconds']:.1f} ti_per_s={ti_per_s:.2f} "
+          f"rows={backfill['rows']} krx_requests_5y_by_date={requests['requests']} "
+          f"peak_rss_mb={backfill['peak_rss_mb']:.0f}")
+
+
+if __name__ == "__main__":
+    main()
