@@ -90,6 +90,11 @@ def load(conn, tickers: int, years: int) -> dict:
     quotes, books = sample_data.load_intraday(hook, intraday, last, every_seconds=10)
     at = step(f"one session of ticks ({quotes.rows_written:,}) and order books ({books.rows_written:,}) "
               f"for {len(intraday)} tickers", at)
+    from krxflow.calendar import trading_days
+    from krxflow.sources import loading
+
+    for day in trading_days(last - dt.timedelta(days=10), last):  # the krx_daily_prices DAG's quality check
+        loading.check_daily_quality(day, hook=hook)
     stats = sample_data.load_pipeline_history(hook, conn, dt.datetime.now(KST))
     step(f"load_stats history ({stats:,} rows)", at)
     conn.execute("ANALYZE")

@@ -45,20 +45,15 @@ def load_market(hook, source, first: dt.date, last: dt.date, *, tickers: list[st
 
     import pandas as pd
 
+    from krxflow.sources import loading
     from krxflow.sources.base import ADJUSTED_COLUMNS, DAILY_COLUMNS
 
     started = time.perf_counter()
     report = LoadReport()
-    listing = source.listing(last)
-    delisted = source.delisted()
-    stocks = listing.assign(delisted=False)
-    gone = delisted[~delisted["ticker"].isin(stocks["ticker"])].assign(delisted=True)
-    stocks = pd.concat([stocks, gone], ignore_index=True)
-    if tickers is not None:
-        stocks = stocks[stocks["ticker"].isin(tickers)]
-    stocks = stocks.assign(first_seen=first, last_seen=last)
-    report.stocks = hook.upsert("stocks", stocks).rows_in
-    names = stocks["ticker"].tolist()
+    loading.load_listing(source, last, hook=hook)  # the krx_tickers DAG's own step
+    known = sorted(set(source.listing(last)["ticker"]) | set(source.delisted()["ticker"]))
+    names = [t for t in known if tickers is None or t in set(tickers)]
+    report.stocks = len(names)
     report.tickers = len(names)
     raw, adjusted = [], []
     for start in range(0, len(names), chunk_tickers):
@@ -71,7 +66,7 @@ def load_market(hook, source, first: dt.date, last: dt.date, *, tickers: list[st
                                             ("daily_prices_adjusted", adjusted, ADJUSTED_COLUMNS, "adjusted_rows")):
         if not frames:
             continue
-        frame = pd.concat(frames, ignore_index=True)[columns]
+        frame = loading.for_hook(pd.concat(frames, ignore_index=True)[columns])
         years = pd.to_datetime(frame["trade_date"]).dt.year
         for year in sorted(years.unique()):
             written = hook.upsert(table, frame[(years == year).to_numpy()]).rows_written

@@ -170,6 +170,9 @@ def loaded():
         sample_data.load_intraday(hook, tickers, INTRADAY_DAY)
         now = dt.datetime.now(KST)
         sample_data.load_pipeline_stats(hook, now)
+        from krxflow.sources import loading
+
+        quality = loading.check_daily_quality(LAST, hook=hook)  # the krx_daily_prices DAG's own check
         hook.log_stats("daily_prices", "upsert", rows_in=5, inserted=4, rejected=1, status="warning",
                        error="1 row rejected")
         # A write at 08:00 KST on a day is 23:00 UTC the day before: it must count for the KST day.
@@ -177,7 +180,7 @@ def loaded():
         probe_id = conn.execute("SELECT nextval(pg_get_serial_sequence('load_stats', 'id'))").fetchone()[0]
         hook.append("load_stats", [{"id": probe_id, "dag_id": "kst_boundary", "table_name": "boundary_probe", "operation": "append",
                                      "inserted": 777, "finished_at": boundary}])
-    return {"now": now, "boundary": boundary}
+    return {"now": now, "boundary": boundary, "quality": quality}
 
 
 def _ranges(q: panel_sql.PanelQuery, now: dt.datetime):
@@ -295,7 +298,7 @@ def test_pipeline_health_reads_kis_windows_quality_gaps_and_backups(grafana_conn
     _, backup = _one(grafana_conn, "krxflow-pipeline", 2, {}, loaded["now"])
     assert 0 <= backup[0][1] < 3600
     _, gaps = _one(grafana_conn, "krxflow-pipeline", 5, {}, loaded["now"])
-    assert sorted(r[4] for r in gaps) == [0, 0, 1]
+    assert sorted(r[4] for r in gaps) == sorted([0, 0, 1, loaded["quality"]["gaps"]])
     _, dedupe = _one(grafana_conn, "krxflow-pipeline", 8, {}, loaded["now"])
     assert all(0 < r[1] < 100 and 0 < r[2] < 100 for r in dedupe)
     _, failed = _one(grafana_conn, "krxflow-pipeline", 9, {}, loaded["now"])
