@@ -56,6 +56,8 @@ log = logging.getLogger(__name__)
 DEFAULT_BATCH_SIZE = 50_000
 #: Rejected rows kept per call for the report (all are counted).
 REJECT_SAMPLE_SIZE = 10
+#: Staged writes up to this many rows join the target through its key index, not a hash of the table.
+INDEX_JOIN_MAX_ROWS = 20_000
 
 _CSV_OPTIONS = pacsv.WriteOptions(include_header=False, batch_size=8192)
 # Errors a concurrent writer (or a constraint only PostgreSQL checks) can raise on the fast path.
@@ -221,6 +223,8 @@ class BatchedPostgresHook(PostgresHook):
         if staged == 0:
             return
         conn.execute(template("queries/writer/analyze.sql", table=staging))
+        if staged <= INDEX_JOIN_MAX_ROWS:
+            conn.execute(template("queries/writer/prefer_index_joins.sql"))
         key_match = sql.SQL(" AND ").join(sql.SQL("t.{0} = s.{0}").format(sql.Identifier(k)) for k in key)
         update_columns = [c for c in columns if c not in key]
         if operation == "upsert" and update_columns:
