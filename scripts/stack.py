@@ -42,7 +42,8 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT / "plugins") not in sys.path:
@@ -329,7 +330,7 @@ def start_private_postgres(settings: Settings, state: dict) -> str:
             shutil.chown(pgdata, user)
         subprocess.run([str(bindir / "initdb"), "-D", str(pgdata), "--auth=trust", "-U", "postgres", "-E", "UTF8",
                         "--locale=C"], check=True, capture_output=True, user=user)
-    port = pick_port(5432)
+    port = pick_port(urlparse(settings.pg_server).port or 5432)
     logfile = settings.logs / "postgres.log"
     settings.logs.mkdir(parents=True, exist_ok=True)
     if user:
@@ -351,7 +352,7 @@ def start_private_redis(settings: Settings, state: dict) -> str:
     binary.chmod(binary.stat().st_mode | 0o111)
     datadir = settings.run_dir / "redis"
     datadir.mkdir(parents=True, exist_ok=True)
-    port = pick_port(6379)
+    port = pick_port(urlparse(settings.redis_url).port or 6379)
     pid = spawn(settings, state, "redis", [str(binary), "--bind", "127.0.0.1", "--port", str(port), "--dir",
                                            str(datadir), "--save", "", "--appendonly", "no", "--daemonize", "no"],
                 dict(os.environ))
