@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-import json
 import re
 from decimal import Decimal
 from pathlib import Path
