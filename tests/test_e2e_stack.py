@@ -285,6 +285,19 @@ def test_make_run_stack_end_to_end(running_stack):
     dumps = list((info["run_dir"] / "backups").rglob("krxflow-market-*.dump"))
     assert dumps, f"db_backup wrote no dump under {info['run_dir'] / 'backups'}"
 
+    # The read API the plugin mounts in the same api-server, behind Airflow's login.
+    import httpx
+
+    base = info["state"]["ui_url"]
+    assert httpx.get(f"{base}/krx/stocks", timeout=30).status_code == 401
+    auth = {"Authorization": f"Bearer {api.token()}"}
+    page = httpx.get(f"{base}/krx/stocks", params={"market": "KOSPI", "limit": 5}, headers=auth, timeout=30).json()
+    assert page["total"] > 0 and all(item["market"] == "KOSPI" for item in page["items"])
+    weekly = httpx.get(f"{base}/krx/stocks/{tickers[0]}/prices", headers=auth, timeout=30,
+                       params={"interval": "week", "adjusted": "true", "start": str(first - dt.timedelta(days=365)),
+                               "end": str(last)}).json()
+    assert len(weekly["items"]) > 40, weekly
+
     # 5. a rerun of the same work changes nothing
     with _market(info) as conn:
         before = _snapshot(conn)
