@@ -535,7 +535,9 @@ def start_demo(api: AirflowApi) -> list[str]:
     if "krx_tickers" in dag_ids:
         api.request("POST", "/dags/krx_tickers/dagRuns", json={"logical_date": _now_utc()})
         done.append("triggered krx_tickers")
-    if "krx_daily_prices" in dag_ids:
+    if "krx_daily_prices" in dag_ids and api.get("/backfills", dag_id="krx_daily_prices", limit=100)["backfills"]:
+        done.append("krx_daily_prices already has a backfill (earlier run): not creating another")
+    elif "krx_daily_prices" in dag_ids:
         today = date.today()
         api.request("POST", "/backfills", json={
             "dag_id": "krx_daily_prices", "from_date": f"{today - timedelta(days=14)}T00:00:00+09:00",
@@ -663,8 +665,11 @@ def up(settings: Settings) -> dict[str, Any]:
                 log(f"IMPORT ERROR {err.get('filename')}: {err.get('stack_trace', '').strip().splitlines()[-1:]}")
         log(f"DAGs: {', '.join(krxflow_dag_ids(api)) or '(none yet)'}", step)
         if any(state["sample"].values()) and settings.demo:
-            for line in start_demo(api):
-                log(f"demo: {line}")
+            try:
+                for line in start_demo(api):
+                    log(f"demo: {line}")
+            except RuntimeError as exc:  # e.g. a backfill left running by an earlier `make run`
+                log(f"demo: not started completely ({exc}); the stack runs, start DAGs from the UI")
     finally:
         api.close()
 
