@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -62,7 +63,7 @@ class Deadline:
 
 
 @pytest.fixture(scope="module")
-def running_stack():
+def running_stack(request):
     token = uuid.uuid4().hex[:8]
     run_dir = Path(tempfile.mkdtemp(prefix="krxflow-e2e-"))
     market_db, airflow_db = f"krxflow_e2e_{token}", f"krxflow_e2e_{token}_af"
@@ -76,6 +77,7 @@ def running_stack():
         "KRXFLOW_SAMPLE_TICKERS": str(SAMPLE_TICKERS),
         "KRXFLOW_KRX_POOL_SLOTS": "4", "KRXFLOW_BACKUP_DIR": str(run_dir / "backups"),
     })
+    failed_before = request.session.testsfailed
     started = time.monotonic()
     up = subprocess.run([sys.executable, str(ROOT / "scripts" / "stack.py"), "up"], env=env, cwd=str(ROOT),
                         capture_output=True, text=True, timeout=360)
@@ -106,6 +108,8 @@ def running_stack():
             client.delete(key)
         client.close()
         assert not leftovers, f"processes left running after `down`: {leftovers}\n{info['down_output']}"
+        if request.session.testsfailed == failed_before:
+            shutil.rmtree(run_dir, ignore_errors=True)  # kept after a failure: logs under <run dir>/logs
 
 
 def _cli_env(env_file: Path) -> dict[str, str]:
