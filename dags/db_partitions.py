@@ -8,7 +8,9 @@ tables, 7 days for `order_books`) unless the `ahead` Param says otherwise. Idemp
 partitions are left alone, gaps are filled. Each table's outcome is logged and written to
 `load_stats` (operation `ensure_partitions`, created names in `details`).
 
-The same work without Airflow: `python -m krxflow.db partitions`.
+It first applies any pending schema migration (`include/sql/migrations`), so a new release's
+schema lands with the first upkeep run. The same work without Airflow:
+`python -m krxflow.db migrate && python -m krxflow.db partitions`.
 """
 
 from __future__ import annotations
@@ -36,6 +38,15 @@ MARKET_TZ = "Asia/Seoul"
 )
 def db_partitions():
     @task
+    def migrate() -> list[str]:
+        """Apply pending schema migrations first (a no-op when the schema is up to date)."""
+        from krxflow.db import migrations
+        from krxflow.db.connection import connection
+
+        with connection() as conn:
+            return migrations.migrate(conn)
+
+    @task
     def ensure_partitions() -> dict[str, list[str]]:
         """Create the missing partitions of every partitioned table; returns table -> created names."""
         import time
@@ -57,7 +68,7 @@ def db_partitions():
                                     "ahead": report.ahead, "partitions": report.total})
         return {report.parent: report.created for report in reports}
 
-    ensure_partitions()
+    migrate() >> ensure_partitions()
 
 
 db_partitions()

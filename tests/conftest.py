@@ -77,6 +77,11 @@ def pytest_unconfigure(config):
         return
     from psycopg import sql
 
+    if "airflow.settings" in sys.modules:  # close Airflow's pooled connections before the drop
+        try:
+            sys.modules["airflow.settings"].dispose_orm()
+        except Exception as exc:
+            print(f"could not close Airflow's connections: {exc}", file=sys.stderr)
     for name in (MARKET_DB, AIRFLOW_DB):
         try:
             _admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)).as_string())

@@ -96,6 +96,7 @@ def test_partition_and_retention_dags_run(dagbag, airflow_db, clean_db, monkeypa
                                                   "ts": dt.datetime.combine(old, dt.time(9), tzinfo=KST)}])
     run = dagbag.dags["db_partitions"].test()
     assert str(run.state) == "success", _states(run)
+    assert _states(run)["migrate"] == "success"
     names = [p.name for p in partitions.list_partitions(clean_db, "order_books")]
     assert names[0] == f"order_books_p{old:%Y%m%d}"
     assert names[-1] == f"order_books_p{today + dt.timedelta(days=7):%Y%m%d}"
