@@ -155,27 +155,10 @@ def _airflow(env, *args, timeout=300) -> str:
     return result.stdout
 
 
-def _start(env, log_dir: Path, name: str, *args) -> subprocess.Popen:
-    out = open(log_dir / f"{name}.log", "w")
-    return subprocess.Popen([sys.executable, "-m", "airflow", *args], env=env, stdout=out, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    import signal
-
-    if proc.poll() is not None:
-        return
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-
-
 def run_backfill_local_executor(tickers: list[str], years: int, parallelism: int, timeout: float) -> dict:
     """A real scheduler + LocalExecutor (+ the Execution API), as in production; the run is triggered once."""
+    from tests.fakes.airflow_processes import start_airflow, stop_process
+
     import socket
 
     with socket.socket() as sock:
@@ -194,9 +177,9 @@ def run_backfill_local_executor(tickers: list[str], years: int, parallelism: int
     # The sample source never calls KRX: the pool may be as wide as the executor.
     _airflow(env, "pools", "set", KRX_POOL, str(parallelism), "bench: sample source, no KRX calls")
     _airflow(env, "dags", "unpause", "krx_history_backfill")
-    api = _start(env, log_dir, "api-server", "api-server", "--apps", "execution", "--port", str(port),
+    api = start_airflow(env, log_dir, "api-server", "api-server", "--apps", "execution", "--port", str(port),
                  "--workers", "1")
-    scheduler = _start(env, log_dir, "scheduler", "scheduler")
+    scheduler = start_airflow(env, log_dir, "scheduler", "scheduler")
     conf = json.dumps({"years": years, "tickers": tickers, "adjusted": True, "raw": False})
     try:
         with PeakRss([api.pid, scheduler.pid]) as rss:
@@ -213,8 +196,8 @@ def run_backfill_local_executor(tickers: list[str], years: int, parallelism: int
                 time.sleep(2)
             seconds = time.perf_counter() - started
     finally:
-        _stop(scheduler)
-        _stop(api)
+        stop_process(scheduler)
+        stop_process(api)
     if state not in ("success", "failed"):
         raise SystemExit(f"the backfill did not finish within {timeout:.0f}s (state {state}); logs in {log_dir}")
     report, rows = _report()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -22,6 +21,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from tests.fakes.airflow_processes import start_airflow, stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 SESSIONS = [dt.date(2024, 2, 7), dt.date(2024, 2, 8), dt.date(2024, 2, 13), dt.date(2024, 2, 14)]
@@ -39,23 +40,6 @@ def _airflow(env, *args, timeout=180) -> subprocess.CompletedProcess:
                             timeout=timeout)
     assert result.returncode == 0, f"airflow {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
     return result
-
-
-def _start(env, logs: Path, name: str, *args) -> subprocess.Popen:
-    out = open(logs / f"{name}.log", "w")
-    return subprocess.Popen([sys.executable, "-m", "airflow", *args], env=env, stdout=out, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is not None:
-        return
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
 
 
 def _run_states(dag_id: str) -> dict[dt.date, str]:
@@ -93,8 +77,8 @@ def test_backfill_create_runs_only_sessions_and_loads_them(airflow_db, clean_db,
     _airflow(env, "dags", "reserialize")
     _airflow(env, "pools", "set", KRX_POOL, str(KRX_POOL_SLOTS), KRX_POOL_DESCRIPTION)
     _airflow(env, "dags", "unpause", "krx_daily_prices")
-    api = _start(env, logs, "api-server", "api-server", "--apps", "execution", "--port", str(port), "--workers", "1")
-    scheduler = _start(env, logs, "scheduler", "scheduler")
+    api = start_airflow(env, logs, "api-server", "api-server", "--apps", "execution", "--port", str(port), "--workers", "1")
+    scheduler = start_airflow(env, logs, "scheduler", "scheduler")
     try:
         _airflow(env, "backfill", "create", "--dag-id", "krx_daily_prices", "--from-date", "2024-02-07",
                  "--to-date", "2024-02-14", "--max-active-runs", "2")
@@ -109,8 +93,8 @@ def test_backfill_create_runs_only_sessions_and_loads_them(airflow_db, clean_db,
         assert sorted(states) == SESSIONS, f"runs {states}; logs in {logs}"  # no run for the holidays
         assert set(states.values()) == {"success"}, f"runs {states}; logs in {logs}"
     finally:
-        _stop(scheduler)
-        _stop(api)
+        stop_process(scheduler)
+        stop_process(api)
     days = pg.execute("SELECT trade_date, count(*) FROM daily_prices GROUP BY trade_date ORDER BY 1").fetchall()
     assert [d for d, _ in days] == SESSIONS
     assert all(n > 10 for _, n in days)
