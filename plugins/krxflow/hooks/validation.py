@@ -226,12 +226,16 @@ def _convert_timestamp(series: pd.Series, col: ColumnSpec, check: _Checker, spec
     return parsed.dt.tz_convert("UTC")
 
 
+def _partition_window(policy) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The days a partition key may hold: the policy's ``earliest`` to today + ``FUTURE_HORIZON``."""
+    return pd.Timestamp(policy.earliest), pd.Timestamp(dt.date.today() + FUTURE_HORIZON)
+
+
 def _check_partition_range(days: pd.Series, col: ColumnSpec, check: _Checker, spec: TableSpec) -> None:
     policy = spec.policy
     if policy is None or policy.key_column != col.name:
         return
-    earliest = pd.Timestamp(policy.earliest)
-    latest = pd.Timestamp(dt.date.today() + FUTURE_HORIZON)
+    earliest, latest = _partition_window(policy)
     outside = days.notna() & ((days < earliest) | (days > latest))
     check.fail(outside, f"{col.name}: outside the partitioned range {earliest.date()} .. {latest.date()}")
 
@@ -348,8 +352,8 @@ def writable_key_range(values: pd.Series, col: ColumnSpec, policy) -> tuple | No
     """
     parsed = _parse_datetimes(values)
     days = parsed.dt.tz_localize(None).dt.normalize()
-    usable = days.notna() & (days >= pd.Timestamp(policy.earliest)) & \
-        (days <= pd.Timestamp(dt.date.today() + FUTURE_HORIZON))
+    earliest, latest = _partition_window(policy)
+    usable = days.notna() & (days >= earliest) & (days <= latest)
     if not usable.any():
         return None
     if col.kind == "date":

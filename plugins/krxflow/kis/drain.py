@@ -132,6 +132,14 @@ def _read(client, stream: str, start: str, count: int) -> list[tuple[str, dict |
     return answer[0][1] if answer else []
 
 
+def _count_write(written, result: DrainResult, window_stats: dict) -> None:
+    """Add one table write to the drain's totals and to its window's stats."""
+    result.rejected += written.rejected
+    window_stats["rows_written"] += written.inserted
+    window_stats["rejected"] += written.rejected
+    window_stats["rows_in"] += written.rows_in
+
+
 def _write_chunk(hook, name: str, entries, result: DrainResult, per_window: dict) -> None:
     quotes: dict[int, list[dict]] = defaultdict(list)
     books: dict[int, list[dict]] = defaultdict(list)
@@ -154,18 +162,12 @@ def _write_chunk(hook, name: str, entries, result: DrainResult, per_window: dict
             written = hook.append("intraday_quotes", quotes[window], columns=QUOTE_COLUMNS)
             result.quotes_in += written.rows_in
             result.quotes_written += written.inserted
-            result.rejected += written.rejected
-            per_window[window]["rows_written"] += written.inserted
-            per_window[window]["rejected"] += written.rejected
-            per_window[window]["rows_in"] += written.rows_in
+            _count_write(written, result, per_window[window])
         if books[window]:
             written = hook.append("order_books", books[window], columns=BOOK_TABLE_COLUMNS)
             result.books_in += written.rows_in
             result.books_written += written.inserted
-            result.rejected += written.rejected
-            per_window[window]["rows_written"] += written.inserted
-            per_window[window]["rejected"] += written.rejected
-            per_window[window]["rows_in"] += written.rows_in
+            _count_write(written, result, per_window[window])
     for summary in summaries:
         window = int(summary.get("window", 0))
         record_window(hook, name, summary, per_window.get(window, {}))
