@@ -1,30 +1,103 @@
 """The XKRX (KOSPI/KOSDAQ) trading calendar, from ``exchange_calendars``.
 
 No hand-written holiday list: ``exchange_calendars`` keeps KRX's holidays, late opens (the first
-session of the year and the CSAT day open at 10:00) and early closes. Everything here speaks KST
+session of the year opens at 10:00; CSAT days shift by an hour, though ``exchange_calendars``
+4.13 lists them only up to 2020) and early closes. Everything here speaks KST
 dates and tz-aware KST datetimes.
 
-Loading the calendar takes ~2 s, so it happens on first use (never at DAG-parse time) and once
-per process.
+Building the XKRX calendar costs ~2 s of CPU (``exchange_calendars`` converts some 500 lunar
+dates one by one). Every Airflow task runs in a fresh process, so paying it per task would
+dominate a 2,800-task backfill. What krxflow needs of the calendar is small — the sessions and
+their open/close times — so that table is built from ``exchange_calendars`` once a day per
+machine and kept as a ``.npz`` file (no pickle: nothing executable is read back) in
+``$KRXFLOW_CACHE_DIR`` (default ``~/.cache/krxflow``); loading it takes about a millisecond. The
+file's name carries the ``exchange_calendars`` version and the day it was built, so an upgrade
+or a new day (the calendar's window moves with today) builds a fresh one. An unreadable or
+unwritable cache is never an error: the table is then built in memory.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from zoneinfo import ZoneInfo
+
+import numpy as np
 
 from krxflow.settings import MARKET_TZ
 
 KST = ZoneInfo(MARKET_TZ)
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+log = logging.getLogger(__name__)
 
 
 @lru_cache(maxsize=1)
 def xkrx():
-    """The ``exchange_calendars`` XKRX calendar (cached per process)."""
+    """The ``exchange_calendars`` XKRX calendar (cached per process; ~2 s to build)."""
     import exchange_calendars
 
     return exchange_calendars.get_calendar("XKRX")
+
+
+@dataclass(frozen=True)
+class SessionTable:
+    """Every XKRX session in the calendar's window, with its open and close (UTC epoch nanoseconds)."""
+
+    days: np.ndarray  # datetime64[D], ascending
+    opens: np.ndarray  # int64 ns since the epoch, UTC
+    closes: np.ndarray  # int64 ns since the epoch, UTC
+
+    @property
+    def first(self) -> dt.date:
+        return self.days[0].astype(dt.date)
+
+    @property
+    def last(self) -> dt.date:
+        return self.days[-1].astype(dt.date)
+
+    def index(self, day: dt.date) -> int:
+        """Position of ``day`` in :attr:`days` (-1 when it is not a session)."""
+        i = int(np.searchsorted(self.days, np.datetime64(day, "D")))
+        return i if i < len(self.days) and self.days[i] == np.datetime64(day, "D") else -1
+
+    @classmethod
+    def from_exchange_calendars(cls) -> "SessionTable":
+        cal = xkrx()
+        return cls(days=cal.sessions.values.astype("datetime64[D]"),
+                   opens=cal.opens.values.astype("datetime64[ns]").astype(np.int64),
+                   closes=cal.closes.values.astype("datetime64[ns]").astype(np.int64))
+
+
+def _cache_file(today: dt.date) -> Path:
+    from importlib.metadata import version
+
+    folder = Path(os.environ.get("KRXFLOW_CACHE_DIR") or Path.home() / ".cache" / "krxflow")
+    return folder / f"xkrx-sessions-ec{version('exchange_calendars')}-{today.isoformat()}.npz"
+
+
+@lru_cache(maxsize=1)
+def sessions() -> SessionTable:
+    """The session table: from today's cache file, else built from ``exchange_calendars`` (and cached)."""
+    path = _cache_file(dt.datetime.now(KST).date())
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return SessionTable(days=data["days"], opens=data["opens"], closes=data["closes"])
+    except (OSError, KeyError, ValueError):
+        pass
+    table = SessionTable.from_exchange_calendars()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npz.tmp", delete=False) as tmp:
+            np.savez(tmp, days=table.days, opens=table.opens, closes=table.closes)
+        os.replace(tmp.name, path)  # atomic: a concurrent reader sees the old file or the whole new one
+    except OSError as exc:
+        log.debug("could not cache the XKRX sessions in %s: %s", path.parent, exc)
+    return table
 
 
 def _as_date(day) -> dt.date:
@@ -36,41 +109,58 @@ def _as_date(day) -> dt.date:
     return dt.datetime.strptime(text, "%Y%m%d").date() if text.isdigit() else dt.date.fromisoformat(text[:10])
 
 
-def _in_bounds(day: dt.date) -> bool:
-    cal = xkrx()
-    return cal.first_session.date() <= day <= cal.last_session.date()
+def first_session() -> dt.date:
+    """The first session the calendar knows (about 20 years back)."""
+    return sessions().first
+
+
+def last_session() -> dt.date:
+    """The last session the calendar knows (about a year ahead)."""
+    return sessions().last
+
+
+def _check_bounds(day: dt.date) -> None:
+    table = sessions()
+    if not table.first <= day <= table.last:
+        raise ValueError(f"{day} is outside the XKRX calendar's range ({table.first} .. {table.last})")
 
 
 def is_trading_day(day) -> bool:
     """True when ``day`` (a KST date, datetime or 'YYYY-MM-DD'/'YYYYMMDD') is an XKRX session."""
     day = _as_date(day)
-    if not _in_bounds(day):
-        raise ValueError(f"{day} is outside the XKRX calendar's range "
-                         f"({xkrx().first_session.date()} .. {xkrx().last_session.date()})")
-    return bool(xkrx().is_session(day.isoformat()))
+    _check_bounds(day)
+    return sessions().index(day) >= 0
 
 
 def trading_days(first, last) -> list[dt.date]:
     """Every XKRX session from ``first`` to ``last`` inclusive, in order."""
     first, last = _as_date(first), _as_date(last)
-    if last < first:
-        return []
-    cal = xkrx()
-    first = max(first, cal.first_session.date())
-    last = min(last, cal.last_session.date())
-    return [ts.date() for ts in cal.sessions_in_range(first.isoformat(), last.isoformat())]
+    days = sessions().days
+    lo = np.searchsorted(days, np.datetime64(first, "D"), side="left")
+    hi = np.searchsorted(days, np.datetime64(last, "D"), side="right")
+    return days[lo:hi].astype(dt.date).tolist()
 
 
 def previous_trading_day(day) -> dt.date:
     """The last session strictly before ``day``."""
-    before = _as_date(day) - dt.timedelta(days=1)
-    return _as_date(xkrx().date_to_session(before.isoformat(), direction="previous"))
+    day = _as_date(day)
+    _check_bounds(day - dt.timedelta(days=1))
+    days = sessions().days
+    i = int(np.searchsorted(days, np.datetime64(day, "D"), side="left")) - 1
+    if i < 0:
+        raise ValueError(f"no XKRX session before {day} in the calendar's range")
+    return days[i].astype(dt.date)
 
 
 def next_trading_day(day) -> dt.date:
     """The first session strictly after ``day``."""
-    after = _as_date(day) + dt.timedelta(days=1)
-    return _as_date(xkrx().date_to_session(after.isoformat(), direction="next"))
+    day = _as_date(day)
+    _check_bounds(day + dt.timedelta(days=1))
+    days = sessions().days
+    i = int(np.searchsorted(days, np.datetime64(day, "D"), side="right"))
+    if i >= len(days):
+        raise ValueError(f"no XKRX session after {day} in the calendar's range")
+    return days[i].astype(dt.date)
 
 
 def session_hours(day) -> tuple[dt.datetime, dt.datetime]:
@@ -78,5 +168,10 @@ def session_hours(day) -> tuple[dt.datetime, dt.datetime]:
     day = _as_date(day)
     if not is_trading_day(day):
         raise ValueError(f"{day} is not an XKRX trading day")
-    opens, closes = xkrx().session_open_close(day.isoformat())
-    return opens.to_pydatetime().astimezone(KST), closes.to_pydatetime().astimezone(KST)
+    table = sessions()
+    i = table.index(day)
+
+    def kst(ns) -> dt.datetime:
+        return (_EPOCH + dt.timedelta(microseconds=int(ns) // 1000)).astimezone(KST)
+
+    return kst(table.opens[i]), kst(table.closes[i])

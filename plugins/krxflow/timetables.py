@@ -85,10 +85,9 @@ class KRXSessionTimetable(Timetable):
     def _first_session_on_or_after(self, day: dt.date) -> dt.date | None:
         from krxflow import calendar
 
-        cal = calendar.xkrx()
-        if day > cal.last_session.date():
+        if day > calendar.last_session():
             return None
-        day = max(day, cal.first_session.date())
+        day = max(day, calendar.first_session())
         return day if calendar.is_trading_day(day) else calendar.next_trading_day(day)
 
     def _latest_started_session(self, now) -> dt.date | None:

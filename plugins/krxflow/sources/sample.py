@@ -76,9 +76,10 @@ def isin_of(ticker: str) -> str:
 @lru_cache(maxsize=1)
 def sessions() -> np.ndarray:
     """Every XKRX session of the sample market as ``datetime64[D]``."""
-    from krxflow.calendar import trading_days, xkrx
+    from krxflow import calendar
 
-    return np.array(trading_days(UNIVERSE_START, xkrx().last_session.date()), dtype="datetime64[D]")
+    days = calendar.sessions().days
+    return days[days >= np.datetime64(UNIVERSE_START, "D")]
 
 
 def session_index(day: dt.date) -> int:
