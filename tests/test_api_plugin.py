@@ -36,6 +36,29 @@ def test_the_plugin_registers_the_read_api_under_krx():
     assert {r.path for r in ours[0]["app"].routes} >= {"/stocks", "/stocks/{ticker}/prices"}
 
 
+def test_loading_the_plugin_imports_neither_fastapi_nor_the_api():
+    """Every task process loads plugins: the read API must cost it nothing until the api-server serves it."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, airflow.plugins_manager, krxflow.plugin; "
+             "print(sorted(m for m in ('fastapi', 'krxflow.api.app') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_lazy_app_needs_a_module_and_an_attribute():
+    from krxflow.api.mount import LazyApp
+
+    with pytest.raises(ValueError, match="package.module:attribute"):
+        LazyApp("krxflow.api.app")
+    lazy = LazyApp("krxflow.api.app:app")
+    assert "LazyApp('krxflow.api.app:app')" == repr(lazy)
+    from krxflow.api.app import app
+
+    assert lazy.app is app and lazy.title == "krxflow read API"
+
+
 def test_mounted_api_refuses_anonymous_callers(api_server):
     response = api_server.get("/krx/stocks")
     assert response.status_code == 401
