@@ -41,7 +41,7 @@ os.environ.update({
     "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
     "AIRFLOW__CORE__MAX_MAP_LENGTH": "5000",
     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"{SERVER.replace('postgresql://', 'postgresql+psycopg://')}/{AIRFLOW_DB}",
-    "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+    "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("KRXFLOW_BENCH_LOG_LEVEL", "WARNING"),
     "AIRFLOW_CONN_POSTGRES_DEFAULT": f"{SERVER}/{MARKET_DB}",
     "AIRFLOW_CONN_REDIS_DEFAULT": os.environ.get("KRXFLOW_BENCH_REDIS", "redis://127.0.0.1:6379/0"),
     "KRXFLOW_REDIS_PREFIX": f"krxflow-bench-{TOKEN}:",
@@ -171,8 +171,10 @@ def run_backfill_local_executor(tickers: list[str], years: int, parallelism: int
            "AIRFLOW__API_AUTH__JWT_SECRET": f"krxflow-bench-{TOKEN}",
            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False", "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
            "AIRFLOW__SCHEDULER__MAX_TIS_PER_QUERY": "64"}
+    from krxflow.settings import LOCAL_EXECUTOR_PRELOAD
     from krxflow.sources.pacing import KRX_POOL
 
+    env.update(LOCAL_EXECUTOR_PRELOAD)
     _airflow(env, "dags", "reserialize")
     # The sample source never calls KRX: the pool may be as wide as the executor.
     _airflow(env, "pools", "set", KRX_POOL, str(parallelism), "bench: sample source, no KRX calls")

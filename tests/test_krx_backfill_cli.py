@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from krxflow.settings import LOCAL_EXECUTOR_PRELOAD
 from tests.fakes.airflow_processes import start_airflow, stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,6 +70,7 @@ def test_backfill_create_runs_only_sessions_and_loads_them(airflow_db, clean_db,
         "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",  # only the backfill's runs, no "latest session" run
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+        **LOCAL_EXECUTOR_PRELOAD,  # as `make run` does: task processes forked from a preloaded forkserver
     }
     for leaked in ("KRX_ID", "KRX_PW"):
         env.pop(leaked, None)
@@ -95,6 +97,7 @@ def test_backfill_create_runs_only_sessions_and_loads_them(airflow_db, clean_db,
     finally:
         stop_process(scheduler)
         stop_process(api)
+    assert "Set forkserver preload modules for scheduler" in (logs / "scheduler.log").read_text()
     days = pg.execute("SELECT trade_date, count(*) FROM daily_prices GROUP BY trade_date ORDER BY 1").fetchall()
     assert [d for d, _ in days] == SESSIONS
     assert all(n > 10 for _, n in days)

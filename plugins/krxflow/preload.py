@@ -1,0 +1,31 @@
+"""What krxflow's tasks import, imported once so that every task process starts with it.
+
+Every Airflow 3 task instance runs in a fresh process forked from an executor worker. A
+per-ticker backfill runs ~2,800 of them; if each one imported pandas, pyarrow and psycopg on its
+own (~0.5 s of CPU), that alone would cost more than the ticker's load itself (~0.1 s).
+
+Airflow 3.3 lets the scheduler's LocalExecutor start its workers from a ``forkserver`` that
+imports a list of modules first; workers and the task processes they fork then share these
+modules copy-on-write:
+
+    AIRFLOW__SCHEDULER__MP_START_METHOD=forkserver
+    AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD=airflow.executors.local_executor,krxflow.preload
+
+``make run``, docker-compose and ``bench/backfill.py`` set exactly this
+(:data:`krxflow.settings.LOCAL_EXECUTOR_PRELOAD`). Importing this module opens no connection and
+reads no configuration; it only imports.
+"""
+
+from __future__ import annotations
+
+# The task runner (parses the DAG file, talks to the Execution API), then what the tasks use.
+import airflow.dag_processing.dagbag  # noqa: E402,F401
+import airflow.providers.standard.decorators.python  # noqa: E402,F401  (@task)
+import airflow.sdk.execution_time.task_runner  # noqa: E402,F401
+import pandas  # noqa: E402,F401
+import psycopg  # noqa: E402,F401
+import pyarrow  # noqa: E402,F401
+import pyarrow.csv  # noqa: E402,F401
+
+import krxflow.hooks  # noqa: E402,F401
+import krxflow.sources.loading  # noqa: E402,F401
