@@ -232,6 +232,44 @@ def test_fast_path_falls_back_when_a_concurrent_writer_got_there_first(clean_db,
     assert clean_db.execute("SELECT count(*) FROM daily_prices").fetchone()[0] == 3
 
 
+def test_a_new_ticker_takes_the_fast_path_beside_others_on_the_same_dates(clean_db, hook):
+    """Per-ticker history loads: the dates are full of other tickers, this ticker's rows are new."""
+    hook.upsert("daily_prices", daily_rows(days=30, tickers=("005930", "000660")))
+    frame = daily_rows(days=30, tickers=("035720",))
+    first = hook.upsert("daily_prices", frame)
+    assert first.fast_path and first.inserted == len(frame)
+    again = hook.upsert("daily_prices", frame)  # this ticker is there now: the staged path, nothing changes
+    assert not again.fast_path and (again.inserted, again.updated, again.unchanged) == (0, 0, len(frame))
+    mixed = daily_rows(days=30, tickers=("035720", "051910"))  # one known ticker among the new ones
+    result = hook.upsert("daily_prices", mixed)
+    assert not result.fast_path and (result.inserted, result.unchanged) == (30, 30)
+    assert clean_db.execute("SELECT count(*) FROM daily_prices").fetchone()[0] == 4 * 30
+
+
+@pytest.fixture
+def jit_probe(clean_db):
+    """A table whose trigger stores the jit setting of the transaction that inserts or updates a row."""
+    clean_db.execute("CREATE TABLE krxflow_test_jit (id integer PRIMARY KEY, value integer, jit text)")
+    clean_db.execute("""
+        CREATE FUNCTION krxflow_test_jit_seen() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN NEW.jit := current_setting('jit'); RETURN NEW; END $$""")
+    clean_db.execute("CREATE TRIGGER krxflow_test_jit_seen BEFORE INSERT OR UPDATE ON krxflow_test_jit "
+                     "FOR EACH ROW EXECUTE FUNCTION krxflow_test_jit_seen()")
+    yield
+    clean_db.execute("DROP TABLE krxflow_test_jit")
+    clean_db.execute("DROP FUNCTION krxflow_test_jit_seen()")
+
+
+def test_writes_run_without_jit(clean_db, hook, jit_probe):
+    # JIT compiles every partition's plan (~1 s per statement on a grown table): never worth it here.
+    assert clean_db.execute("SHOW jit").fetchone()[0] == "on"
+    hook.upsert("krxflow_test_jit", [(1, 10), (2, 20)], columns=["id", "value"])
+    hook.upsert("krxflow_test_jit", [(1, 11), (3, 30)], columns=["id", "value"])  # one update, one insert
+    assert clean_db.execute("SELECT id, value, jit FROM krxflow_test_jit ORDER BY id").fetchall() == \
+        [(1, 11, "off"), (2, 20, "off"), (3, 30, "off")]
+    assert clean_db.execute("SHOW jit").fetchone()[0] == "on", "SET LOCAL: other sessions keep their setting"
+
+
 def test_bad_calls_fail_clearly_and_write_nothing(clean_db, hook):
     with pytest.raises(UnknownTableError, match="does not exist"):
         hook.upsert("no_such_table", daily_rows(days=1))

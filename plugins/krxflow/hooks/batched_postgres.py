@@ -11,10 +11,12 @@ How a call works (``upsert`` or ``append``)
      ``ON CONFLICT`` cannot touch a row twice in one command); every batch is validated and
      converted (:mod:`krxflow.hooks.validation`). Bad rows are rejected, counted and reported.
   3. Partitions for the incoming key range are created in their own short transaction.
-  4. One transaction writes everything:
-     * **fast path** — the incoming range of a partitioned table holds no rows yet: ``COPY``
-       straight into the table (inside a savepoint; if a concurrent writer got there first the
-       savepoint is rolled back and the staged path runs instead);
+  4. One transaction writes everything, with JIT off (it compiles every partition's plan, ~1 s a
+     statement, which no write here wins back):
+     * **fast path** — the incoming range of a partitioned table holds no rows yet (no rows of
+       the incoming leading keys, e.g. tickers, when there are few of them): ``COPY`` straight
+       into the table (inside a savepoint; if a concurrent writer got there first the savepoint
+       is rolled back and the staged path runs instead);
      * **staged path** — ``COPY`` into a temporary table, drop rows that fail the target's other
        CHECK constraints, then ``INSERT … ON CONFLICT (key) DO UPDATE`` (``DO NOTHING`` for
        ``append``) that skips rows whose values did not change.
@@ -58,6 +60,8 @@ DEFAULT_BATCH_SIZE = 50_000
 REJECT_SAMPLE_SIZE = 10
 #: Staged writes up to this many rows join the target through its key index, not a hash of the table.
 INDEX_JOIN_MAX_ROWS = 20_000
+#: The fast-path check narrows to the key's leading values (tickers) when there are at most this many.
+FAST_PATH_MAX_LEADING_VALUES = 1_000
 
 _CSV_OPTIONS = pacsv.WriteOptions(include_header=False, batch_size=8192)
 # Errors a concurrent writer (or a constraint only PostgreSQL checks) can raise on the fast path.
@@ -180,6 +184,7 @@ class BatchedPostgresHook(PostgresHook):
                 if key_range is not None:
                     result.partitions_created = partitions.ensure_partitions(conn, table, *key_range)
                 with conn.transaction():
+                    conn.execute(template("queries/writer/transaction_settings.sql"))
                     self._write_batches(conn, operation, spec, columns, key, batches, key_range, result)
                     result.seconds = time.perf_counter() - started
                     self._record(conn, result, status="warning" if result.rejected else "ok")
@@ -197,7 +202,8 @@ class BatchedPostgresHook(PostgresHook):
     def _write_batches(self, conn, operation, spec, columns, key, batches: "_ValidatedBatches", key_range,
                        result: WriteResult) -> None:
         target = sql.Identifier(spec.name)
-        if key_range is not None and not spec.sql_checks and self._range_is_empty(conn, spec, key_range):
+        if key_range is not None and not spec.sql_checks and self._range_is_empty(conn, spec, key_range,
+                                                                                 batches.leading_key_values()):
             try:
                 with conn.transaction():  # a savepoint: the fallback below starts from a clean slate
                     result.inserted = _copy(conn, target, columns, batches)
@@ -244,10 +250,16 @@ class BatchedPostgresHook(PostgresHook):
         result.unchanged = staged - result.inserted - result.updated
 
     @staticmethod
-    def _range_is_empty(conn, spec: TableSpec, key_range) -> bool:
-        statement = template("queries/writer/range_has_rows.sql", table=sql.Identifier(spec.name),
-                             key=sql.Identifier(spec.policy.key_column))
-        return not conn.execute(statement, {"low": key_range[0], "high": key_range[1]}).fetchone()[0]
+    def _range_is_empty(conn, spec: TableSpec, key_range, leading: tuple[str, list[str]] | None) -> bool:
+        """Whether the target holds no row in the incoming partition-key range (of these leading keys)."""
+        names = {"table": sql.Identifier(spec.name), "key": sql.Identifier(spec.policy.key_column)}
+        params = {"low": key_range[0], "high": key_range[1]}
+        if leading is None:
+            statement = template("queries/writer/range_has_rows.sql", **names)
+        else:
+            statement = template("queries/writer/key_range_has_rows.sql", **names, lead=sql.Identifier(leading[0]))
+            params["leads"] = leading[1]
+        return not conn.execute(statement, params).fetchone()[0]
 
     # ------------------------------------------------------------------ load_stats
     def _context(self) -> dict[str, Any]:
@@ -333,6 +345,20 @@ class _ValidatedBatches:
         if self.keep_last is not None:
             values = values[self.keep_last]
         return writable_key_range(values, self.spec.columns[policy.key_column], policy)
+
+    def leading_key_values(self) -> tuple[str, list[str]] | None:
+        """(column, distinct values) of the key's leading text column when it is not the partition key
+        and has at most :data:`FAST_PATH_MAX_LEADING_VALUES` values (e.g. the ticker of a history load)."""
+        policy, lead = self.spec.policy, self.key[0]
+        if policy is None or lead == policy.key_column or self.spec.columns[lead].kind != "text":
+            return None
+        values = self.source.column(lead)
+        if self.keep_last is not None:
+            values = values[self.keep_last]
+        distinct = values.dropna().astype(str).unique()
+        if len(distinct) > FAST_PATH_MAX_LEADING_VALUES:
+            return None
+        return lead, sorted(distinct.tolist())
 
     def __iter__(self) -> Iterator[pa.Table]:
         self.result.rejected, self.result.reject_sample = 0, []

@@ -209,11 +209,21 @@ def _parse_datetimes(series: pd.Series) -> pd.Series:
                      index=series.index)
 
 
+def _kst_days(series: pd.Series) -> pd.Series:
+    """KST calendar days as naive midnight timestamps (NaT where a value did not parse).
+
+    Naive datetimes already are KST wall times: they are only normalised, with no round trip
+    through a time zone (which costs a time-zone database lookup per process).
+    """
+    if pd.api.types.is_datetime64_dtype(series) and not isinstance(series.dtype, pd.DatetimeTZDtype):
+        return series.dt.normalize()
+    return _parse_datetimes(series).dt.tz_localize(None).dt.normalize()
+
+
 def _convert_date(series: pd.Series, col: ColumnSpec, check: _Checker, spec: TableSpec) -> pd.Series:
-    parsed = _parse_datetimes(series)
-    unparsed = series.notna() & parsed.isna()
+    days = _kst_days(series)
+    unparsed = series.notna() & days.isna()
     check.fail(unparsed, f"{col.name}: not a date ({_sample_text(series, unparsed)})")
-    days = parsed.dt.tz_localize(None).dt.normalize()
     _check_partition_range(days, col, check, spec)
     return days
 
@@ -350,8 +360,11 @@ def writable_key_range(values: pd.Series, col: ColumnSpec, policy) -> tuple | No
     Dates come back as ``datetime.date``, timestamps as tz-aware datetimes; values that will be
     rejected (unparseable, outside ``[earliest, today + 400 days]``) do not widen the range.
     """
-    parsed = _parse_datetimes(values)
-    days = parsed.dt.tz_localize(None).dt.normalize()
+    if col.kind == "date":
+        parsed = days = _kst_days(values)
+    else:
+        parsed = _parse_datetimes(values)
+        days = parsed.dt.tz_localize(None).dt.normalize()
     earliest, latest = _partition_window(policy)
     usable = days.notna() & (days >= earliest) & (days <= latest)
     if not usable.any():
