@@ -214,6 +214,7 @@ def test_fast_path_falls_back_when_a_concurrent_writer_got_there_first(clean_db,
     from krxflow.db.connection import connect
 
     frame = daily_rows(days=3, tickers=("005930",))
+    partitions.ensure_partitions(clean_db, "daily_prices", frame.trade_date.min().date(), frame.trade_date.max().date())
     other = connect(autocommit=False)
     try:
         other.execute("INSERT INTO daily_prices (ticker, trade_date, close, volume) VALUES ('005930', %s, 1, 1)",
@@ -244,6 +245,20 @@ def test_a_new_ticker_takes_the_fast_path_beside_others_on_the_same_dates(clean_
     result = hook.upsert("daily_prices", mixed)
     assert not result.fast_path and (result.inserted, result.unchanged) == (30, 30)
     assert clean_db.execute("SELECT count(*) FROM daily_prices").fetchone()[0] == 4 * 30
+
+
+def test_numeric_lower_bounds_are_checked_by_the_validator_so_the_fast_path_stays_open(clean_db, hook):
+    """daily_prices_adjusted's CHECK (close >= (0)::numeric) is read as a bound, not left to PostgreSQL."""
+    from krxflow.hooks.table_spec import TableSpec
+
+    spec = TableSpec.load(clean_db, "daily_prices_adjusted")
+    assert spec.sql_checks == () and spec.columns["close"].lower_bound == 0
+    frame = daily_rows(days=10, tickers=("005930",))[["ticker", "trade_date", "open", "high", "low", "close",
+                                                      "volume"]]
+    frame.loc[3, "close"] = -1
+    result = hook.upsert("daily_prices_adjusted", frame)
+    assert result.fast_path and (result.inserted, result.rejected) == (9, 1)
+    assert "close: must be >= 0" in result.reject_sample[0]["reason"]
 
 
 @pytest.fixture

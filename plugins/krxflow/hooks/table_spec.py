@@ -18,7 +18,10 @@ from krxflow.sqlfiles import template
 
 # CHECK constraints of this simple shape are enforced row by row in Python, before COPY;
 # any other CHECK is evaluated by PostgreSQL itself on the staged rows.
-_SIMPLE_LOWER_BOUND = re.compile(r"^CHECK \(\((?P<column>[a-z_][a-z0-9_]*) (?P<op>>=|>) (?P<bound>-?\d+)\)\)$")
+# CHECK (col >= n) as pg_get_constraintdef prints it: ((volume >= 0)), ((close >= (0)::numeric)),
+# ((delta > '-5'::integer)). Anything else is left for PostgreSQL to evaluate on the staged rows.
+_SIMPLE_LOWER_BOUND = re.compile(r"^CHECK \(\((?P<column>[a-z_][a-z0-9_]*) (?P<op>>=|>) "
+                                 r"\(?'?(?P<bound>-?\d+)'?\)?(?:::(?:numeric|integer|bigint|smallint))?\)\)$")
 
 
 class UnknownTableError(LookupError):
