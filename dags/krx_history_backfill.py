@@ -8,10 +8,12 @@ default Naver path → `daily_prices_adjusted`), `raw` (default false: also the 
 
 `load_history` is **dynamically mapped per ticker** (`.expand()`); each task instance is named
 after its ticker (`map_index_template`), so one ticker can be found, cleared and rerun in the
-UI. A ticker with no data (e.g. delisted: Naver has no adjusted series for it) is recorded
-(`load_stats` operation `history_empty`) and counted, not failed. `report` (runs whatever
-happened) logs tickers ok / empty / failed and rows written to `load_stats` (operation
-`history_backfill`); the Assets of the tables actually written are emitted at the end.
+UI. Each task records its ticker's outcome in `load_stats` (operation `history_ticker`; not in
+XCom: 2,800 XCom pushes cost the Execution API more than the loads). A ticker with no data
+(e.g. delisted: Naver has no adjusted series for it) is recorded as empty, not failed. `report`
+(runs whatever happened) logs tickers ok / empty / failed (no outcome recorded) and rows written
+to `load_stats` (operation `history_backfill`); the Assets of the tables actually written are
+emitted at the end.
 
 ~2,800 tickers: `[core] max_map_length` must be above the ticker count in **every** Airflow
 component (the check runs in the api-server): `AIRFLOW__CORE__MAX_MAP_LENGTH=5000`. The `krx_api`
@@ -63,26 +65,26 @@ def krx_history_backfill():
         return {"first": first.isoformat(), "last": last.isoformat()}
 
     @task(pool=KRX_POOL, map_index_template="{{ ticker }}")
-    def load_history(ticker: str, window: dict, params=None) -> dict:
-        """One ticker's history through the batched hook."""
+    def load_history(ticker: str, window: dict, params=None) -> None:
+        """One ticker's history through the batched hook; its outcome goes to `load_stats`, not XCom."""
         from airflow.sdk import get_current_context
 
         from krxflow.sources import get_source
         from krxflow.sources.loading import load_ticker_history
 
         get_current_context()["ticker"] = ticker
-        return load_ticker_history(get_source(), ticker, window["first"], window["last"],
-                                   adjusted=bool(params["adjusted"]), raw=bool(params["raw"])).as_dict()
+        load_ticker_history(get_source(), ticker, window["first"], window["last"],
+                            adjusted=bool(params["adjusted"]), raw=bool(params["raw"]))
 
     @task(trigger_rule="all_done")
-    def report(tickers: list[str], results, window: dict, params=None) -> dict:
+    def report(tickers: list[str], window: dict, params=None, dag_run=None) -> dict:
         """Tickers ok / empty / failed and rows written → log and `load_stats`."""
         import logging
 
         from krxflow.hooks import BatchedPostgresHook
-        from krxflow.sources.loading import summarize_backfill
+        from krxflow.sources.loading import backfill_results, summarize_backfill
 
-        summary = summarize_backfill(list(tickers), [r for r in (results or []) if r])
+        summary = summarize_backfill(list(tickers), backfill_results(dag_run.dag_id, dag_run.run_id))
         status = "failed" if summary["failed"] else "warning" if summary["empty"] else "ok"
         BatchedPostgresHook().log_stats(
             "daily_prices_adjusted" if params["adjusted"] else "daily_prices", "history_backfill",
@@ -112,8 +114,9 @@ def krx_history_backfill():
 
     tickers = select_tickers()
     window = history_window()
-    results = load_history.partial(window=window).expand(ticker=tickers)
-    summary = report(tickers, results, window)
+    loaded = load_history.partial(window=window).expand(ticker=tickers)
+    summary = report(tickers, window)
+    loaded >> summary
     emit_adjusted(summary)
     emit_raw(summary)
 

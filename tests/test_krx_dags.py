@@ -156,8 +156,17 @@ def test_krx_history_backfill_maps_per_ticker_and_reports(airflow_db, dagbag, sa
     assert adjusted[0] == 2 and adjusted[1] == report["adjusted_rows"]
     raw = pg.execute("SELECT count(*) FROM daily_prices").fetchone()[0]
     assert raw == report["raw_rows"]
-    empty = pg.execute("SELECT count(*) FROM load_stats WHERE operation = 'history_empty'").fetchone()[0]
-    assert empty == 1
+    outcomes = dict(pg.execute("SELECT details->>'ticker', details->>'status' FROM load_stats "
+                               "WHERE operation = 'history_ticker'").fetchall())
+    assert outcomes == {wanted[0]: "ok", wanted[1]: "ok", wanted[2]: "empty"}
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import func, select
+
+    with create_session() as session:
+        pushed = session.scalar(select(func.count()).select_from(XComModel).where(
+            XComModel.dag_id == dag.dag_id, XComModel.run_id == run.run_id, XComModel.task_id == "load_history"))
+    assert pushed == 0, "outcomes go to load_stats, not XCom"
     emitted = {ti.task_id: ti.state for ti in run.get_task_instances() if ti.task_id.startswith("emit_")}
     assert emitted == {"emit_adjusted": "success", "emit_raw": "success"}
 

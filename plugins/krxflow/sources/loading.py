@@ -274,9 +274,20 @@ def load_ticker_history(source: KrxSource, ticker: str, first, last, *, adjusted
             result.tables.append("daily_prices")
     if result.adjusted_rows + result.raw_rows == 0:
         result.status = "empty"
-        hook.log_stats("daily_prices_adjusted" if adjusted else "daily_prices", "history_empty", status="warning",
-                       details={"ticker": ticker, "first": str(first), "last": str(last), "source": source.name})
+    # The ticker's outcome, for the run's report (backfill_results) and the health dashboard.
+    hook.log_stats("daily_prices_adjusted" if adjusted else "daily_prices", "history_ticker",
+                   rows_in=result.adjusted_rows + result.raw_rows, inserted=result.rows_written,
+                   status="ok" if result.status == "ok" else "warning",
+                   details={**result.as_dict(), "first": str(first), "last": str(last), "source": source.name})
+    log.info("%s: %s, %s adjusted + %s raw rows, %s written", ticker, result.status, result.adjusted_rows,
+             result.raw_rows, result.rows_written)
     return result
+
+
+def backfill_results(dag_id: str, run_id: str, *, hook=None) -> list[dict]:
+    """Each ticker's outcome in run ``run_id``: the last ``history_ticker`` row its task wrote."""
+    hook = hook or _hook()
+    return _read(hook, "queries/krx/backfill_results.sql", {"dag_id": dag_id, "run_id": run_id})["details"].tolist()
 
 
 def summarize_backfill(tickers: list[str], results: list[dict]) -> dict:
