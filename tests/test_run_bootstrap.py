@@ -46,6 +46,19 @@ def test_sample_plan_without_credentials():
     assert [(p.name, p.slots, p.include_deferred) for p in plan.pools] == [(KRX_POOL, KRX_POOL_SLOTS, False)]
 
 
+def test_krx_pool_is_as_wide_as_the_executor_only_in_sample_mode():
+    def slots(env):
+        (pool,) = bootstrap.declare(env).pools
+        assert pool.name == KRX_POOL
+        return pool.slots
+
+    wide = {"AIRFLOW__CORE__PARALLELISM": "16"}
+    assert slots({**SAMPLE_ENV, **wide}) == 16
+    assert slots({**REAL_ENV, **wide}) == KRX_POOL_SLOTS, "real KRX: the pool bounds who talks to it"
+    assert slots({**SAMPLE_ENV, **wide, "KRXFLOW_KRX_POOL_SLOTS": "3"}) == 3
+    assert slots({**REAL_ENV, "KRXFLOW_KRX_POOL_SLOTS": "1"}) == 1
+
+
 def test_real_credentials_plan():
     plan = bootstrap.declare(REAL_ENV)
     conns = _by_id(plan)

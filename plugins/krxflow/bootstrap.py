@@ -176,9 +176,16 @@ def declared_pools(env: Mapping[str, str]) -> list[PoolSpec]:
     """Pools from the constants of the code that uses them."""
     from krxflow.sources import pacing
 
-    pools = [PoolSpec(pacing.KRX_POOL, int(env.get("KRXFLOW_KRX_POOL_SLOTS") or pacing.KRX_POOL_SLOTS),
-                      pacing.KRX_POOL_DESCRIPTION)]
-    return pools
+    if env.get("KRXFLOW_KRX_POOL_SLOTS"):
+        return [PoolSpec(pacing.KRX_POOL, int(env["KRXFLOW_KRX_POOL_SLOTS"]), pacing.KRX_POOL_DESCRIPTION)]
+    if krx_source(env) == "sample":
+        # The sample source never calls KRX: the pool may be as wide as the executor, so the demo's
+        # 2,700-ticker backfill runs at the executor's pace. Should the source become pykrx later, the
+        # shared pacing still spaces the KRX requests; narrow the pool back to 2 in the UI.
+        slots = max(pacing.KRX_POOL_SLOTS, int(env.get("AIRFLOW__CORE__PARALLELISM") or pacing.KRX_POOL_SLOTS))
+        return [PoolSpec(pacing.KRX_POOL, slots, f"SAMPLE MODE: as wide as the executor (no KRX calls). "
+                                                  f"{pacing.KRX_POOL_DESCRIPTION}")]
+    return [PoolSpec(pacing.KRX_POOL, pacing.KRX_POOL_SLOTS, pacing.KRX_POOL_DESCRIPTION)]
 
 
 def declared_variables(env: Mapping[str, str]) -> list[VariableSpec]:
