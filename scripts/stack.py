@@ -89,8 +89,9 @@ class Settings:
             api_port=int(env.get("KRXFLOW_API_PORT") or 8080),
             fake_kis_port=int(env.get("KRXFLOW_FAKE_KIS_PORT") or 18765),
             redis_prefix=env.get("KRXFLOW_REDIS_PREFIX") or "krxflow:",
-            # A few task processes per core: LocalExecutor's default of 32 workers swamps 2 cores.
-            parallelism=int(env.get("KRXFLOW_PARALLELISM") or max(4, 2 * cpus)),
+            # 8 task processes per core (8..32): a task mostly waits on PostgreSQL and the Execution
+            # API, and workers forked from the preloaded forkserver share their memory (bench/backfill.py).
+            parallelism=int(env.get("KRXFLOW_PARALLELISM") or min(32, max(8, 8 * cpus))),
             demo=(env.get("KRXFLOW_DEMO", "1") not in ("0", "false", "False", "no")),
         )
 

@@ -57,7 +57,7 @@ def test_settings_defaults_and_overrides(tmp_path):
     default = stack.Settings.from_env({})
     assert default.run_dir == (ROOT / ".run").resolve()
     assert (default.market_db, default.airflow_db, default.api_port) == ("krxflow", "krxflow_airflow", 8080)
-    assert default.parallelism == max(4, 2 * (os.cpu_count() or 2))
+    assert default.parallelism == min(32, max(8, 8 * (os.cpu_count() or 2)))
     assert default.demo is True
     custom = _settings(tmp_path, KRXFLOW_MARKET_DB="m", KRXFLOW_PARALLELISM="3", KRXFLOW_DEMO="0",
                        KRXFLOW_PG_SERVER="postgresql://u@h:1/")
@@ -78,6 +78,8 @@ def test_airflow_env_configures_the_bundle_and_keeps_credentials_out(tmp_path, m
     assert env["AIRFLOW__CORE__PLUGINS_FOLDER"] == str(ROOT / "plugins")
     assert env["AIRFLOW__CORE__PARALLELISM"] == "4" and int(env["AIRFLOW__CORE__MAX_MAP_LENGTH"]) >= 3000
     assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "False"
+    assert env["AIRFLOW__SCHEDULER__MP_START_METHOD"] == "forkserver"
+    assert "krxflow.preload" in env["AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD"].split(",")
     assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://127.0.0.1:18099/execution/"
     assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].endswith("/krxflow_airflow")
     assert env["AIRFLOW_CONN_POSTGRES_DEFAULT"] == "postgresql://postgres@127.0.0.1:5432/krxflow"
