@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 
@@ -16,13 +17,38 @@ def start_airflow(env: dict, log_dir: Path, name: str, *args: str) -> subprocess
                             start_new_session=True)
 
 
-def stop_process(proc: subprocess.Popen) -> None:
-    """SIGTERM the process group, SIGKILL it after 30 s; a process already gone is fine."""
-    if proc.poll() is not None:
-        return
-    os.killpg(proc.pid, signal.SIGTERM)
+def _group_alive(pgid: int) -> bool:
+    """Whether any process of group ``pgid`` still runs (zombies waiting for a reaper do not count)."""
+    import psutil
+
+    for proc in psutil.process_iter(["status"]):
+        try:
+            if os.getpgid(proc.pid) == pgid and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                return True
+        except (ProcessLookupError, psutil.Error):
+            continue
+    return False
+
+
+def stop_process(proc: subprocess.Popen, grace: float = 30) -> None:
+    """SIGTERM the process group, SIGKILL whatever is left of it after ``grace`` seconds.
+
+    The whole group, not only its leader: an idle LocalExecutor worker outlives the scheduler
+    that started it when only the scheduler is waited for.
+    """
+    pgid = proc.pid  # start_new_session: the leader's pid is the group id
+    if proc.poll() is None or _group_alive(pgid):
+        try:
+            os.killpg(pgid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if proc.poll() is not None and not _group_alive(pgid):
+            return
+        time.sleep(0.2)
     try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=10)
