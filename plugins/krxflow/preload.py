@@ -27,5 +27,15 @@ import psycopg  # noqa: E402,F401
 import pyarrow  # noqa: E402,F401
 import pyarrow.csv  # noqa: E402,F401
 
+import redis  # noqa: E402,F401
+
+# krxflow itself: without these, each task would import them again (and, where bytecode is not
+# cached, e.g. read-only mounts or PYTHONDONTWRITEBYTECODE, compile them from source first).
+import krxflow.api.mount  # noqa: E402,F401  (the plugin)
+import krxflow.assets  # noqa: E402,F401
+import krxflow.calendar  # noqa: E402,F401
 import krxflow.hooks  # noqa: E402,F401
 import krxflow.sources.loading  # noqa: E402,F401
+import krxflow.sources.pykrx_source  # noqa: E402,F401  (pykrx itself is imported in tasks, after the login is set)
+import krxflow.sources.sample  # noqa: E402,F401
+import krxflow.timetables  # noqa: E402,F401

@@ -1,0 +1,43 @@
+"""``krxflow.preload``: what LocalExecutor workers import up front (see :mod:`krxflow.preload`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from krxflow.settings import LOCAL_EXECUTOR_PRELOAD
+
+_PROBE = """
+import json, socket, sys
+def refuse(self, *args, **kwargs):
+    raise AssertionError(f"krxflow.preload opened a connection to {args}")
+socket.socket.connect = refuse
+socket.socket.connect_ex = refuse
+for name in sys.argv[1].split(","):
+    __import__(name)
+print(json.dumps(sorted(m for m in json.loads(sys.argv[2]) if m in sys.modules)))
+"""
+
+
+def test_the_scheduler_preload_imports_what_tasks_use_and_connects_to_nothing():
+    modules = LOCAL_EXECUTOR_PRELOAD["AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD"]
+    assert LOCAL_EXECUTOR_PRELOAD["AIRFLOW__SCHEDULER__MP_START_METHOD"] == "forkserver"
+    wanted = ["pandas", "pyarrow", "psycopg", "redis", "krxflow.hooks", "krxflow.sources.loading",
+              "krxflow.sources.sample", "airflow.sdk.execution_time.task_runner", "airflow.dag_processing.dagbag"]
+    env = {**os.environ, "AIRFLOW_CONN_POSTGRES_DEFAULT": "postgresql://nobody@127.0.0.1:1/nothing",
+           "AIRFLOW_CONN_REDIS_DEFAULT": "redis://127.0.0.1:1/0"}
+    unwanted = ["pykrx"]  # reads KRX_ID/KRX_PW when imported: only tasks import it, after setting them
+    run = subprocess.run([sys.executable, "-c", _PROBE, modules, json.dumps(wanted + unwanted)], capture_output=True,
+                         text=True, env=env, timeout=120)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert json.loads(run.stdout.strip().splitlines()[-1]) == sorted(wanted)
+
+
+def test_airflow_reads_the_preload_settings_for_the_scheduler(monkeypatch):
+    for key, value in LOCAL_EXECUTOR_PRELOAD.items():
+        monkeypatch.setenv(key, value)
+    from airflow.utils.process_utils import resolve_mp_start_method
+
+    assert resolve_mp_start_method("scheduler") == "forkserver"
