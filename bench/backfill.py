@@ -1,14 +1,22 @@
 """The 5-year per-ticker history backfill at market scale, and the KRX request budget of loading by date.
 
 1. ``krx_history_backfill`` for ``--tickers N`` (default 2,800) sample tickers, 5 years each,
-   on the sample source (no added latency), run by ``airflow dags test`` (every mapped task
-   instance really runs, in one process) against throwaway databases. Figures: wall seconds,
-   mapped task instances per second, rows written, peak RSS of the Airflow process (sampled).
+   on the sample source (no added latency), against throwaway databases, run by
+   ``--runner local`` (default; as deployed): ``airflow scheduler`` with the LocalExecutor
+   (workers from the preloaded forkserver, :mod:`krxflow.preload`) and the Execution API
+   (``airflow api-server --apps execution``), the ``krx_api`` pool as wide as the executor; or by
+   ``--runner dags-test``: ``airflow dags test``, every task instance in one process.
+   Figures: wall seconds from the trigger to the run's end, mapped task instances per second,
+   rows written, and the peak RSS of each kind of process, sampled every 0.25 s. ``peak_rss_mb``
+   is the largest *task* process (a task, or the executor worker supervising it; under
+   ``dags test``, the one process that runs every task); the scheduler and the api-server are
+   reported beside it.
 2. ``krx_requests_5y_by_date``: the pykrx source loads every session of the same 5 years BY
    DATE (one all-market request per session) through the offline KRX replay, with a login;
    the figure is what the replay really received (logins included), not a computation.
 
-    python bench/backfill.py [--tickers 2800] [--years 5] [--keep]
+    python bench/backfill.py [--tickers 2800] [--years 5] [--runner local|dags-test]
+                             [--parallelism 16] [--keep]
 
 Last line (the form progress is measured by):
     backfill: tickers=N seconds=S ti_per_s=X rows=R krx_requests_5y_by_date=Q peak_rss_mb=M
@@ -89,11 +97,25 @@ def teardown() -> None:
         print(f"could not clean Redis keys: {exc}", file=sys.stderr)
 
 
+def _role(proc: psutil.Process) -> str:
+    """What an Airflow process is, from its title: task, worker (a task's supervisor), or the component."""
+    title = " ".join(proc.cmdline())
+    if "LocalExecutor" in title:
+        return "worker"
+    if title.startswith("airflow worker -- "):  # the forked task process (its title is the TI id)
+        return "task"
+    for role in ("scheduler", "api-server", "api_server", "forkserver", "serve-logs", "dags test"):
+        if role in title:
+            return role.replace("_", "-")
+    return "other"
+
+
 class PeakRss:
-    """Samples the RSS of a process tree; keeps the largest single process seen."""
+    """Samples the RSS of process trees; keeps the largest single process seen per role."""
 
     def __init__(self, pids: list[int], every: float = 0.25):
-        self.pids, self.every, self.peak_mb = pids, every, 0.0
+        self.pids, self.every = pids, every
+        self.peaks: dict[str, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -104,12 +126,20 @@ class PeakRss:
                     root = psutil.Process(pid)
                     for proc in [root, *root.children(recursive=True)]:
                         try:
-                            self.peak_mb = max(self.peak_mb, proc.memory_info().rss / 2**20)
+                            role, mb = _role(proc), proc.memory_info().rss / 2**20
                         except psutil.Error:
-                            pass
+                            continue
+                        self.peaks[role] = max(self.peaks.get(role, 0.0), mb)
                 except psutil.Error:
                     pass
             self._stop.wait(self.every)
+
+    def task_peak(self) -> float:
+        """The largest task process: the task itself or its supervisor (a whole ``dags test``: every task)."""
+        return max(self.peaks.get(role, 0.0) for role in ("task", "worker", "dags test"))
+
+    def __str__(self) -> str:
+        return ", ".join(f"{role} {mb:.0f} MB" for role, mb in sorted(self.peaks.items()))
 
     def __enter__(self) -> "PeakRss":
         self._thread.start()
@@ -144,7 +174,7 @@ def run_backfill_dags_test(tickers: list[str], years: int) -> dict:
         print(output[-5000:], file=sys.stderr)
         raise SystemExit(f"airflow dags test failed ({proc.returncode})")
     report, rows = _report()
-    return {"seconds": seconds, "report": report, "rows": rows, "peak_rss_mb": rss.peak_mb}
+    return {"seconds": seconds, "report": report, "rows": rows, "peak_rss_mb": rss.task_peak(), "rss": str(rss)}
 
 
 def _airflow(env, *args, timeout=300) -> str:
@@ -155,7 +185,8 @@ def _airflow(env, *args, timeout=300) -> str:
     return result.stdout
 
 
-def run_backfill_local_executor(tickers: list[str], years: int, parallelism: int, timeout: float) -> dict:
+def run_backfill_local_executor(tickers: list[str], years: int, parallelism: int, api_workers: int,
+                                timeout: float) -> dict:
     """A real scheduler + LocalExecutor (+ the Execution API), as in production; the run is triggered once."""
     from tests.fakes.airflow_processes import start_airflow, stop_process
 
@@ -180,7 +211,7 @@ def run_backfill_local_executor(tickers: list[str], years: int, parallelism: int
     _airflow(env, "pools", "set", KRX_POOL, str(parallelism), "bench: sample source, no KRX calls")
     _airflow(env, "dags", "unpause", "krx_history_backfill")
     api = start_airflow(env, log_dir, "api-server", "api-server", "--apps", "execution", "--port", str(port),
-                 "--workers", "1")
+                 "--workers", str(api_workers))
     scheduler = start_airflow(env, log_dir, "scheduler", "scheduler")
     conf = json.dumps({"years": years, "tickers": tickers, "adjusted": True, "raw": False})
     try:
@@ -203,7 +234,8 @@ def run_backfill_local_executor(tickers: list[str], years: int, parallelism: int
     if state not in ("success", "failed"):
         raise SystemExit(f"the backfill did not finish within {timeout:.0f}s (state {state}); logs in {log_dir}")
     report, rows = _report()
-    return {"seconds": seconds, "report": report, "rows": rows, "peak_rss_mb": rss.peak_mb, "state": state}
+    return {"seconds": seconds, "report": report, "rows": rows, "peak_rss_mb": rss.task_peak(), "rss": str(rss),
+            "state": state}
 
 
 def _run_state(dag_id: str) -> str | None:
@@ -240,10 +272,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tickers", type=int, default=2_800)
     parser.add_argument("--years", type=int, default=5)
-    parser.add_argument("--runner", choices=("dags-test", "local"), default="dags-test",
-                        help="dags-test: airflow dags test, every task instance in one process (default); "
-                             "local: scheduler + LocalExecutor + execution API, as deployed")
-    parser.add_argument("--parallelism", type=int, default=4, help="LocalExecutor parallelism (and pool slots)")
+    parser.add_argument("--runner", choices=("local", "dags-test"), default="local",
+                        help="local: scheduler + LocalExecutor + execution API, as deployed (default); "
+                             "dags-test: airflow dags test, every task instance in one process")
+    parser.add_argument("--parallelism", type=int, default=16, help="LocalExecutor parallelism (and pool slots)")
+    parser.add_argument("--api-workers", type=int, default=1, help="execution API server workers (local runner)")
     parser.add_argument("--timeout", type=float, default=1800, help="give up on the run after this many seconds")
     parser.add_argument("--keep", action="store_true", help="keep the throwaway databases")
     args = parser.parse_args()
@@ -255,14 +288,15 @@ def main() -> None:
     try:
         print(f"databases: market {MARKET_DB}, airflow {AIRFLOW_DB}", flush=True)
         if args.runner == "local":
-            backfill = run_backfill_local_executor(tickers, args.years, args.parallelism, args.timeout)
+            backfill = run_backfill_local_executor(tickers, args.years, args.parallelism, args.api_workers,
+                                                   args.timeout)
         else:
             backfill = run_backfill_dags_test(tickers, args.years)
         report = backfill["report"]
         ti_per_s = len(tickers) / backfill["seconds"]
         print(f"backfill run ({args.runner}): {backfill['seconds']:.1f}s for {len(tickers)} mapped tasks ({ti_per_s:.2f}/s); "
               f"ok={report['ok']} empty={report['empty']} failed={report['failed']} rows={backfill['rows']} "
-              f"peak_rss={backfill['peak_rss_mb']:.0f} MB", flush=True)
+              f"peak_rss: {backfill['rss']}", flush=True)
         requests = count_requests_by_date(args.tickers, args.years)
         print(f"by date through the replay: {requests['sessions']} sessions, {requests['requests']} requests "
               f"{requests['by_kind']}, {requests['rows']} rows parsed in {requests['seconds']:.1f}s", flush=True)
