@@ -16,10 +16,9 @@ import psycopg
 from krxflow.db.partitions import Policy, get_policy
 from krxflow.sqlfiles import template
 
-# CHECK constraints of this simple shape are enforced row by row in Python, before COPY;
-# any other CHECK is evaluated by PostgreSQL itself on the staged rows.
-# CHECK (col >= n) as pg_get_constraintdef prints it: ((volume >= 0)), ((close >= (0)::numeric)),
-# ((delta > '-5'::integer)). Anything else is left for PostgreSQL to evaluate on the staged rows.
+# CHECK (col >= n), as pg_get_constraintdef prints it — ((volume >= 0)), ((close >= (0)::numeric)),
+# ((delta > '-5'::integer)) — is enforced row by row in Python, before COPY; any other CHECK is
+# evaluated by PostgreSQL itself on the staged rows.
 _SIMPLE_LOWER_BOUND = re.compile(r"^CHECK \(\((?P<column>[a-z_][a-z0-9_]*) (?P<op>>=|>) "
                                  r"\(?'?(?P<bound>-?\d+)'?\)?(?:::(?:numeric|integer|bigint|smallint))?\)\)$")
 
