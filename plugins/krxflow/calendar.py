@@ -44,6 +44,13 @@ def xkrx():
     return exchange_calendars.get_calendar("XKRX")
 
 
+def position(days: np.ndarray, day: dt.date) -> int:
+    """Position of ``day`` in the ascending ``datetime64[D]`` array ``days`` (-1 when absent)."""
+    wanted = np.datetime64(day, "D")
+    i = int(np.searchsorted(days, wanted))
+    return i if i < len(days) and days[i] == wanted else -1
+
+
 @dataclass(frozen=True)
 class SessionTable:
     """Every XKRX session in the calendar's window, with its open and close (UTC epoch nanoseconds)."""
@@ -62,8 +69,7 @@ class SessionTable:
 
     def index(self, day: dt.date) -> int:
         """Position of ``day`` in :attr:`days` (-1 when it is not a session)."""
-        i = int(np.searchsorted(self.days, np.datetime64(day, "D")))
-        return i if i < len(self.days) and self.days[i] == np.datetime64(day, "D") else -1
+        return position(self.days, day)
 
     @classmethod
     def from_exchange_calendars(cls) -> "SessionTable":
@@ -144,32 +150,27 @@ def trading_days(first, last) -> list[dt.date]:
 def previous_trading_day(day) -> dt.date:
     """The last session strictly before ``day``."""
     day = _as_date(day)
-    _check_bounds(day - dt.timedelta(days=1))
+    _check_bounds(day - dt.timedelta(days=1))  # so the first session lies on or before day - 1
     days = sessions().days
-    i = int(np.searchsorted(days, np.datetime64(day, "D"), side="left")) - 1
-    if i < 0:
-        raise ValueError(f"no XKRX session before {day} in the calendar's range")
-    return days[i].astype(dt.date)
+    return days[int(np.searchsorted(days, np.datetime64(day, "D"), side="left")) - 1].astype(dt.date)
 
 
 def next_trading_day(day) -> dt.date:
     """The first session strictly after ``day``."""
     day = _as_date(day)
-    _check_bounds(day + dt.timedelta(days=1))
+    _check_bounds(day + dt.timedelta(days=1))  # so the last session lies on or after day + 1
     days = sessions().days
-    i = int(np.searchsorted(days, np.datetime64(day, "D"), side="right"))
-    if i >= len(days):
-        raise ValueError(f"no XKRX session after {day} in the calendar's range")
-    return days[i].astype(dt.date)
+    return days[int(np.searchsorted(days, np.datetime64(day, "D"), side="right"))].astype(dt.date)
 
 
 def session_hours(day) -> tuple[dt.datetime, dt.datetime]:
     """Open and close of the session on ``day`` as tz-aware KST datetimes (ValueError on a holiday)."""
     day = _as_date(day)
-    if not is_trading_day(day):
-        raise ValueError(f"{day} is not an XKRX trading day")
+    _check_bounds(day)
     table = sessions()
     i = table.index(day)
+    if i < 0:
+        raise ValueError(f"{day} is not an XKRX trading day")
 
     def kst(ns) -> dt.datetime:
         return (_EPOCH + dt.timedelta(microseconds=int(ns) // 1000)).astimezone(KST)

@@ -11,31 +11,31 @@ modules copy-on-write:
     AIRFLOW__SCHEDULER__MP_START_METHOD=forkserver
     AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD=airflow.executors.local_executor,krxflow.preload
 
-``make run``, docker-compose and ``bench/backfill.py`` set exactly this
-(:data:`krxflow.settings.LOCAL_EXECUTOR_PRELOAD`). Importing this module opens no connection and
-reads no configuration; it only imports.
+``make run``, the ``airflow backfill`` integration test and ``bench/backfill.py`` set exactly
+this (:data:`krxflow.settings.LOCAL_EXECUTOR_PRELOAD`); docker-compose runs the CeleryExecutor,
+which has no such setting. Importing this module opens no connection and reads no configuration;
+it only imports.
 """
 
 from __future__ import annotations
 
 # The task runner (parses the DAG file, talks to the Execution API), then what the tasks use.
-import airflow.dag_processing.dagbag  # noqa: E402,F401
-import airflow.providers.standard.decorators.python  # noqa: E402,F401  (@task)
-import airflow.sdk.execution_time.task_runner  # noqa: E402,F401
-import pandas  # noqa: E402,F401
-import psycopg  # noqa: E402,F401
-import pyarrow  # noqa: E402,F401
-import pyarrow.csv  # noqa: E402,F401
-
-import redis  # noqa: E402,F401
+import airflow.dag_processing.dagbag  # noqa: F401
+import airflow.providers.standard.decorators.python  # noqa: F401  (@task)
+import airflow.sdk.execution_time.task_runner  # noqa: F401
+import pandas  # noqa: F401
+import psycopg  # noqa: F401
+import pyarrow  # noqa: F401
+import pyarrow.csv  # noqa: F401
+import redis  # noqa: F401
 
 # krxflow itself: without these, each task would import them again (and, where bytecode is not
 # cached, e.g. read-only mounts or PYTHONDONTWRITEBYTECODE, compile them from source first).
-import krxflow.api.mount  # noqa: E402,F401  (the plugin)
-import krxflow.assets  # noqa: E402,F401
-import krxflow.calendar  # noqa: E402,F401
-import krxflow.hooks  # noqa: E402,F401
-import krxflow.sources.loading  # noqa: E402,F401
-import krxflow.sources.pykrx_source  # noqa: E402,F401  (pykrx itself is imported in tasks, after the login is set)
-import krxflow.sources.sample  # noqa: E402,F401
-import krxflow.timetables  # noqa: E402,F401
+import krxflow.api.mount  # noqa: F401  (the plugin)
+import krxflow.assets  # noqa: F401
+import krxflow.calendar  # noqa: F401
+import krxflow.hooks  # noqa: F401
+import krxflow.sources.loading  # noqa: F401
+import krxflow.sources.pykrx_source  # noqa: F401  (pykrx itself is imported in tasks, after the login is set)
+import krxflow.sources.sample  # noqa: F401
+import krxflow.timetables  # noqa: F401

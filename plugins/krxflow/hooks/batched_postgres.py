@@ -341,10 +341,7 @@ class _ValidatedBatches:
         policy = self.spec.policy
         if policy is None or self.source.rows == 0 or policy.key_column not in self.columns:
             return None
-        values = self.source.column(policy.key_column)
-        if self.keep_last is not None:
-            values = values[self.keep_last]
-        return writable_key_range(values, self.spec.columns[policy.key_column], policy)
+        return writable_key_range(self._kept(policy.key_column), self.spec.columns[policy.key_column], policy)
 
     def leading_key_values(self) -> tuple[str, list[str]] | None:
         """(column, distinct values) of the key's leading text column when it is not the partition key
@@ -352,13 +349,15 @@ class _ValidatedBatches:
         policy, lead = self.spec.policy, self.key[0]
         if policy is None or lead == policy.key_column or self.spec.columns[lead].kind != "text":
             return None
-        values = self.source.column(lead)
-        if self.keep_last is not None:
-            values = values[self.keep_last]
-        distinct = values.dropna().astype(str).unique()
+        distinct = self._kept(lead).dropna().astype(str).unique()
         if len(distinct) > FAST_PATH_MAX_LEADING_VALUES:
             return None
         return lead, sorted(distinct.tolist())
+
+    def _kept(self, column: str) -> pd.Series:
+        """One whole column of the rows that will be written (the last of each duplicate key)."""
+        values = self.source.column(column)
+        return values[self.keep_last] if self.keep_last is not None else values
 
     def __iter__(self) -> Iterator[pa.Table]:
         self.result.rejected, self.result.reject_sample = 0, []

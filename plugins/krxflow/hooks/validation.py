@@ -215,7 +215,7 @@ def _kst_days(series: pd.Series) -> pd.Series:
     Naive datetimes already are KST wall times: they are only normalised, with no round trip
     through a time zone (which costs a time-zone database lookup per process).
     """
-    if pd.api.types.is_datetime64_dtype(series) and not isinstance(series.dtype, pd.DatetimeTZDtype):
+    if pd.api.types.is_datetime64_dtype(series):  # naive only: tz-aware series have DatetimeTZDtype
         return series.dt.normalize()
     return _parse_datetimes(series).dt.tz_localize(None).dt.normalize()
 

@@ -84,9 +84,9 @@ def sessions() -> np.ndarray:
 
 def session_index(day: dt.date) -> int:
     """Index of session ``day`` in :func:`sessions` (-1 when ``day`` is not a session in range)."""
-    all_sessions = sessions()
-    i = int(np.searchsorted(all_sessions, np.datetime64(day, "D")))
-    return i if i < len(all_sessions) and all_sessions[i] == np.datetime64(day, "D") else -1
+    from krxflow.calendar import position
+
+    return position(sessions(), day)
 
 
 def universe(count: int) -> list[str]:
