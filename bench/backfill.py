@@ -177,24 +177,13 @@ def run_backfill_dags_test(tickers: list[str], years: int) -> dict:
     return {"seconds": seconds, "report": report, "rows": rows, "peak_rss_mb": rss.task_peak(), "rss": str(rss)}
 
 
-def _airflow(env, *args, timeout=300) -> str:
-    result = subprocess.run([sys.executable, "-m", "airflow", *args], env=env, capture_output=True, text=True,
-                            timeout=timeout)
-    if result.returncode != 0:
-        raise SystemExit(f"airflow {' '.join(args[:3])} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    return result.stdout
-
-
 def run_backfill_local_executor(tickers: list[str], years: int, parallelism: int, api_workers: int,
                                 timeout: float) -> dict:
     """A real scheduler + LocalExecutor (+ the Execution API), as in production; the run is triggered once."""
-    from tests.fakes.airflow_processes import start_airflow, stop_process
+    from tests.fakes.airflow_processes import airflow_cli, start_airflow, stop_process
+    from tests.fakes.kis_server import free_port
 
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     log_dir = Path(tempfile.mkdtemp(prefix="krxflow-bench-logs-"))
     env = {**os.environ, "KRXFLOW_SOURCE": "sample", "KRXFLOW_SAMPLE_TICKERS": str(len(tickers)),
            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor", "AIRFLOW__CORE__PARALLELISM": str(parallelism),
@@ -206,10 +195,10 @@ def run_backfill_local_executor(tickers: list[str], years: int, parallelism: int
     from krxflow.sources.pacing import KRX_POOL
 
     env.update(LOCAL_EXECUTOR_PRELOAD)
-    _airflow(env, "dags", "reserialize")
+    airflow_cli(env, "dags", "reserialize")
     # The sample source never calls KRX: the pool may be as wide as the executor.
-    _airflow(env, "pools", "set", KRX_POOL, str(parallelism), "bench: sample source, no KRX calls")
-    _airflow(env, "dags", "unpause", "krx_history_backfill")
+    airflow_cli(env, "pools", "set", KRX_POOL, str(parallelism), "bench: sample source, no KRX calls")
+    airflow_cli(env, "dags", "unpause", "krx_history_backfill")
     api = start_airflow(env, log_dir, "api-server", "api-server", "--apps", "execution", "--port", str(port),
                  "--workers", str(api_workers))
     scheduler = start_airflow(env, log_dir, "scheduler", "scheduler")
@@ -218,7 +207,7 @@ def run_backfill_local_executor(tickers: list[str], years: int, parallelism: int
         with PeakRss([api.pid, scheduler.pid]) as rss:
             time.sleep(5)
             started = time.perf_counter()
-            _airflow(env, "dags", "trigger", "krx_history_backfill", "-c", conf)
+            airflow_cli(env, "dags", "trigger", "krx_history_backfill", "-c", conf)
             state = None
             while time.perf_counter() - started < timeout:
                 state = _run_state("krx_history_backfill")

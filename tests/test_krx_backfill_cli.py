@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,24 +20,13 @@ from pathlib import Path
 import pytest
 
 from krxflow.settings import LOCAL_EXECUTOR_PRELOAD
-from tests.fakes.airflow_processes import start_airflow, stop_process
+from tests.fakes.airflow_processes import airflow_cli, start_airflow, stop_process
+from tests.fakes.kis_server import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 SESSIONS = [dt.date(2024, 2, 7), dt.date(2024, 2, 8), dt.date(2024, 2, 13), dt.date(2024, 2, 14)]
 DEADLINE_SECONDS = 180
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _airflow(env, *args, timeout=180) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "airflow", *args], env=env, capture_output=True, text=True,
-                            timeout=timeout)
-    assert result.returncode == 0, f"airflow {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
-    return result
+CLI_TIMEOUT = 180  # seconds per airflow CLI call
 
 
 def _run_states(dag_id: str) -> dict[dt.date, str]:
@@ -55,7 +41,7 @@ def _run_states(dag_id: str) -> dict[dt.date, str]:
 @pytest.mark.integration
 def test_backfill_create_runs_only_sessions_and_loads_them(airflow_db, clean_db, redis_client):
     pg = clean_db
-    port = _free_port()
+    port = free_port()
     logs = Path(tempfile.mkdtemp(prefix="krxflow-backfill-it-"))
     env = {
         **os.environ,
@@ -76,14 +62,14 @@ def test_backfill_create_runs_only_sessions_and_loads_them(airflow_db, clean_db,
         env.pop(leaked, None)
     from krxflow.sources.pacing import KRX_POOL, KRX_POOL_DESCRIPTION, KRX_POOL_SLOTS
 
-    _airflow(env, "dags", "reserialize")
-    _airflow(env, "pools", "set", KRX_POOL, str(KRX_POOL_SLOTS), KRX_POOL_DESCRIPTION)
-    _airflow(env, "dags", "unpause", "krx_daily_prices")
+    airflow_cli(env, "dags", "reserialize", timeout=CLI_TIMEOUT)
+    airflow_cli(env, "pools", "set", KRX_POOL, str(KRX_POOL_SLOTS), KRX_POOL_DESCRIPTION, timeout=CLI_TIMEOUT)
+    airflow_cli(env, "dags", "unpause", "krx_daily_prices", timeout=CLI_TIMEOUT)
     api = start_airflow(env, logs, "api-server", "api-server", "--apps", "execution", "--port", str(port), "--workers", "1")
     scheduler = start_airflow(env, logs, "scheduler", "scheduler")
     try:
-        _airflow(env, "backfill", "create", "--dag-id", "krx_daily_prices", "--from-date", "2024-02-07",
-                 "--to-date", "2024-02-14", "--max-active-runs", "2")
+        airflow_cli(env, "backfill", "create", "--dag-id", "krx_daily_prices", "--from-date", "2024-02-07",
+                    "--to-date", "2024-02-14", "--max-active-runs", "2", timeout=CLI_TIMEOUT)
         deadline = time.monotonic() + DEADLINE_SECONDS
         states: dict[dt.date, str] = {}
         while time.monotonic() < deadline:

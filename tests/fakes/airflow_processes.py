@@ -10,6 +10,16 @@ import time
 from pathlib import Path
 
 
+def airflow_cli(env: dict, *args: str, timeout: float = 300) -> str:
+    """``airflow <args>`` to completion; its stdout, or a RuntimeError carrying its output."""
+    result = subprocess.run([sys.executable, "-m", "airflow", *args], env=env, capture_output=True, text=True,
+                            timeout=timeout)
+    if result.returncode != 0:
+        raise RuntimeError(f"airflow {' '.join(args)} failed ({result.returncode}):\n"
+                           f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result.stdout
+
+
 def start_airflow(env: dict, log_dir: Path, name: str, *args: str) -> subprocess.Popen:
     """``airflow <args>`` in its own process group, logging to ``<log_dir>/<name>.log``."""
     out = open(log_dir / f"{name}.log", "w")
