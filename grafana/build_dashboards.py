@@ -131,7 +131,8 @@ WHERE s.ticker = '$ticker'
 LIMIT 1"""
 
 # ------------------------------------------------------------------------------------ Market
-LAST_SESSION = (f"(SELECT max(trade_date) FROM daily_market_summary "
+# The last session in the time range, as a scalar subquery (one row, one column named trade_date).
+LAST_SESSION = (f"(SELECT max(trade_date) AS trade_date FROM daily_market_summary "
                 f"WHERE trade_date BETWEEN {KST_FROM} AND {KST_TO})")
 
 SUMMARY_RANGE = f"trade_date BETWEEN {KST_FROM} AND {KST_TO} AND market IN ($market)"
@@ -140,8 +141,7 @@ SUMMARY_RANGE = f"trade_date BETWEEN {KST_FROM} AND {KST_TO} AND market IN ($mar
 # The last session is found first and joined LATERALly: the planner then probes the one partition
 # of that day, where `trade_date = (SELECT max(...))` made it plan a parallel scan of every partition
 # (3-5x slower on five years of data, see bench/grafana_queries.py).
-LAST_SESSION_LATERAL = (f"(SELECT max(trade_date) AS trade_date FROM daily_market_summary "
-                        f"WHERE trade_date BETWEEN {KST_FROM} AND {KST_TO}) last")
+LAST_SESSION_LATERAL = f"{LAST_SESSION} last"
 
 
 def movers_sql(order: str) -> str:
