@@ -68,7 +68,7 @@ def test_krx_holiday_rows_of_dashes_parse_as_missing_values(krx, replay):
 
     from krxflow.sources.pykrx_source import market_day_frame
 
-    krx._ensure_session()
+    krx.bind_pykrx(None)
     raw = 전종목시세().fetch(trdDd="20240210", mktId="ALL")  # a Saturday: KRX lists everyone with "-"
     assert len(raw) and (raw["TDD_CLSPRC"] == "-").all()
     parsed = market_day_frame(raw, dt.date(2024, 2, 10))
@@ -150,10 +150,10 @@ def test_login_with_the_krx_default_connection(monkeypatch, market, redis_client
     with KrxReplay(market, require_login=True) as replay:
         frame = PykrxSource(min_interval=0).daily_prices("2024-01-03")
     assert len(frame) > 0
-    # pykrx's KRXSession.refresh() warms up (GET, GET) and login_krx() warms up again before its POST.
+    # pykrx's login_krx(): GET the login page (a JSESSIONID), GET login.jsp, POST — then the data.
     kinds = [kind for kind, _ in replay.log]
-    assert kinds == ["login_page", "login_jsp", "login_page", "login_jsp", "login", "MDCSTAT01501"]
-    assert replay.log[4][1]["mbrId"] == "krx-user"
+    assert kinds == ["login_page", "login_jsp", "login", "MDCSTAT01501"]
+    assert replay.log[2][1]["mbrId"] == "krx-user"
 
 
 def test_password_change_required_cd010_is_a_login_error(monkeypatch, market, redis_client):
@@ -216,12 +216,39 @@ def test_requests_carry_a_timeout(krx, replay):
     assert timeouts == [30.0, 30.0]  # pykrx sends none of its own
 
 
-def test_pacing_spaces_requests_across_workers(redis_client):
-    from krxflow.sources.pacing import Pacer
+def test_the_gate_spaces_sends_across_workers_by_the_interval_plus_slack(redis_client):
+    from krxflow.sources.pacing import SEND_SLACK, Pacer
 
     first, second = Pacer("krx-test", redis_client, 0.3), Pacer("krx-test", redis_client, 0.3)
-    started = time.monotonic()
-    waits = [first.wait_turn(), second.wait_turn(), first.wait_turn()]
-    elapsed = time.monotonic() - started
-    assert waits[0] < 0.05 and waits[1] > 0.2 and waits[2] > 0.2
-    assert elapsed >= 0.55
+    sent = []
+    for pacer in (first, second, first):
+        with pacer.turn():
+            sent.append(time.monotonic())
+    gaps = [b - a for a, b in zip(sent, sent[1:])]
+    assert min(gaps) >= 0.3 + SEND_SLACK - 0.005  # Redis' clock and ours tick apart by < 5 ms
+
+
+def test_the_gate_lets_one_request_in_flight_and_a_block_stops_the_waiting_one(redis_client):
+    import threading
+
+    from krxflow.sources.pacing import Pacer
+
+    holder, waiter = Pacer("krx-test", redis_client, 0), Pacer("krx-test", redis_client, 0)
+    outcome = {}
+
+    def wait_for_a_turn():
+        try:
+            with waiter.turn():
+                outcome["sent"] = time.monotonic()
+        except errors.KrxCircuitOpenError as exc:
+            outcome["refused"] = str(exc)
+
+    with holder.turn():  # a request is in flight ...
+        thread = threading.Thread(target=wait_for_a_turn)
+        thread.start()
+        time.sleep(0.3)
+        assert outcome == {}, "nothing is sent while another request is in flight"
+        holder.open_circuit("HTTP 403 from the test")  # ... and its answer was a block
+    thread.join(5)
+    assert "sent" not in outcome and "circuit is OPEN" in outcome["refused"]
+    assert "HTTP 403 from the test" in outcome["refused"]

@@ -11,22 +11,36 @@ against the recorded responses in the shared reference folder):
   Numbers are strings with thousands commas; halted days have open/high/low ``"0"``;
   ``Content-Type: text/html`` as KRX does.
 * ``GET fchart.stock.naver.com/sise.nhn``: EUC-KR XML ``<item data="YYYYMMDD|o|h|l|c|v"/>``.
-* The login: ``GET MDCCOMS001.cmd``, ``GET login.jsp``, ``POST MDCCOMS001D1.cmd`` answering
-  ``{"_error_code": login_code}`` (``CD001`` ok, ``CD010`` password change required).
+* The login, as strict as KRX: ``GET MDCCOMS001.cmd`` hands out a ``JSESSIONID`` cookie,
+  ``GET login.jsp``, then ``POST MDCCOMS001D1.cmd`` with that cookie answers
+  ``{"_error_code": login_code}`` (``CD001`` ok, ``CD010`` password change required). One session
+  per account: while another session of the account is logged in the POST answers ``CD011``,
+  and the retry with ``skipDup=Y`` logs the older session out.
+  ``require_login=True`` makes data requests answer ``LOGOUT`` unless they carry a logged-in
+  ``JSESSIONID``, as KRX has done since 2026-02-27; :meth:`KrxReplay.expire_sessions` ends them all.
+
+**One KRX for several processes**: the replay's state — the log of every request with its
+arrival time and process, the sessions, injected faults and blocks — lives in Redis under
+:attr:`KrxReplay.wire_id`. A worker process joins the same KRX with
+``KrxReplay(market, wire_id=...)`` (see :mod:`tests.fakes.krx_traffic`).
 
 Faults are injected per kind of request: ``replay.fail("MDCSTAT01501", "logout")`` answers the
 next such request with ``LOGOUT`` (also ``"403"``, ``"html"``, ``"empty"``, ``"500"``).
-``require_login=True`` makes data requests answer ``LOGOUT`` until a login succeeded, as KRX
-has done since 2026-02-27. Every request received is counted in :attr:`KrxReplay.received`.
+``replay.block("403")`` blocks the whole IP: every later request, login pages included, gets
+the fault. Every request received is in :attr:`KrxReplay.received` (by kind) and
+:meth:`KrxReplay.wire` (in order, with arrival times).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import re
-import threading
-from collections import Counter, defaultdict
+import time
+import uuid
+from collections import Counter
+from http.cookies import SimpleCookie
 from urllib.parse import parse_qs, urlparse
 
 import numpy as np
@@ -66,24 +80,36 @@ def _fluc(rate) -> str:
     return "1" if rate > 0 else "2" if rate < 0 else "0"
 
 
+_EMPTY_KEYS = {"MDCSTAT01501": "OutBlock_1", "finder_stkisu": "block1", "finder_listdelisu": "block1"}
+
+
 def _kind_of(bld: str) -> str:
     return bld.rsplit("/", 1)[-1]
 
 
+_FAULTS = {"logout", "403", "html", "empty", "500"}
+_KINDS_OF_LOGIN = ("login_page", "login_jsp", "login")
+
+
 class KrxReplay:
-    """Offline KRX/Naver. Use as a context manager (or :meth:`start`/:meth:`stop`)."""
+    """Offline KRX/Naver. Use as a context manager (or :meth:`start`/:meth:`stop`).
+
+    :param wire_id: join the KRX of another process (its :attr:`wire_id`); by default a new one.
+    """
 
     def __init__(self, market: SampleMarket | None = None, *, tickers: int = 40, login_code: str = "CD001",
-                 require_login: bool = False, today: dt.date | None = None):
+                 require_login: bool = False, today: dt.date | None = None, wire_id: str | None = None):
+        import redis
+
         self.market = market or SampleMarket(tickers)
         self.login_code = login_code
         self.require_login = require_login
-        self.logged_in = False
         self.today = today or dt.date.today()
-        self.received: Counter = Counter()
-        self.log: list[tuple[str, dict]] = []
-        self._faults: dict[str, list[str]] = defaultdict(list)
-        self._lock = threading.Lock()
+        self.owner = wire_id is None
+        self.wire_id = wire_id or uuid.uuid4().hex[:12]
+        self._redis = redis.Redis.from_url(os.environ.get("AIRFLOW_CONN_REDIS_DEFAULT", "redis://127.0.0.1:6379/0"),
+                                           decode_responses=True)
+        self._stopped_wire: list[dict] | None = None
         self._isins = {isin_of(t): t for t in self.market.tickers}
         self._mock = responses.RequestsMock(assert_all_requests_are_fired=False)
         self._mock.add_callback(responses.POST, KRX_DATA_URL, callback=self._krx_data)
@@ -94,12 +120,19 @@ class KrxReplay:
 
     # ----------------------------------------------------------------- control
     def start(self) -> "KrxReplay":
+        self._stopped_wire = None
         self._mock.start()
         return self
 
     def stop(self) -> None:
         self._mock.stop()
         self._mock.reset()
+        self._stopped_wire = self.wire()  # still readable after the stop
+        if self.owner:
+            keys = list(self._redis.scan_iter(match=self._key("*"), count=1000))
+            if keys:
+                self._redis.delete(*keys)
+        self._redis.close()
 
     def __enter__(self) -> "KrxReplay":
         return self.start()
@@ -109,24 +142,60 @@ class KrxReplay:
 
     def fail(self, kind: str, fault: str, times: int = 1) -> None:
         """Answer the next ``times`` requests of ``kind`` (a bld name like ``MDCSTAT01501``, ``naver``,
-        or ``*`` for any data request) with ``fault``: logout, 403, html, empty or 500."""
-        if fault not in {"logout", "403", "html", "empty", "500"}:
+        ``login``, or ``*`` for any data request) with ``fault``: logout, 403, html, empty or 500."""
+        if fault not in _FAULTS:
             raise ValueError(f"unknown fault {fault!r}")
-        self._faults[kind].extend([fault] * times)
+        self._redis.rpush(self._key("faults", kind), *([fault] * times))
+
+    def block(self, fault: str = "403", *, after: int = 0) -> None:
+        """Block the whole IP once ``after`` more requests were answered: from then on every request
+        of any kind, logins included, answers ``fault`` (403 or html)."""
+        if fault not in {"403", "html"}:
+            raise ValueError(f"a block answers 403 or html, not {fault!r}")
+        self._redis.set(self._key("block"), json.dumps({"fault": fault, "from": self.total + after}))
+
+    def unblock(self) -> None:
+        self._redis.delete(self._key("block"))
+
+    def expire_sessions(self) -> None:
+        """KRX forgets every login (a session timeout, a server restart): data requests answer LOGOUT."""
+        self._redis.delete(self._key("sessions"), self._key("accounts"))
+
+    def wire(self) -> list[dict]:
+        """Every request received, in order: ``kind``, ``params``, ``t`` (arrival, epoch s), ``pid``, ``status``."""
+        if self._stopped_wire is not None:
+            return self._stopped_wire
+        return [json.loads(entry) for entry in self._redis.lrange(self._key("log"), 0, -1)]
+
+    @property
+    def log(self) -> list[tuple[str, dict]]:
+        return [(entry["kind"], entry["params"]) for entry in self.wire()]
+
+    @property
+    def received(self) -> Counter:
+        return Counter(entry["kind"] for entry in self.wire())
 
     @property
     def total(self) -> int:
-        return sum(self.received.values())
+        return len(self._stopped_wire) if self._stopped_wire is not None else int(self._redis.llen(self._key("log")))
 
     # ----------------------------------------------------------------- plumbing
-    def _note(self, kind: str, params: dict) -> str | None:
-        with self._lock:
-            self.received[kind] += 1
-            self.log.append((kind, params))
-            for key in (kind, "*"):
-                if self._faults.get(key):
-                    return self._faults[key].pop(0)
-        return None
+    def _key(self, *parts: str) -> str:
+        return ":".join(("krxreplay", self.wire_id, *parts))
+
+    def _answer(self, kind: str, params: dict, request, respond) -> tuple:
+        """Log the request, then answer an IP block, an injected fault, or ``respond()``."""
+        arrived = time.time()
+        block = json.loads(self._redis.get(self._key("block")) or "null")
+        fault = block["fault"] if block and self.total >= block["from"] else None
+        if fault is None:
+            for key in (kind, "*" if kind not in _KINDS_OF_LOGIN else None):
+                if key is not None and (fault := self._redis.lpop(self._key("faults", key))):
+                    break
+        answer = self._fault_answer(fault, _EMPTY_KEYS.get(kind, "output")) if fault else respond()
+        self._redis.rpush(self._key("log"), json.dumps({"kind": kind, "params": params, "t": arrived,
+                                                        "pid": os.getpid(), "status": answer[0]}))
+        return answer
 
     @staticmethod
     def _fault_answer(fault: str, empty_key: str):
@@ -140,48 +209,80 @@ class KrxReplay:
             return 500, {"Content-Type": "text/html"}, "Internal Server Error"
         return 200, _JSON_HEADERS, json.dumps({empty_key: [], "CURRENT_DATETIME": _STAMP})
 
+    @staticmethod
+    def _session_of(request) -> str | None:
+        cookie = SimpleCookie()
+        cookie.load(request.headers.get("Cookie", ""))
+        return cookie["JSESSIONID"].value if "JSESSIONID" in cookie else None
+
+    def _logged_in(self, request) -> bool:
+        session = self._session_of(request)
+        return bool(session) and bool(self._redis.hget(self._key("sessions"), session))
+
     # ----------------------------------------------------------------- login
     def _login_page(self, request):
-        self._note("login_page", {})
-        return 200, {"Content-Type": "text/html", "Set-Cookie": "JSESSIONID=replay-session; Path=/"}, "<html></html>"
+        def respond():
+            session = self._session_of(request)
+            if session and self._redis.hexists(self._key("sessions"), session):
+                return 200, {"Content-Type": "text/html"}, "<html></html>"
+            session = uuid.uuid4().hex.upper()
+            self._redis.hset(self._key("sessions"), session, "")
+            return 200, {"Content-Type": "text/html", "Set-Cookie": f"JSESSIONID={session}; Path=/"}, "<html></html>"
+
+        return self._answer("login_page", {}, request, respond)
 
     def _login_jsp(self, request):
-        self._note("login_jsp", {})
-        return 200, {"Content-Type": "text/html"}, "<html><body>login</body></html>"
+        return self._answer("login_jsp", {}, request, lambda: (200, {"Content-Type": "text/html"},
+                                                                "<html><body>login</body></html>"))
 
     def _login(self, request):
         params = {k: v[0] for k, v in parse_qs(request.body or "").items()}
-        self._note("login", {"mbrId": params.get("mbrId")})
-        code = self.login_code
-        if code == "CD011" and params.get("skipDup") == "Y":
-            code = "CD001"
-        self.logged_in = code == "CD001"
-        message = {"CD001": "정상", "CD010": "비밀번호를 변경하세요.", "CD011": "중복 로그인"}.get(code, "오류")
-        return 200, {"Content-Type": "application/json"}, json.dumps({"_error_code": code, "_error_message": message})
+
+        def respond():
+            session, account = self._session_of(request), params.get("mbrId", "")
+            code = self.login_code
+            if session is None or not self._redis.hexists(self._key("sessions"), session):
+                code = "CD999"  # no session from the login page: KRX's web client never does this
+            elif code == "CD001":
+                other = self._redis.hget(self._key("accounts"), account)
+                if other and other != session and self._redis.hget(self._key("sessions"), other):
+                    if params.get("skipDup") != "Y":
+                        code = "CD011"
+                    else:
+                        self._redis.hset(self._key("sessions"), other, "")  # the older session is logged out
+            if code == "CD001":
+                self._redis.hset(self._key("sessions"), session, account)
+                self._redis.hset(self._key("accounts"), account, session)
+            message = {"CD001": "정상", "CD010": "비밀번호를 변경하세요.", "CD011": "중복 로그인"}.get(code, "오류")
+            return 200, {"Content-Type": "application/json"}, json.dumps({"_error_code": code,
+                                                                          "_error_message": message})
+
+        return self._answer("login", {"mbrId": params.get("mbrId"), "skipDup": params.get("skipDup")}, request,
+                            respond)
 
     # ----------------------------------------------------------------- KRX data
     def _krx_data(self, request):
         body = request.body.decode() if isinstance(request.body, bytes) else (request.body or "")
         params = {k: v[0] for k, v in parse_qs(body, keep_blank_values=True).items()}
         kind = _kind_of(params.get("bld", ""))
-        fault = self._note(kind, params)
-        empty_key = "block1" if kind.startswith("finder") else "OutBlock_1" if kind == "MDCSTAT01501" else "output"
-        if fault:
-            return self._fault_answer(fault, empty_key)
-        if self.require_login and not self.logged_in:
-            return self._fault_answer("logout", empty_key)
-        if kind == "MDCSTAT01501":
-            payload = {"OutBlock_1": self._all_market(params["trdDd"], params.get("mktId", "ALL"))}
-        elif kind == "MDCSTAT01701":
-            payload = {"output": self._one_ticker(params["isuCd"], params["strtDd"], params["endDd"])}
-        elif kind == "finder_stkisu":
-            payload = {"block1": self._finder(delisted=False)}
-        elif kind == "finder_listdelisu":
-            payload = {"block1": self._finder(delisted=True)}
-        else:
-            return 400, {"Content-Type": "text/html"}, f"replay: unknown bld {kind}"
-        payload["CURRENT_DATETIME"] = _STAMP
-        return 200, _JSON_HEADERS, json.dumps(payload, ensure_ascii=False)
+
+        def respond():
+            if self.require_login and not self._logged_in(request):
+                return self._fault_answer("logout", _EMPTY_KEYS.get(kind, "output"))
+            if kind == "MDCSTAT01501":
+                payload = {"OutBlock_1": self._all_market(params["trdDd"], params.get("mktId", "ALL"))}
+            elif kind == "MDCSTAT01701":
+                payload = {"output": self._one_ticker(params["isuCd"], params["strtDd"], params["endDd"])}
+            elif kind == "finder_stkisu":
+                payload = {"block1": self._finder(delisted=False)}
+            elif kind == "finder_listdelisu":
+                payload = {"block1": self._finder(delisted=True)}
+            else:
+                return 400, {"Content-Type": "text/html"}, f"replay: unknown bld {kind}"
+            payload["CURRENT_DATETIME"] = _STAMP
+            return 200, _JSON_HEADERS, json.dumps(payload, ensure_ascii=False)
+
+        return self._answer(kind, params, request, respond)
 
     def _all_market(self, trd_dd: str, mkt_id: str) -> list[dict]:
         day = dt.datetime.strptime(trd_dd, "%Y%m%d").date()
@@ -258,10 +359,10 @@ class KrxReplay:
     # ----------------------------------------------------------------- Naver
     def _naver(self, request):
         query = {k: v[0] for k, v in parse_qs(urlparse(request.url).query).items()}
+        return self._answer("naver", query, request, lambda: self._chart(query))
+
+    def _chart(self, query: dict):
         ticker = query.get("symbol", "")
-        fault = self._note("naver", query)
-        if fault:
-            return self._fault_answer(fault, "output")
         count = int(query.get("count", "1"))
         first = self.today - dt.timedelta(days=count)
         p = self.market.profile(ticker)

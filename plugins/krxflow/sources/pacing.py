@@ -1,26 +1,33 @@
-"""Pacing of KRX requests across every worker, and the circuit breaker that stops them all.
+"""The gate every request to KRX and Naver passes, shared by all workers through Redis.
 
-KRX blocks IPs that query "in bulk" for a day or more, and retrying during a block extends it.
-Two mechanisms keep krxflow polite, both shared through Redis so that they hold across all
-Airflow workers and processes:
+KRX blocks IPs that query "in bulk" for a day or more, and requests sent during a block extend
+it. Three rules keep krxflow polite, and they hold across every Airflow worker and process
+because they live in Redis, decided by one atomic script **immediately before each send**:
 
-* **Pool** ``krx_api`` (:data:`KRX_POOL`, :data:`KRX_POOL_SLOTS` slots): bounds how many tasks
-  talk to KRX at once. The deployment creates it from these constants.
-* **Minimum interval** between two requests to one service (default 1 s,
-  ``KRXFLOW_KRX_MIN_INTERVAL`` env or Airflow Variable): every request reserves the next free
-  slot atomically in Redis and sleeps until it.
-* **Circuit breaker**: a block (403, HTML page) opens the circuit — a Redis key with a TTL
-  (default 24 h, ``KRXFLOW_KRX_BLOCK_TTL``). While it exists no task calls the service; tasks
-  fail at once with :class:`~krxflow.sources.errors.KrxCircuitOpenError` saying why and until
-  when. An operator closes it early with ``redis-cli DEL <key>`` (the error names the key).
+* **Circuit breaker**: a block (HTTP 403, an HTML page where data was expected) opens the circuit
+  — a Redis key with a TTL (default 24 h, ``KRXFLOW_KRX_BLOCK_TTL``). While it exists nothing is
+  sent: tasks fail at once with :class:`~krxflow.sources.errors.KrxCircuitOpenError` saying why and
+  until when. An operator closes it early with ``redis-cli DEL <key>`` (the error names the key).
+* **One request in flight** per service: the next request is sent only after the previous one's
+  answer was read and classified, so at most one request ever goes into a block.
+* **Minimum interval** between two sends to one service (default 1 s,
+  ``KRXFLOW_KRX_MIN_INTERVAL`` env or Airflow Variable), measured on Redis' clock at the moment of
+  sending, plus :data:`SEND_SLACK` so that network jitter never brings two requests closer than
+  the interval at KRX's end.
+
+The ``krx_api`` Pool (:data:`KRX_POOL`, :data:`KRX_POOL_SLOTS` slots) bounds how many tasks hold a
+KRX conversation at once; the gate is what actually spaces their requests.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import time
+import uuid
+from typing import Iterator
 
 from krxflow import cache
 from krxflow.sources.errors import KrxCircuitOpenError
@@ -36,20 +43,37 @@ KRX_POOL_DESCRIPTION = "Tasks calling KRX/Naver through pykrx (krxflow); paced t
 DEFAULT_MIN_INTERVAL = 1.0
 #: Default seconds the circuit stays open after a block.
 DEFAULT_BLOCK_TTL = 24 * 3600
+#: Seconds added to a non-zero interval: the gap is measured when krxflow sends; the slack keeps
+#: it above the interval where KRX receives, whatever the network's jitter.
+SEND_SLACK = 0.05
+#: Longest sleep between two looks at the gate while another request is in flight.
+_POLL = 0.025
 
-# Atomically reserve the next request slot: returns how many milliseconds to wait.
-_RESERVE_SLOT = """
-local now_parts = redis.call('TIME')
-local now = tonumber(now_parts[1]) * 1000 + math.floor(tonumber(now_parts[2]) / 1000)
-local interval = tonumber(ARGV[1])
-local next_free = tonumber(redis.call('GET', KEYS[1]) or '0')
-local slot = math.max(now, next_free)
-redis.call('SET', KEYS[1], slot + interval, 'PX', interval + 60000)
-return slot - now
+# KEYS: circuit, last send, in-flight marker. ARGV: token, spacing ms, in-flight TTL ms.
+# Returns -1 while the circuit is open, -2 while another request is in flight, >0 = milliseconds
+# until the interval has passed, 0 = this caller may send now (send time and marker recorded).
+_CLAIM = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
+if redis.call('EXISTS', KEYS[3]) == 1 then return -2 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local spacing = tonumber(ARGV[2])
+local last = tonumber(redis.call('GET', KEYS[2]) or '0')
+local wait = last + spacing - now
+if wait > 0 then return wait end
+redis.call('SET', KEYS[2], now, 'PX', spacing + 60000)
+redis.call('SET', KEYS[3], ARGV[1], 'PX', tonumber(ARGV[3]))
+return 0
+"""
+
+# Delete KEYS[1] only if it still holds ARGV[1] (a lock or marker released by its owner only).
+COMPARE_AND_DELETE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
 """
 
 
-def _setting(name: str, default: float) -> float:
+def setting(name: str, default: float) -> float:
     """A number from the environment, else an Airflow Variable, else ``default``."""
     raw = os.environ.get(name)
     if raw is None:
@@ -66,28 +90,41 @@ def _setting(name: str, default: float) -> float:
 
 
 def min_interval() -> float:
-    return _setting("KRXFLOW_KRX_MIN_INTERVAL", DEFAULT_MIN_INTERVAL)
+    return setting("KRXFLOW_KRX_MIN_INTERVAL", DEFAULT_MIN_INTERVAL)
 
 
 def block_ttl() -> int:
-    return int(_setting("KRXFLOW_KRX_BLOCK_TTL", DEFAULT_BLOCK_TTL))
+    return int(setting("KRXFLOW_KRX_BLOCK_TTL", DEFAULT_BLOCK_TTL))
 
 
 def circuit_key(service: str) -> str:
     return cache.key("krx", "circuit", service)
 
 
-def pace_key(service: str) -> str:
-    return cache.key("krx", "pace", service)
+def last_send_key(service: str) -> str:
+    return cache.key("krx", "last_send", service)
+
+
+def in_flight_key(service: str) -> str:
+    return cache.key("krx", "in_flight", service)
 
 
 class Pacer:
-    """Shared pacing and circuit breaking for one service (``"krx"`` or ``"naver"``)."""
+    """The shared gate of one service (``"krx"`` or ``"naver"``): circuit, one in flight, interval.
 
-    def __init__(self, service: str, redis_client=None, interval: float | None = None):
+    :param interval: minimum seconds between two sends (default :func:`min_interval`); 0 keeps the
+        circuit check and the one-in-flight rule but no spacing (tests, the offline bench).
+    :param in_flight_ttl: seconds after which a request's in-flight marker expires if its process
+        died before reading the answer (the request timeout plus a margin).
+    """
+
+    def __init__(self, service: str, redis_client=None, interval: float | None = None, *,
+                 in_flight_ttl: float = 60.0):
         self.service = service
         self._redis = redis_client
-        self.interval = min_interval() if interval is None else interval
+        self.interval = min_interval() if interval is None else float(interval)
+        self.in_flight_ttl = in_flight_ttl
+        self._claim = None
 
     @property
     def redis(self):
@@ -95,22 +132,30 @@ class Pacer:
             self._redis = cache.client()
         return self._redis
 
+    @property
+    def spacing(self) -> float:
+        """Seconds between two sends as enforced: the interval plus :data:`SEND_SLACK` (0 stays 0)."""
+        return self.interval + SEND_SLACK if self.interval > 0 else 0.0
+
     def check_circuit(self) -> None:
         """Raise :class:`KrxCircuitOpenError` while the circuit of this service is open."""
         key = circuit_key(self.service)
         raw = self.redis.get(key)
         if raw is None:
             return
-        ttl = self.redis.ttl(key)
+        raise self._circuit_error(raw, self.redis.ttl(key))
+
+    def _circuit_error(self, raw: str | None, ttl: int) -> KrxCircuitOpenError:
+        key = circuit_key(self.service)
         try:
-            info = json.loads(raw)
+            info = json.loads(raw) if raw else {}
         except ValueError:
             info = {"reason": raw}
         until = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(time.time() + max(ttl, 0)))
-        raise KrxCircuitOpenError(
+        return KrxCircuitOpenError(
             f"{self.service} circuit is OPEN: {self.service} blocked us ({info.get('reason')}, at "
-            f"{info.get('opened_at')}). No task calls {self.service} until {until} (TTL {ttl}s). "
-            f"Not retrying on purpose: retrying during a block extends it. "
+            f"{info.get('opened_at')}). Nothing is sent to {self.service} until {until} (TTL {ttl}s). "
+            f"Not retrying on purpose: requests during a block extend it. "
             f"Close it early only once the block is lifted: redis-cli DEL {key}")
 
     def open_circuit(self, reason: str, ttl: int | None = None) -> None:
@@ -122,15 +167,30 @@ class Pacer:
     def close_circuit(self) -> None:
         self.redis.delete(circuit_key(self.service))
 
-    def wait_turn(self) -> float:
-        """Sleep until this process may send the next request; returns the seconds slept."""
-        if self.interval <= 0:
-            return 0.0
-        wait_ms = int(self.redis.eval(_RESERVE_SLOT, 1, pace_key(self.service), int(self.interval * 1000)))
-        if wait_ms > 0:
-            time.sleep(wait_ms / 1000)
-        return max(wait_ms, 0) / 1000
+    @contextlib.contextmanager
+    def turn(self) -> Iterator[float]:
+        """Wait for this process's turn to send one request; yields the seconds waited.
 
-    def before_request(self) -> None:
-        self.check_circuit()
-        self.wait_turn()
+        On entry the circuit is checked and the send time recorded in one atomic step, so nothing
+        is sent into an open circuit. The turn lasts until the block exits: send the request, read
+        its answer and open the circuit if it was a block *inside* it; only then may the next
+        request — of any process — go out.
+        """
+        token = uuid.uuid4().hex
+        keys = (circuit_key(self.service), last_send_key(self.service), in_flight_key(self.service))
+        if self._claim is None:
+            self._claim = self.redis.register_script(_CLAIM)
+        started = time.monotonic()
+        while True:
+            answer = int(self._claim(keys=keys, args=(token, int(round(self.spacing * 1000)),
+                                                       int(self.in_flight_ttl * 1000))))
+            if answer == 0:
+                break
+            if answer == -1:
+                self.check_circuit()  # raises with the reason and TTL (unless closed meanwhile)
+                continue
+            time.sleep(_POLL if answer == -2 else answer / 1000)
+        try:
+            yield time.monotonic() - started
+        finally:
+            self.redis.eval(COMPARE_AND_DELETE, 1, keys[2], token)

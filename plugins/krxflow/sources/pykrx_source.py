@@ -6,17 +6,21 @@ keeps a broken ticker table for the life of the process and spams the root logge
 keeps pykrx's request and parsing code (so the requests are exactly pykrx's) and adds what an
 Airflow deployment needs:
 
-* **Credentials** from the ``krx_default`` Connection (login/password), exported as
-  ``KRX_ID``/``KRX_PW`` before pykrx is imported (inside the task, never at parse time). A refused
-  login raises :class:`KrxLoginError` (``CD010`` = KRX wants a password change).
+* **One shared KRX session** (:mod:`krxflow.sources.krx_login`): the ``krx_default``
+  Connection's login logs in once for the whole installation and every worker reuses its cookies
+  through Redis; pykrx never logs in itself (its ``KRX_ID``/``KRX_PW`` import-time login is kept
+  out: the variables are hidden while pykrx is imported) and gets krxflow's session injected
+  through ``pykrx.website.comm.auth.set_auth_session``. A refused login raises
+  :class:`KrxLoginError` (``CD010`` = KRX wants a password change). On ``LOGOUT`` the shared
+  session is dropped and renewed once.
+* **Every request gated** (:mod:`krxflow.sources.gated_http`): the circuit checked and the
+  interval honoured at the moment of sending, across all workers, pykrx's own requests (its
+  >730-day split) and the login's included; timeouts on every request.
 * **Typed errors** instead of empty frames, decided from the HTTP answer itself: ``LOGOUT``
-  (:class:`KrxLogoutError`), HTTP 403 or an HTML page (:class:`KrxBlockedError`), other statuses
-  and timeouts (:class:`KrxHttpError`), an empty answer on a trading day
+  (:class:`KrxLogoutError`), HTTP 403 or an HTML page (:class:`KrxBlockedError`, which opens the
+  circuit), other statuses and timeouts (:class:`KrxHttpError`), an empty answer on a trading day
   (:class:`KrxEmptyAnswerError`), an unexpected shape (:class:`KrxBadAnswerError`).
   Holidays are not errors: the XKRX calendar decides, and no request is sent for them.
-* **Timeouts** on every request (``KRXFLOW_KRX_TIMEOUT`` seconds, default 30).
-* **Pacing and the circuit breaker** of :mod:`krxflow.sources.pacing` around every request; a
-  block opens the circuit and fails the task at once (never retried).
 * pykrx's ``StockTicker`` singleton is reset after a failure; its prints and broken log calls
   are silenced.
 """
@@ -25,12 +29,14 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import io
 import logging
 import os
 import sys
 import tempfile
 import xml.etree.ElementTree as ElementTree
+from collections import Counter
 from typing import Callable, NamedTuple
 
 import pandas as pd
@@ -38,15 +44,14 @@ import pandas as pd
 from krxflow.settings import KRX_CONN_ID
 from krxflow.sources.base import (ADJUSTED_COLUMNS, DAILY_COLUMNS, DELISTED_COLUMNS, LISTING_COLUMNS, MARKETS,
                                   KrxSource, as_date)
-from krxflow.sources.errors import (KrxBadAnswerError, KrxBlockedError, KrxEmptyAnswerError, KrxHttpError,
-                                    KrxLoginError, KrxLogoutError, KrxSourceError)
-from krxflow.sources.pacing import Pacer, block_ttl, circuit_key
+from krxflow.sources.errors import (KrxBadAnswerError, KrxEmptyAnswerError, KrxLoginError, KrxLogoutError,
+                                    KrxSourceError)
+from krxflow.sources.gated_http import GatedSession
+from krxflow.sources.krx_login import KrxLoginState, SharedKrxLogin
+from krxflow.sources.pacing import Pacer
 
 log = logging.getLogger(__name__)
 
-KRX_HOST = "data.krx.co.kr"
-NAVER_HOST = "fchart.stock.naver.com"
-DEFAULT_TIMEOUT = 30.0
 _MARKET_CODES = {"STK": "KOSPI", "KSQ": "KOSDAQ"}
 
 
@@ -56,10 +61,8 @@ class Credentials(NamedTuple):
 
 
 class _State:
-    """Process-wide pykrx state: which login pykrx's session belongs to, which source is active."""
+    """Process-wide pykrx state: the ISIN of every ticker KRX's finders know (read once)."""
 
-    login: str | None = None
-    active: "PykrxSource | None" = None
     isins: dict[str, str] | None = None
 
 
@@ -93,38 +96,40 @@ def _login_error(printed: str) -> KrxLoginError:
                          "Not retrying: repeated failed logins can lock the account.")
 
 
-def _import_pykrx(creds: Credentials | None) -> str:
-    """Import pykrx once per process, with the credentials exported first; returns what it printed."""
+def _import_pykrx() -> None:
+    """Import pykrx once per process, with ``KRX_ID``/``KRX_PW`` hidden so that it does not log in."""
     if "pykrx" in sys.modules:
-        return ""
-    if creds:
-        os.environ["KRX_ID"], os.environ["KRX_PW"] = creds.login, creds.password
-    else:
-        os.environ.pop("KRX_ID", None)
-        os.environ.pop("KRX_PW", None)
+        return
+    hidden = {name: os.environ.pop(name) for name in ("KRX_ID", "KRX_PW") if name in os.environ}
     os.environ.setdefault("MPLCONFIGDIR", os.path.join(tempfile.gettempdir(), "krxflow-matplotlib"))
-    printed = io.StringIO()
     try:
-        with contextlib.redirect_stdout(printed):
-            import pykrx  # noqa: F401  (logs in here when KRX_ID/KRX_PW are set)
-    except KrxSourceError:
-        raise
-    except ValueError as exc:  # the login answer was not JSON
-        raise KrxLoginError(f"KRX login answered something that is not JSON ({exc}); not retrying") from exc
-    except Exception as exc:
-        import requests
-
-        if isinstance(exc, requests.RequestException):
-            raise KrxHttpError(f"could not reach KRX to log in: {exc}") from exc
-        raise
+        with contextlib.redirect_stdout(io.StringIO()):  # it prints that it could not log in
+            import pykrx  # noqa: F401
+    finally:
+        os.environ.update(hidden)
     logging.getLogger().addFilter(_DropPykrxLogNoise())
     logging.getLogger("pykrx").setLevel(logging.WARNING)
+
+
+@functools.lru_cache(maxsize=1)
+def _injected_session_class():
+    """pykrx's ``KRXSession`` as krxflow injects it: always valid, never logging in by itself."""
     from pykrx.website.comm import auth
 
-    if creds and auth._auth_session is not None:
-        _State.login = creds.login
-    log.debug("pykrx imported; it printed: %s", printed.getvalue().replace(creds.password if creds else "\0", "***"))
-    return printed.getvalue() or " "
+    class InjectedKrxSession(auth.KRXSession):
+        """Holds krxflow's gated HTTP session and the shared login's cookies.
+
+        ``is_valid`` is always true so that pykrx neither re-logs-in from ``KRX_ID``/``KRX_PW`` nor
+        falls back to a fresh, ungated ``requests.Session``; krxflow renews the login itself.
+        """
+
+        def is_valid(self, buffer_seconds: int = 300) -> bool:
+            return True
+
+        def refresh(self, login_id: str, login_pw: str) -> bool:
+            raise KrxLoginError("pykrx tried to log in by itself; krxflow's shared session must be used")
+
+    return InjectedKrxSession
 
 
 def reset_pykrx_state() -> None:
@@ -219,18 +224,27 @@ def naver_frame(xml_text: str, ticker: str, first: dt.date, last: dt.date) -> pd
 
 
 class PykrxSource(KrxSource):
-    """:class:`KrxSource` over pykrx 1.2.x (KRX ``getJsonData.cmd`` and Naver ``sise.nhn``)."""
+    """:class:`KrxSource` over pykrx 1.2.x (KRX ``getJsonData.cmd`` and Naver ``sise.nhn``).
+
+    :param timeout: seconds per request (default ``KRXFLOW_KRX_TIMEOUT`` or 30).
+    :param min_interval: seconds between two sends to one service (default
+        ``KRXFLOW_KRX_MIN_INTERVAL`` or 1); the circuit and one-in-flight rules hold even at 0.
+    """
 
     name = "pykrx"
 
     def __init__(self, conn_id: str = KRX_CONN_ID, *, timeout: float | None = None, min_interval: float | None = None,
                  redis_client=None):
         self.conn_id = conn_id
-        self.timeout = float(timeout or os.environ.get("KRXFLOW_KRX_TIMEOUT") or DEFAULT_TIMEOUT)
         self.pacers = {"krx": Pacer("krx", redis_client, min_interval),
                        "naver": Pacer("naver", redis_client, min_interval)}
-        self.sent = 0
+        #: Requests this source sent, by kind (``krx``, ``naver``, ``login``).
+        self.sent: Counter = Counter()
+        self.http = GatedSession(self.pacers, timeout=timeout, counter=self.sent)
+        for pacer in self.pacers.values():
+            pacer.in_flight_ttl = self.http.timeout + 30
         self._creds: Credentials | None | bool = False  # False = not read yet
+        self._shared_login: SharedKrxLogin | None = None
 
     # ------------------------------------------------------------------ interface
     def listing(self, day) -> pd.DataFrame:
@@ -241,7 +255,7 @@ class PykrxSource(KrxSource):
         return self._market_day(session)[LISTING_COLUMNS].reset_index(drop=True)
 
     def delisted(self) -> pd.DataFrame:
-        self._ensure_session()
+        _import_pykrx()
         from pykrx.website.krx.market.core import 상폐종목검색
 
         raw = self._call(lambda: 상폐종목검색().fetch(mktsel="ALL"))
@@ -264,7 +278,7 @@ class PykrxSource(KrxSource):
         first, last = as_date(first), as_date(last)
         if adjusted:
             return self._naver_history(ticker, first, last)
-        self._ensure_session()
+        _import_pykrx()
         from pykrx.website.krx.market.core import 개별종목시세
 
         isin = isin or self._isin(ticker)
@@ -276,11 +290,11 @@ class PykrxSource(KrxSource):
         return ticker_history_frame(raw, ticker)
 
     def requests_sent(self) -> int:
-        return self.sent
+        return sum(self.sent.values())
 
     # ------------------------------------------------------------------ internals
     def _market_day(self, day: dt.date) -> pd.DataFrame:
-        self._ensure_session()
+        _import_pykrx()
         from pykrx.website.krx.market.core import 전종목시세
 
         raw = self._call(lambda: 전종목시세().fetch(trdDd=day.strftime("%Y%m%d"), mktId="ALL"))
@@ -291,17 +305,17 @@ class PykrxSource(KrxSource):
         return frame[frame["close"].notna()]
 
     def _naver_history(self, ticker: str, first: dt.date, last: dt.date) -> pd.DataFrame:
-        self._ensure_session()
+        _import_pykrx()
         from pykrx.website.naver.core import Sise
 
         # pykrx asks Naver for the number of calendar days back from today (plus 2 for the first change).
         count = max((dt.date.today() - first).days + 2, 1)
-        xml_text = self._call(lambda: Sise().fetch(ticker, count))
+        xml_text = self._call(lambda: Sise().fetch(ticker, count), krx_login=False)
         return naver_frame(xml_text, ticker, first, last)
 
     def _isin(self, ticker: str) -> str | None:
         if _State.isins is None:
-            self._ensure_session()
+            _import_pykrx()
             from pykrx.website.krx.market.core import 상장종목검색, 상폐종목검색
 
             isins: dict[str, str] = {}
@@ -312,130 +326,78 @@ class PykrxSource(KrxSource):
             _State.isins = isins
         return _State.isins.get(ticker)
 
-    def _call(self, fetch: Callable):
-        """Run one pykrx fetch on an instrumented session; pykrx's silent failures become typed errors."""
-        self._ensure_session()
-        printed = io.StringIO()
-        try:
-            with contextlib.redirect_stdout(printed):
-                return fetch()
-        except KrxSourceError:
-            reset_pykrx_state()
-            raise
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:  # incl. JSONDecodeError
-            reset_pykrx_state()
-            raise KrxBadAnswerError(f"unexpected answer from KRX/Naver ({type(exc).__name__}: {exc})") from exc
-        finally:
-            if printed.getvalue().strip():
-                log.debug("pykrx printed: %s", printed.getvalue().strip()[:500])
+    def _call(self, fetch: Callable, *, krx_login: bool = True):
+        """Run one pykrx fetch on krxflow's session; pykrx's silent failures become typed errors.
+
+        With credentials, the shared login's cookies are sent; a ``LOGOUT`` drops that session and
+        the fetch is tried once more on a renewed one. Naver needs no login (``krx_login=False``).
+        """
+        creds = self._credentials() if krx_login else None
+        for attempt in (1, 2):
+            state = self._login().current() if creds else None
+            self.bind_pykrx(state)
+            printed = io.StringIO()
+            try:
+                with contextlib.redirect_stdout(printed):
+                    return fetch()
+            except KrxLogoutError as exc:
+                reset_pykrx_state()
+                if state is None:
+                    raise KrxLogoutError(
+                        "KRX answered LOGOUT: its data service needs a logged-in session. Set login/password on "
+                        f"the {self.conn_id} Connection. Not retrying.") from exc
+                if attempt == 2:
+                    raise KrxLogoutError(
+                        "KRX answered LOGOUT again right after a new login: is the account logged in elsewhere "
+                        "(KRX keeps one session per account)? Not retrying.") from exc
+                self._login().invalidate(state)
+            except KrxSourceError:
+                reset_pykrx_state()
+                raise
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:  # incl. JSONDecodeError
+                reset_pykrx_state()
+                raise KrxBadAnswerError(f"unexpected answer from KRX/Naver ({type(exc).__name__}: {exc})") from exc
+            finally:
+                if printed.getvalue().strip():
+                    log.debug("pykrx printed: %s", printed.getvalue().strip()[:500])
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def bind_pykrx(self, state: KrxLoginState | None) -> None:
+        """Make pykrx send through this source's gated session, with ``state``'s cookies (none: anonymous)."""
+        _import_pykrx()
+        from pykrx.website.comm import auth
+
+        cookies = {name: {"value": value} for name, value in (state.cookies if state else {}).items()}
+        auth.set_auth_session(_injected_session_class()(session=self.http, is_authenticated=True,
+                                                        expiry_time=float("inf"), cookies=cookies))
 
     def _credentials(self) -> Credentials | None:
         if self._creds is False:
             self._creds = krx_credentials(self.conn_id)
         return self._creds or None
 
-    def _ensure_session(self):
-        creds = self._credentials()
-        printed = _import_pykrx(creds)
+    def _login(self) -> SharedKrxLogin:
+        if self._shared_login is None:
+            creds = self._credentials()
+            self._shared_login = SharedKrxLogin(creds.login, creds.password, self._perform_login, self.pacers["krx"])
+        return self._shared_login
+
+    def _perform_login(self) -> dict[str, str]:
+        """pykrx's own login (GET page, GET login.jsp, POST) on a fresh gated session; its cookies."""
+        _import_pykrx()
         from pykrx.website.comm import auth
 
-        current = auth._auth_session
-        if creds:
-            if current is None and printed:
-                raise _login_error(printed)
-            if current is None or not current.is_valid() or _State.login != creds.login:
-                current = self._login(auth, creds)
-        elif current is None or _State.login is not None or not current.is_valid():
-            current = auth.KRXSession(is_authenticated=True, expiry_time=float("inf"))  # anonymous
-            auth.set_auth_session(current)
-            _State.login = None
-        _State.active = self
-        _instrument(current.session)
-        return current
-
-    @staticmethod
-    def _login(auth, creds: Credentials):
-        session = auth.KRXSession()
+        creds = self._credentials()
+        http = GatedSession(self.pacers, timeout=self.http.timeout, counter=self.sent)
         printed = io.StringIO()
         try:
             with contextlib.redirect_stdout(printed):
-                ok = session.refresh(creds.login, creds.password)
-        except ValueError as exc:
-            raise KrxLoginError(f"KRX login answered something that is not JSON ({exc}); not retrying") from exc
-        except Exception as exc:
-            import requests
-
-            if isinstance(exc, requests.RequestException):
-                raise KrxHttpError(f"could not reach KRX to log in: {exc}") from exc
-            raise
+                ok = auth.login_krx(creds.login, creds.password, session=http)
+        except ValueError as exc:  # not JSON, yet not a block page either (those raise KrxBlockedError)
+            raise KrxBadAnswerError(f"KRX's login answered something that is not JSON ({exc}): site change?") from exc
         if not ok:
             raise _login_error(printed.getvalue())
-        os.environ["KRX_ID"], os.environ["KRX_PW"] = creds.login, creds.password  # pykrx's own refresh uses them
-        auth.set_auth_session(session)
-        _State.login = creds.login
-        return session
-
-    def _classify(self, service: str, response) -> None:
-        """Raise the typed error an HTTP answer means (called for every answer, before pykrx parses it)."""
-        head = response.content[:512].decode("utf-8", "replace").strip()
-        status = response.status_code
-        if status == 403:
-            self._blocked(service, f"HTTP 403 from {response.url}")
-        if service == "krx" and head.upper().startswith("LOGOUT"):
-            raise KrxLogoutError(
-                "KRX answered LOGOUT: its data service needs a logged-in session. Set login/password on the "
-                f"{self.conn_id} Connection (or the login expired / was taken over by another session). Not retrying.")
-        if status != 200:
-            raise KrxHttpError(f"{service} answered HTTP {status} for {response.url}: {head[:200]!r}")
-        lowered = head.lower()
-        if (service == "krx" and head.startswith("<")) or lowered.startswith(("<!doctype html", "<html")):
-            self._blocked(service, f"an HTML page instead of data from {response.url}: {head[:120]!r}")
-
-    def _blocked(self, service: str, reason: str) -> None:
-        pacer = self.pacers[service]
-        ttl = block_ttl()
-        pacer.open_circuit(reason, ttl)
-        raise KrxBlockedError(
-            f"{service} BLOCKED this IP ({reason}). Failing now without retries: retrying during a block extends "
-            f"it. The circuit is open for {ttl}s (Redis key {circuit_key(service)}); no krxflow task calls "
-            f"{service} until it closes.")
-
-
-def _service_of(url: str) -> str | None:
-    if KRX_HOST in url:
-        return "krx"
-    if NAVER_HOST in url:
-        return "naver"
-    return None
-
-
-def _instrument(session) -> None:
-    """Give a requests.Session timeouts, pacing, the circuit check and answer classification (once)."""
-    if getattr(session, "_krxflow_instrumented", False):
-        return
-    original = session.request
-
-    def request(method, url, *args, **kwargs):
-        source = _State.active
-        service = _service_of(str(url))
-        if source is None or service is None:
-            return original(method, url, *args, **kwargs)
-        import requests
-
-        kwargs["timeout"] = kwargs.get("timeout") or source.timeout
-        source.pacers[service].before_request()
-        try:
-            response = original(method, url, *args, **kwargs)
-        except requests.Timeout as exc:
-            raise KrxHttpError(f"{service} did not answer within {source.timeout}s ({url})") from exc
-        except requests.RequestException as exc:
-            raise KrxHttpError(f"could not reach {service}: {exc}") from exc
-        source.sent += 1
-        source._classify(service, response)
-        return response
-
-    session.request = request
-    session._krxflow_instrumented = True
+        return {cookie.name: cookie.value for cookie in http.cookies}
 
 
 __all__ = ["PykrxSource", "Credentials", "krx_credentials", "market_day_frame", "naver_frame", "reset_pykrx_state",
