@@ -13,7 +13,9 @@ XCom: 2,800 XCom pushes cost the Execution API more than the loads). A ticker wi
 (e.g. delisted: Naver has no adjusted series for it) is recorded as empty, not failed. `report`
 (runs whatever happened) logs tickers ok / empty / failed (no outcome recorded) and rows written
 to `load_stats` (operation `history_backfill`); the Assets of the tables actually written are
-emitted at the end.
+emitted at the end. `check` then decides the run's colour: **failed** when any ticker failed
+(named in its log, to clear and rerun), successful otherwise — with a warning when every
+ticker was empty.
 
 ~2,800 tickers: `[core] max_map_length` must be above the ticker count in **every** Airflow
 component (the check runs in the api-server): `AIRFLOW__CORE__MAX_MAP_LENGTH=5000`. The `krx_api`
@@ -96,6 +98,13 @@ def krx_history_backfill():
             summary)
         return summary
 
+    @task(retries=0)
+    def check(summary: dict) -> None:
+        """The run fails when tickers failed; all-empty succeeds with a warning."""
+        from krxflow.sources.loading import check_backfill
+
+        check_backfill(summary)
+
     @task(outlets=[DAILY_PRICES_ADJUSTED])
     def emit_adjusted(summary: dict, params=None) -> None:
         """The adjusted table changed: tell the Asset's listeners (skipped when nothing was loaded)."""
@@ -119,6 +128,7 @@ def krx_history_backfill():
     loaded >> summary
     emit_adjusted(summary)
     emit_raw(summary)
+    check(summary)
 
 
 krx_history_backfill()

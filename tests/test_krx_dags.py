@@ -193,3 +193,36 @@ def test_krx_daily_prices_dag_through_pykrx_and_the_replay_matches_the_sample(ai
     samsung = next(r for r in rows if r[0] == "005930")
     assert samsung[6] == 6_419_324_700  # the first session after the 50:1 split
     assert 30_000 < samsung[4] < 80_000
+
+
+def test_a_history_backfill_whose_tickers_fail_ends_failed_and_still_reports(airflow_db, dagbag, sample_env,
+                                                                              monkeypatch):
+    """Naver blocks at the first ticker: every ticker fails, the report records it, the run is red."""
+    from krxflow.sources.sample import SampleMarket
+    from tests.fakes.krx_replay import KrxReplay
+
+    pg = sample_env
+    monkeypatch.setenv("KRXFLOW_SOURCE", "pykrx")
+    monkeypatch.setenv("KRXFLOW_KRX_MIN_INTERVAL", "0")
+    market = SampleMarket(SAMPLE_TICKERS)
+    wanted = market.tickers[:3]
+    with KrxReplay(market) as replay:
+        replay.block("403")
+        run = dagbag.get_dag("krx_history_backfill").test(run_conf={"years": 1, "tickers": wanted})
+    assert run.state == "failed"
+    states = {(ti.task_id, ti.map_index): ti.state for ti in run.get_task_instances()}
+    assert [states[("load_history", i)] for i in range(3)] == ["failed"] * 3
+    assert states[("report", -1)] == "success" and states[("check", -1)] == "failed"
+    assert replay.received == {"naver": 1}, "one request into the block, none after it"
+    report = pg.execute("SELECT status, details FROM load_stats WHERE operation = 'history_backfill'").fetchone()
+    assert report[0] == "failed" and report[1]["failed"] == 3 and report[1]["failed_tickers"] == sorted(wanted)
+
+
+def test_a_history_backfill_where_every_ticker_is_empty_succeeds_with_a_warning(airflow_db, dagbag, sample_env):
+    pg = sample_env
+    run = dagbag.get_dag("krx_history_backfill").test(run_conf={"years": 1, "tickers": ["999990", "999991"]})
+    assert run.state == "success"
+    states = {ti.task_id: ti.state for ti in run.get_task_instances() if ti.map_index == -1}
+    assert states["check"] == "success" and states["emit_adjusted"] == "skipped"
+    report = pg.execute("SELECT status, details FROM load_stats WHERE operation = 'history_backfill'").fetchone()
+    assert report[0] == "warning" and report[1]["empty"] == 2 and report[1]["failed"] == 0

@@ -301,3 +301,22 @@ def summarize_backfill(tickers: list[str], results: list[dict]) -> dict:
             "adjusted_rows": sum(r["adjusted_rows"] for r in by_ticker.values()),
             "raw_rows": sum(r["raw_rows"] for r in by_ticker.values()),
             "empty_tickers": empty[:100], "failed_tickers": failed[:100]}
+
+
+def check_backfill(summary: dict) -> None:
+    """Fail the run when tickers failed (their loads raised); all-empty is a success with a warning.
+
+    Raised as ``AirflowFailException``: the ticker tasks already used their retries, and the run's
+    colour must say that data is missing. The failed tickers are named so they can be cleared.
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
+    if summary["failed"]:
+        named = ", ".join(summary["failed_tickers"][:20]) + (" …" if summary["failed"] > 20 else "")
+        raise AirflowFailException(
+            f"{summary['failed']} of {summary['tickers']} tickers failed ({named}); {summary['ok']} ok, "
+            f"{summary['empty']} empty. Their load_history logs say why; clear those task instances to retry.")
+    if summary["tickers"] and summary["empty"] == summary["tickers"]:
+        log.warning("every one of the %s tickers was empty: nothing was loaded (delisted tickers, or a window "
+                    "without sessions?)", summary["tickers"])
+
