@@ -14,12 +14,18 @@
 2. ``krx_requests_5y_by_date``: the pykrx source loads every session of the same 5 years BY
    DATE (one all-market request per session) through the offline KRX replay, with a login;
    the figure is what the replay really received (logins included), not a computation.
+3. ``krx_logins`` and ``krx_min_gap_s``: what KRX sees from several workers at once. ``--wire-workers``
+   processes (default 4), each a PykrxSource with the **real** pacing (``KRXFLOW_KRX_MIN_INTERVAL``,
+   default 1 s) and the ``krx_default`` login, load by-date sessions, five-year raw histories (pykrx's
+   730-day split) and adjusted series through one shared offline KRX, which logs every request's
+   arrival: the login POSTs it received, and the smallest gap between two arrivals at KRX (logins
+   included) or at Naver. Goals: ``krx_logins`` ≤ 2, ``krx_min_gap_s`` ≥ the interval (1.0).
 
     python bench/backfill.py [--tickers 2800] [--years 5] [--runner local|dags-test]
                              [--parallelism 16] [--keep]
 
 Last line (the form progress is measured by):
-    backfill: tickers=N seconds=S ti_per_s=X rows=R krx_requests_5y_by_date=Q peak_rss_mb=M
+    backfill: tickers=N seconds=S ti_per_s=X rows=R krx_requests_5y_by_date=Q peak_rss_mb=M krx_logins=L krx_min_gap_s=G
 """
 
 from __future__ import annotations
@@ -257,6 +263,37 @@ def count_requests_by_date(tickers: int, years: int) -> dict:
             "seconds": time.perf_counter() - started}
 
 
+def measure_wire(tickers: int, workers: int, sessions_per_worker: int = 5, histories_per_worker: int = 2) -> dict:
+    """Several paced workers against one offline KRX: logins received and the smallest arrival gap."""
+    from krxflow.calendar import trading_days
+    from krxflow.sources.loading import history_window
+    from krxflow.sources.sample import SampleMarket
+    from tests.fakes.krx_replay import KrxReplay
+    from tests.fakes.krx_traffic import run_workers
+
+    market = SampleMarket(tickers)
+    first, last = history_window(5)
+    days = [d.isoformat() for d in trading_days(first, last)[-workers * sessions_per_worker:]]
+    listed = [t for t in market.tickers if market.profile(t).delisted is None]
+    jobs = []
+    for w in range(workers):
+        job = [["day", day] for day in days[w::workers]]
+        for h in range(histories_per_worker):
+            ticker = listed[(w * histories_per_worker + h) % len(listed)]
+            job.append(["history" if h % 2 == 0 else "adjusted", ticker, first.isoformat(), last.isoformat()])
+        jobs.append(job)
+    env = {"AIRFLOW_CONN_KRX_DEFAULT": "generic://bench-user:bench-password@"}
+    started = time.perf_counter()
+    with KrxReplay(market, require_login=True) as replay:
+        outcomes = run_workers(replay, jobs, env=env, timeout=1800)
+    gaps = replay.gaps() + replay.gaps(naver=True)
+    failed = [o for worker in outcomes for o in worker if not o.startswith("ok ")]
+    return {"workers": workers, "requests": replay.total, "by_kind": dict(replay.received),
+            "logins": replay.received["login"], "min_gap": min(gaps), "failed": failed,
+            "interval": os.environ.get("KRXFLOW_KRX_MIN_INTERVAL", "1.0 (default)"),
+            "seconds": time.perf_counter() - started}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tickers", type=int, default=2_800)
@@ -267,6 +304,7 @@ def main() -> None:
     parser.add_argument("--parallelism", type=int, default=16, help="LocalExecutor parallelism (and pool slots)")
     parser.add_argument("--api-workers", type=int, default=1, help="execution API server workers (local runner)")
     parser.add_argument("--timeout", type=float, default=1800, help="give up on the run after this many seconds")
+    parser.add_argument("--wire-workers", type=int, default=4, help="paced worker processes of the KRX wire figures")
     parser.add_argument("--keep", action="store_true", help="keep the throwaway databases")
     args = parser.parse_args()
 
@@ -289,12 +327,16 @@ def main() -> None:
         requests = count_requests_by_date(args.tickers, args.years)
         print(f"by date through the replay: {requests['sessions']} sessions, {requests['requests']} requests "
               f"{requests['by_kind']}, {requests['rows']} rows parsed in {requests['seconds']:.1f}s", flush=True)
+        wire = measure_wire(args.tickers, args.wire_workers)
+        print(f"KRX wire, {wire['workers']} paced workers (interval {wire['interval']}): {wire['requests']} requests "
+              f"{wire['by_kind']} in {wire['seconds']:.1f}s; {wire['logins']} login(s); smallest gap between two "
+              f"arrivals {wire['min_gap']:.3f}s; failed jobs: {wire['failed'] or 'none'}", flush=True)
     finally:
         if not args.keep:
             teardown()
     print(f"backfill: tickers={len(tickers)} seconds={backfill['seconds']:.1f} ti_per_s={ti_per_s:.2f} "
           f"rows={backfill['rows']} krx_requests_5y_by_date={requests['requests']} "
-          f"peak_rss_mb={backfill['peak_rss_mb']:.0f}")
+          f"peak_rss_mb={backfill['peak_rss_mb']:.0f} krx_logins={wire['logins']} krx_min_gap_s={wire['min_gap']:.3f}")
 
 
 if __name__ == "__main__":

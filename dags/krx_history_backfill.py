@@ -98,9 +98,9 @@ def krx_history_backfill():
             summary)
         return summary
 
-    @task(retries=0)
+    @task
     def check(summary: dict) -> None:
-        """The run fails when tickers failed; all-empty succeeds with a warning."""
+        """The run fails when tickers failed (AirflowFailException: no retries); all-empty succeeds with a warning."""
         from krxflow.sources.loading import check_backfill
 
         check_backfill(summary)

@@ -20,12 +20,6 @@ INTERVAL = 0.3
 CREDENTIALS = {"AIRFLOW_CONN_KRX_DEFAULT": "generic://krx-user:krx-secret@"}
 
 
-def _gaps(wire: list[dict], *, naver: bool) -> list[float]:
-    """Seconds between consecutive arrivals at KRX (``naver=False``: logins included) or at Naver."""
-    times = [entry["t"] for entry in wire if (entry["kind"] == "naver") == naver]
-    return [b - a for a, b in zip(times, times[1:])]
-
-
 @pytest.fixture
 def credentials(monkeypatch, redis_client):
     for name, value in CREDENTIALS.items():
@@ -50,7 +44,7 @@ def test_three_workers_share_one_login_and_never_send_closer_than_the_interval(r
     assert kinds["MDCSTAT01501"] == 6 and kinds["naver"] == 2
     assert kinds["MDCSTAT01701"] == 3, "five years of one ticker: pykrx's 730-day split, three requests"
     assert len({entry["pid"] for entry in wire}) == 3
-    krx_gaps, naver_gaps = _gaps(wire, naver=False), _gaps(wire, naver=True)
+    krx_gaps, naver_gaps = replay.gaps(), replay.gaps(naver=True)
     assert min(krx_gaps) >= INTERVAL, krx_gaps
     assert min(naver_gaps) >= INTERVAL, naver_gaps
 

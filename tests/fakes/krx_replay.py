@@ -167,6 +167,11 @@ class KrxReplay:
             return self._stopped_wire
         return [json.loads(entry) for entry in self._redis.lrange(self._key("log"), 0, -1)]
 
+    def gaps(self, *, naver: bool = False) -> list[float]:
+        """Seconds between consecutive arrivals at KRX (logins included) or, with ``naver=True``, at Naver."""
+        times = [entry["t"] for entry in self.wire() if (entry["kind"] == "naver") == naver]
+        return [b - a for a, b in zip(times, times[1:])]
+
     @property
     def log(self) -> list[tuple[str, dict]]:
         return [(entry["kind"], entry["params"]) for entry in self.wire()]
