@@ -169,7 +169,7 @@ def _report() -> tuple[dict, int]:
 def run_backfill_dags_test(tickers: list[str], years: int) -> dict:
     """Every task instance in one process (``airflow dags test``): no parallelism, no task start cost."""
     env = {**os.environ, "KRXFLOW_SOURCE": "sample", "KRXFLOW_SAMPLE_TICKERS": str(len(tickers))}
-    conf = json.dumps({"years": years, "tickers": tickers, "adjusted": True, "raw": False})
+    conf = json.dumps({"years": years, "tickers": tickers})
     started = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "airflow", "dags", "test", "krx_history_backfill", "-c", conf],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -208,7 +208,7 @@ def run_backfill_local_executor(tickers: list[str], years: int, parallelism: int
     api = start_airflow(env, log_dir, "api-server", "api-server", "--apps", "execution", "--port", str(port),
                  "--workers", str(api_workers))
     scheduler = start_airflow(env, log_dir, "scheduler", "scheduler")
-    conf = json.dumps({"years": years, "tickers": tickers, "adjusted": True, "raw": False})
+    conf = json.dumps({"years": years, "tickers": tickers})
     try:
         with PeakRss([api.pid, scheduler.pid]) as rss:
             time.sleep(5)

@@ -21,7 +21,7 @@ import datetime as dt
 
 from airflow.sdk import dag, task
 
-from krxflow.assets import DAILY_PRICES
+from krxflow.assets import DAILY_PRICES, DAILY_PRICES_ADJUSTED
 from krxflow.sources.pacing import KRX_POOL
 from krxflow.timetables import KRXSessionTimetable
 
@@ -58,7 +58,16 @@ def krx_daily_prices():
 
         return check_daily_quality(loaded["day"])
 
-    quality_check(fetch_and_load())
+    @task(outlets=[DAILY_PRICES_ADJUSTED])
+    def adjust(loaded: dict) -> dict:
+        """Factors and adjusted rows of the session, from the base prices just loaded."""
+        from krxflow.sources.adjusting import adjust_session
+
+        return adjust_session(loaded["day"]).as_dict()
+
+    loaded = fetch_and_load()
+    quality_check(loaded)
+    adjust(loaded)
 
 
 krx_daily_prices()

@@ -2,9 +2,10 @@
 ### krx_history_backfill — years of daily history, one mapped task per ticker
 
 Manual only. Params: `years` (default 5), `tickers` (`"all"` = the ticker master, else a list
-or a comma-separated string), `adjusted` (default true: the split-adjusted series, pykrx's
-default Naver path → `daily_prices_adjusted`), `raw` (default false: also the raw KRX series →
-`daily_prices`; it covers delisted tickers).
+or a comma-separated string), `adjusted_from`: `"krx"` (default) loads each ticker's raw KRX
+series → `daily_prices` (delisted tickers included) and derives its adjustment factors and
+adjusted series from KRX's base prices → `adjustment_factors`, `daily_prices_adjusted`;
+`"naver"` loads Naver's adjusted series only (no KRX login needed, no delisted tickers).
 
 `load_history` is **dynamically mapped per ticker** (`.expand()`); each task instance is named
 after its ticker (`map_index_template`), so one ticker can be found, cleared and rerun in the
@@ -44,8 +45,9 @@ from krxflow.sources.pacing import KRX_POOL
         "years": Param(5, type="integer", minimum=1, maximum=20, description="Years of history back from the last session."),
         "tickers": Param("all", type=["string", "array"],
                          description='"all" (the ticker master) or tickers, e.g. ["005930", "000660"].'),
-        "adjusted": Param(True, type="boolean", description="Load the split-adjusted series (daily_prices_adjusted)."),
-        "raw": Param(False, type="boolean", description="Also load the raw KRX series (daily_prices)."),
+        "adjusted_from": Param("krx", type="string", enum=["krx", "naver"],
+                               description='"krx": raw KRX series + adjusted derived from KRX base prices '
+                                           '(delisted tickers too); "naver": Naver\'s adjusted series only.'),
     },
     tags=["krxflow", "krx", "backfill"],
 )
@@ -76,7 +78,7 @@ def krx_history_backfill():
 
         get_current_context()["ticker"] = ticker
         load_ticker_history(get_source(), ticker, window["first"], window["last"],
-                            adjusted=bool(params["adjusted"]), raw=bool(params["raw"]))
+                            adjusted_from=params["adjusted_from"])
 
     @task(trigger_rule="all_done")
     def report(tickers: list[str], window: dict, params=None, dag_run=None) -> dict:
@@ -89,7 +91,7 @@ def krx_history_backfill():
         summary = summarize_backfill(list(tickers), backfill_results(dag_run.dag_id, dag_run.run_id))
         status = "failed" if summary["failed"] else "warning" if summary["empty"] else "ok"
         BatchedPostgresHook().log_stats(
-            "daily_prices_adjusted" if params["adjusted"] else "daily_prices", "history_backfill",
+            "daily_prices_adjusted" if params["adjusted_from"] == "naver" else "daily_prices", "history_backfill",
             rows_in=summary["adjusted_rows"] + summary["raw_rows"], inserted=summary["rows_written"], status=status,
             error=f"{summary['failed']} tickers failed" if summary["failed"] else None,
             details={**summary, **window, "years": params["years"]})
@@ -106,19 +108,19 @@ def krx_history_backfill():
         check_backfill(summary)
 
     @task(outlets=[DAILY_PRICES_ADJUSTED])
-    def emit_adjusted(summary: dict, params=None) -> None:
+    def emit_adjusted(summary: dict) -> None:
         """The adjusted table changed: tell the Asset's listeners (skipped when nothing was loaded)."""
         from airflow.sdk.exceptions import AirflowSkipException
 
-        if not params["adjusted"] or not summary["adjusted_rows"]:
+        if not summary["adjusted_rows"]:
             raise AirflowSkipException("no adjusted rows loaded")
 
     @task(outlets=[DAILY_PRICES])
-    def emit_raw(summary: dict, params=None) -> None:
+    def emit_raw(summary: dict) -> None:
         """The raw table changed: tell the Asset's listeners (skipped when nothing was loaded)."""
         from airflow.sdk.exceptions import AirflowSkipException
 
-        if not params["raw"] or not summary["raw_rows"]:
+        if not summary["raw_rows"]:
             raise AirflowSkipException("no raw rows loaded")
 
     tickers = select_tickers()

@@ -106,7 +106,7 @@ def pg():
         yield conn
 
 
-_DATA_TABLES = ("stocks", "daily_prices", "daily_prices_adjusted", "intraday_quotes", "order_books",
+_DATA_TABLES = ("stocks", "daily_prices", "daily_prices_adjusted", "adjustment_factors", "intraday_quotes", "order_books",
                 "market_data", "load_stats")
 
 

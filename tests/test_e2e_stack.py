@@ -250,7 +250,7 @@ def test_make_run_stack_end_to_end(running_stack):
         tickers = [r[0] for r in conn.execute(
             "SELECT ticker FROM stocks WHERE NOT delisted ORDER BY market_cap DESC NULLS LAST, ticker LIMIT %s",
             (HISTORY_TICKERS,))]
-    history_conf = {"tickers": tickers, "years": 5, "adjusted": True}
+    history_conf = {"tickers": tickers, "years": 5}
     t = time.monotonic()
     run_id = _trigger(api, "krx_history_backfill", history_conf)
     _wait_run(api, "krx_history_backfill", run_id, budget.left(300))

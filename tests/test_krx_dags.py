@@ -15,6 +15,8 @@ from pathlib import Path
 import pendulum
 import pytest
 
+from krxflow.sources.sample import EVENT_TICKERS
+
 ROOT = Path(__file__).resolve().parents[1]
 KRX_DAGS = ("krx_tickers", "krx_daily_prices", "krx_history_backfill")
 SAMPLE_TICKERS = 30
@@ -57,8 +59,9 @@ def test_krx_dags_import_without_errors_and_use_the_session_timetable(dagbag):
     assert isinstance(dagbag.get_dag("krx_tickers").timetable, KRXSessionTimetable)
     backfill = dagbag.get_dag("krx_history_backfill")
     assert type(backfill.timetable).__name__ == "NullTimetable"  # manual only
-    assert set(backfill.params.keys()) == {"years", "tickers", "adjusted", "raw"}
-    assert backfill.params["years"] == 5 and backfill.params["tickers"] == "all" and backfill.params["adjusted"] is True
+    assert set(backfill.params.keys()) == {"years", "tickers", "adjusted_from"}
+    assert backfill.params["years"] == 5 and backfill.params["tickers"] == "all"
+    assert backfill.params["adjusted_from"] == "krx"
     assert backfill.get_task("load_history").pool == "krx_api"
 
 
@@ -140,22 +143,21 @@ def test_krx_history_backfill_maps_per_ticker_and_reports(airflow_db, dagbag, sa
     from krxflow.sources.sample import SampleMarket
 
     market = SampleMarket(SAMPLE_TICKERS)
-    delisted = next(t for t in market.tickers if market.profile(t).delisted is not None) \
-        if any(market.profile(t).delisted is not None for t in market.tickers) else None
-    wanted = ["005930", market.tickers[2]] + ([delisted] if delisted else ["999990"])
+    delisted = market.tickers[EVENT_TICKERS["split_then_delisted"]]  # split 2021-11-02, delisted 2024-05-02
+    wanted = ["005930", delisted, "999990"]
     dag = dagbag.get_dag("krx_history_backfill")
-    run = dag.test(run_conf={"years": 1, "tickers": wanted, "adjusted": True, "raw": True})
+    run = dag.test(run_conf={"years": 6, "tickers": wanted})
     assert run.state == "success"
     tis = [ti for ti in run.get_task_instances() if ti.task_id == "load_history"]
     assert sorted(ti.rendered_map_index for ti in tis) == sorted(wanted)
     report = pg.execute("SELECT details FROM load_stats WHERE operation = 'history_backfill' ORDER BY id DESC LIMIT 1"
                         ).fetchone()[0]
     assert report["tickers"] == 3 and report["ok"] == 2 and report["empty"] == 1 and report["failed"] == 0
-    assert report["rows_written"] > 400
-    adjusted = pg.execute("SELECT count(DISTINCT ticker), count(*) FROM daily_prices_adjusted").fetchone()
-    assert adjusted[0] == 2 and adjusted[1] == report["adjusted_rows"]
     raw = pg.execute("SELECT count(*) FROM daily_prices").fetchone()[0]
-    assert raw == report["raw_rows"]
+    adjusted = pg.execute("SELECT count(DISTINCT ticker), count(*) FROM daily_prices_adjusted").fetchone()
+    assert raw == report["raw_rows"] > 1_000 and adjusted == (2, raw)  # the delisted ticker has its series too
+    factors = pg.execute("SELECT ticker, ex_date, kind FROM adjustment_factors ORDER BY ticker").fetchall()
+    assert factors == [(delisted, dt.date(2021, 11, 2), "split")]  # 005930's 2018 split is out of the window
     outcomes = dict(pg.execute("SELECT details->>'ticker', details->>'status' FROM load_stats "
                                "WHERE operation = 'history_ticker'").fetchall())
     assert outcomes == {wanted[0]: "ok", wanted[1]: "ok", wanted[2]: "empty"}
@@ -213,7 +215,7 @@ def test_a_history_backfill_whose_tickers_fail_ends_failed_and_still_reports(air
     states = {(ti.task_id, ti.map_index): ti.state for ti in run.get_task_instances()}
     assert [states[("load_history", i)] for i in range(3)] == ["failed"] * 3
     assert states[("report", -1)] == "success" and states[("check", -1)] == "failed"
-    assert replay.received == {"naver": 1}, "one request into the block, none after it"
+    assert [entry["status"] for entry in replay.wire()] == [403], "one request into the block, none after it"
     report = pg.execute("SELECT status, details FROM load_stats WHERE operation = 'history_backfill'").fetchone()
     assert report[0] == "failed" and report[1]["failed"] == 3 and report[1]["failed_tickers"] == sorted(wanted)
 
@@ -226,3 +228,35 @@ def test_a_history_backfill_where_every_ticker_is_empty_succeeds_with_a_warning(
     assert states["check"] == "success" and states["emit_adjusted"] == "skipped"
     report = pg.execute("SELECT status, details FROM load_stats WHERE operation = 'history_backfill'").fetchone()
     assert report[0] == "warning" and report[1]["empty"] == 2 and report[1]["failed"] == 0
+
+
+def test_daily_runs_after_a_history_backfill_keep_the_adjusted_series_current(airflow_db, dagbag, sample_env):
+    """History up to 2024-09-03, then seven daily runs: the rights issue of 2024-09-10 lands in between."""
+    from krxflow.calendar import trading_days
+    from krxflow.sources.loading import load_ticker_history
+    from krxflow.sources.sample import SampleSource
+
+    pg = sample_env
+    source = SampleSource(SAMPLE_TICKERS)
+    for ticker in source.market.tickers:
+        load_ticker_history(source, ticker, "2023-09-01", "2024-09-03")
+    rights = source.market.tickers[EVENT_TICKERS["rights"]]
+    before = dict(pg.execute("SELECT trade_date, close FROM daily_prices_adjusted WHERE ticker = %s",
+                             (rights,)).fetchall())
+    days = trading_days("2024-09-04", "2024-09-12")
+    for day in days:
+        run = dagbag.get_dag("krx_daily_prices").test(logical_date=_kst(day.isoformat()))
+        assert run.state == "success", day
+    current = pg.execute("SELECT count(*) FILTER (WHERE a.ticker IS NULL), count(*) FROM daily_prices p "
+                         "LEFT JOIN daily_prices_adjusted a USING (ticker, trade_date)").fetchone()
+    assert current[0] == 0 and current[1] > 0, "every raw row has its adjusted row, to the last session"
+    assert pg.execute("SELECT max(trade_date) FROM daily_prices_adjusted").fetchone()[0] == days[-1]
+    factor = pg.execute("SELECT ex_date, factor::float8, kind FROM adjustment_factors WHERE ticker = %s",
+                        (rights,)).fetchall()
+    assert [(f[0], f[2]) for f in factor] == [(dt.date(2024, 9, 10), "rights_or_bonus")]
+    after = dict(pg.execute("SELECT trade_date, close FROM daily_prices_adjusted WHERE ticker = %s",
+                            (rights,)).fetchall())
+    day = dt.date(2024, 6, 3)  # well before the ex-date: rewritten by the factor
+    assert float(after[day]) == pytest.approx(float(before[day]) * factor[0][1], abs=1e-4)
+    stats = pg.execute("SELECT details->>'rewritten' FROM load_stats WHERE operation = 'adjust_session'").fetchall()
+    assert stats, "each adjust run is recorded in load_stats"

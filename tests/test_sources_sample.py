@@ -73,7 +73,7 @@ def test_halts_splits_listings_and_delistings_exist(big):
     market = big.market
     profiles = [profile(t, i) for i, t in enumerate(market.tickers)]
     assert sum(p.halt is not None for p in profiles) > 50
-    assert sum(p.split_at is not None for p in profiles) > 30
+    assert sum(any(e.kind == "split" for e in p.events) for p in profiles) > 30
     assert sum(p.listed > 0 for p in profiles) > 150
     assert sum(p.delisted is not None for p in profiles) > 60
     assert sum(p.renamed_at is not None for p in profiles) > 10

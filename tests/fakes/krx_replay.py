@@ -303,13 +303,12 @@ class KrxReplay:
         rows = []
         for r in frame.itertuples(index=False):
             halted = r.open is pd.NA
-            prev = None if holiday else r.close / (1 + r.change_rate / 100)
             rows.append({
                 "ISU_SRT_CD": r.ticker, "ISU_CD": r.isin, "ISU_ABBRV": r.name, "MKT_NM": r.market,
                 "SECT_TP_NM": r.sector or "",
                 "TDD_CLSPRC": "-" if holiday else _c(r.close),
                 "FLUC_TP_CD": "3" if holiday else _fluc(r.change_rate),
-                "CMPPREVDD_PRC": "-" if holiday else _c(round(r.close - prev)),
+                "CMPPREVDD_PRC": "-" if holiday else _c(r.close - r.base_price),
                 "FLUC_RT": "-" if holiday else _rate(r.change_rate),
                 "TDD_OPNPRC": "-" if holiday else "0" if halted else _c(r.open),
                 "TDD_HGPRC": "-" if holiday else "0" if halted else _c(r.high),
@@ -331,10 +330,9 @@ class KrxReplay:
         rows = []
         for r in frame.iloc[::-1].itertuples(index=False):  # KRX: newest first
             halted = r.open is pd.NA
-            prev = r.close / (1 + r.change_rate / 100)
             rows.append({
                 "TRD_DD": r.trade_date.strftime("%Y/%m/%d"), "TDD_CLSPRC": _c(r.close), "FLUC_TP_CD": _fluc(r.change_rate),
-                "CMPPREVDD_PRC": _c(round(r.close - prev)), "FLUC_RT": _rate(r.change_rate),
+                "CMPPREVDD_PRC": _c(r.close - r.base_price), "FLUC_RT": _rate(r.change_rate),
                 "TDD_OPNPRC": "0" if halted else _c(r.open), "TDD_HGPRC": "0" if halted else _c(r.high),
                 "TDD_LWPRC": "0" if halted else _c(r.low), "ACC_TRDVOL": _c(r.volume),
                 "ACC_TRDVAL": _c(r.trading_value), "MKTCAP": _c(r.market_cap), "LIST_SHRS": _c(r.listed_shares),

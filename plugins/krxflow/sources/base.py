@@ -18,9 +18,10 @@ import datetime as dt
 LISTING_COLUMNS = ["ticker", "name", "market", "isin", "sector", "listed_shares", "market_cap"]
 #: Known delisted tickers (the date is often unknown: KRX's finder does not give it).
 DELISTED_COLUMNS = ["ticker", "name", "market", "isin"]
-#: ``daily_prices`` columns (unadjusted, as KRX publishes them).
+#: ``daily_prices`` columns (unadjusted, as KRX publishes them). ``base_price`` is the day's base
+#: price (기준가) the change is measured against: the previous close, except on an ex-date.
 DAILY_COLUMNS = ["ticker", "trade_date", "open", "high", "low", "close", "volume", "trading_value",
-                 "change_rate", "market_cap", "listed_shares"]
+                 "change_rate", "base_price", "market_cap", "listed_shares"]
 #: ``daily_prices_adjusted`` columns (split-adjusted series).
 ADJUSTED_COLUMNS = ["ticker", "trade_date", "open", "high", "low", "close", "volume", "change_rate"]
 #: The markets krxflow keeps.

@@ -44,7 +44,7 @@ def session_of(logical_date) -> dt.date:
 
 
 @lru_cache(maxsize=1)
-def _hook():
+def shared_hook():
     """One hook per process: it keeps no connection, only the tables' catalog specs (read once)."""
     from krxflow.hooks import BatchedPostgresHook
 
@@ -58,7 +58,7 @@ def for_hook(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _read(hook, query: str, params: dict | None = None) -> pd.DataFrame:
+def read_frame(hook, query: str, params: dict | None = None) -> pd.DataFrame:
     with hook.get_conn() as conn, conn.cursor() as cur:
         cur.execute(template(query), params or {})
         columns = [c.name for c in cur.description]
@@ -90,11 +90,11 @@ def load_listing(source: KrxSource, day, *, hook=None, include_delisted: bool = 
     """
     from krxflow.calendar import is_trading_day, previous_trading_day
 
-    hook = hook or _hook()
+    hook = hook or shared_hook()
     day = as_date(day)
     session = day if is_trading_day(day) else previous_trading_day(day)
     listing = source.listing(session)
-    existing = _read(hook, "queries/krx/stocks_state.sql").set_index("ticker")
+    existing = read_frame(hook, "queries/krx/stocks_state.sql").set_index("ticker")
     now = pd.Timestamp.now(tz="UTC")
     result = ListingResult(day=session.isoformat(), listed=len(listing))
     rows, changes = [], []
@@ -168,7 +168,7 @@ def _same(a, b) -> bool:
 # ---------------------------------------------------------------------------- daily prices
 def load_daily_prices(source: KrxSource, day, *, hook=None) -> dict:
     """The whole market on session ``day`` (one source request) → ``daily_prices``."""
-    hook = hook or _hook()
+    hook = hook or shared_hook()
     day = as_date(day)
     frame = source.daily_prices(day)
     if frame.empty:
@@ -182,10 +182,10 @@ def check_daily_quality(day, *, hook=None) -> dict:
     """Quality figures of session ``day`` of ``daily_prices`` → one ``load_stats`` row (operation quality_check)."""
     from krxflow.calendar import previous_trading_day
 
-    hook = hook or _hook()
+    hook = hook or shared_hook()
     day = as_date(day)
     started = time.perf_counter()
-    figures = _read(hook, "queries/krx/daily_quality.sql",
+    figures = read_frame(hook, "queries/krx/daily_quality.sql",
                     {"day": day, "previous": previous_trading_day(day)}).iloc[0].to_dict()
     figures = {k: (list(v) if isinstance(v, (list, tuple)) else int(v)) for k, v in figures.items()}
     problems = []
@@ -237,7 +237,7 @@ def history_window(years: int, today: dt.date | None = None) -> tuple[dt.date, d
 
 def backfill_tickers(source: KrxSource, wanted, *, hook=None) -> list[str]:
     """The tickers to backfill: ``"all"`` (the ticker master, else today's listing) or an explicit list."""
-    hook = hook or _hook()
+    hook = hook or shared_hook()
     if isinstance(wanted, str) and wanted.strip().lower() != "all":
         wanted = [t for t in wanted.replace(";", ",").split(",")]
     if not isinstance(wanted, str):
@@ -246,36 +246,53 @@ def backfill_tickers(source: KrxSource, wanted, *, hook=None) -> list[str]:
         if bad:
             raise ValueError(f"not KRX tickers (6 letters/digits): {bad}")
         return tickers
-    known = _read(hook, "queries/krx/backfill_tickers.sql")
+    known = read_frame(hook, "queries/krx/backfill_tickers.sql")
     if len(known):
         return known["ticker"].tolist()
     listing = source.listing(pd.Timestamp.now(tz="Asia/Seoul").date())
     return sorted(listing["ticker"].tolist())
 
 
-def load_ticker_history(source: KrxSource, ticker: str, first, last, *, adjusted: bool = True, raw: bool = False,
+#: Where the adjusted series of a history backfill comes from.
+ADJUSTED_FROM = ("krx", "naver")
+
+
+def load_ticker_history(source: KrxSource, ticker: str, first, last, *, adjusted_from: str = "krx",
                         hook=None) -> TickerLoad:
-    """One ticker's history: the adjusted series → ``daily_prices_adjusted``; the raw one → ``daily_prices``."""
-    hook = hook or _hook()
+    """One ticker's history.
+
+    ``adjusted_from="krx"`` (default): the raw KRX series → ``daily_prices`` (it covers delisted
+    tickers), then its factors and adjusted series derived from KRX's base prices
+    (:func:`krxflow.sources.adjusting.adjust_tickers`). ``"naver"``: Naver's adjusted series
+    → ``daily_prices_adjusted`` only (no KRX login needed; no delisted tickers).
+    """
+    if adjusted_from not in ADJUSTED_FROM:
+        raise ValueError(f"adjusted_from must be one of {ADJUSTED_FROM}, not {adjusted_from!r}")
+    hook = hook or shared_hook()
     result = TickerLoad(ticker, "ok")
-    if adjusted:
+    if adjusted_from == "naver":
         frame = source.history(ticker, first, last, adjusted=True)
         result.adjusted_rows = len(frame)
         if len(frame):
             result.rows_written += hook.upsert("daily_prices_adjusted", for_hook(frame)).rows_written
             result.tables.append("daily_prices_adjusted")
-    if raw:
-        isin = _read(hook, "queries/krx/ticker_isin.sql", {"ticker": ticker})
+    else:
+        from krxflow.sources.adjusting import adjust_tickers
+
+        isin = read_frame(hook, "queries/krx/ticker_isin.sql", {"ticker": ticker})
         frame = source.history(ticker, first, last, adjusted=False,
                                isin=isin["isin"].iloc[0] if len(isin) and isin["isin"].iloc[0] else None)
         result.raw_rows = len(frame)
         if len(frame):
             result.rows_written += hook.upsert("daily_prices", for_hook(frame)).rows_written
-            result.tables.append("daily_prices")
+            adjusted = adjust_tickers([ticker], hook=hook)
+            result.adjusted_rows = adjusted.rows
+            result.rows_written += adjusted.rows_written
+            result.tables += ["daily_prices", "daily_prices_adjusted"]
     if result.adjusted_rows + result.raw_rows == 0:
         result.status = "empty"
     # The ticker's outcome, for the run's report (backfill_results) and the health dashboard.
-    hook.log_stats("daily_prices_adjusted" if adjusted else "daily_prices", "history_ticker",
+    hook.log_stats("daily_prices_adjusted" if adjusted_from == "naver" else "daily_prices", "history_ticker",
                    rows_in=result.adjusted_rows + result.raw_rows, inserted=result.rows_written,
                    status="ok" if result.status == "ok" else "warning",
                    details={**result.as_dict(), "first": str(first), "last": str(last), "source": source.name})
@@ -286,8 +303,8 @@ def load_ticker_history(source: KrxSource, ticker: str, first, last, *, adjusted
 
 def backfill_results(dag_id: str, run_id: str, *, hook=None) -> list[dict]:
     """Each ticker's outcome in run ``run_id``: the last ``history_ticker`` row its task wrote."""
-    hook = hook or _hook()
-    return _read(hook, "queries/krx/backfill_results.sql", {"dag_id": dag_id, "run_id": run_id})["details"].tolist()
+    hook = hook or shared_hook()
+    return read_frame(hook, "queries/krx/backfill_results.sql", {"dag_id": dag_id, "run_id": run_id})["details"].tolist()
 
 
 def summarize_backfill(tickers: list[str], results: list[dict]) -> dict:

@@ -160,6 +160,14 @@ def _zero_as_missing(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def _base_prices(raw: pd.DataFrame) -> pd.Series:
+    """The day's base price (기준가): ``TDD_CLSPRC - CMPPREVDD_PRC`` (the signed change against it)."""
+    if "CMPPREVDD_PRC" not in raw.columns:
+        log.warning("KRX's answer has no CMPPREVDD_PRC: base prices unknown, no adjustment factors for these rows")
+        return pd.Series(pd.NA, index=raw.index, dtype="Int64")
+    return _numbers(raw["TDD_CLSPRC"]) - _numbers(raw["CMPPREVDD_PRC"])
+
+
 def market_day_frame(raw: pd.DataFrame, day: dt.date) -> pd.DataFrame:
     """MDCSTAT01501 rows (``OutBlock_1``) as :data:`DAILY_COLUMNS` plus name/market/isin/sector."""
     needed = {"ISU_SRT_CD", "ISU_CD", "ISU_ABBRV", "MKT_NM", "TDD_CLSPRC", "TDD_OPNPRC", "TDD_HGPRC", "TDD_LWPRC",
@@ -175,6 +183,7 @@ def market_day_frame(raw: pd.DataFrame, day: dt.date) -> pd.DataFrame:
         "open": _numbers(raw["TDD_OPNPRC"]), "high": _numbers(raw["TDD_HGPRC"]), "low": _numbers(raw["TDD_LWPRC"]),
         "close": _numbers(raw["TDD_CLSPRC"]), "volume": _numbers(raw["ACC_TRDVOL"]),
         "trading_value": _numbers(raw["ACC_TRDVAL"]), "change_rate": _numbers(raw["FLUC_RT"], "float"),
+        "base_price": _base_prices(raw),
         "market_cap": _numbers(raw["MKTCAP"]), "listed_shares": _numbers(raw["LIST_SHRS"]),
         "name": raw["ISU_ABBRV"].astype(str).str.strip(), "market": market[market.isin(MARKETS)],
         "isin": raw["ISU_CD"].astype(str).str.strip(),
@@ -192,6 +201,7 @@ def ticker_history_frame(raw: pd.DataFrame, ticker: str) -> pd.DataFrame:
         "open": _numbers(raw["TDD_OPNPRC"]), "high": _numbers(raw["TDD_HGPRC"]), "low": _numbers(raw["TDD_LWPRC"]),
         "close": _numbers(raw["TDD_CLSPRC"]), "volume": _numbers(raw["ACC_TRDVOL"]),
         "trading_value": _numbers(raw["ACC_TRDVAL"]), "change_rate": _numbers(raw["FLUC_RT"], "float"),
+        "base_price": _base_prices(raw),
         "market_cap": _numbers(raw["MKTCAP"]), "listed_shares": _numbers(raw["LIST_SHRS"]),
     })
     frame = frame[frame["close"].notna()]

@@ -6,10 +6,17 @@ built to exercise everything the real one throws at krxflow:
 * ~2,700 tickers (``KRXFLOW_SAMPLE_TICKERS`` or ``tickers=``), about 35 % KOSPI and 65 % KOSDAQ,
   trading on the XKRX sessions of :mod:`krxflow.calendar` from :data:`UNIVERSE_START`;
 * KRX tick sizes and the ±30 % daily price limit;
-* trading halts (open/high/low empty, close carried, volume 0), stock splits (raw prices jump,
-  the adjusted series does not), new listings, delistings, renames and KOSDAQ→KOSPI moves;
+* trading halts (open/high/low empty, close carried, volume 0), new listings, delistings,
+  renames and KOSDAQ→KOSPI moves;
+* **ex-dates** with KRX's base price (기준가): on an ex-date the day's change is measured
+  against a base other than the previous close, as KRX publishes it (``CMPPREVDD_PRC``).
+  Random stock splits, and one ticker of each kind at a fixed place in the universe
+  (:data:`EVENT_TICKERS`): a reverse split relisted after a long halt with an opening-auction
+  base (a factor that contains a market move), a bonus issue, a rights issue at a discount, and
+  a split of a ticker that is delisted later;
 * ``005930`` behaves like Samsung Electronics in 2018: halted 2018-04-30..05-03 and split 50:1,
-  trading again on 2018-05-04; ``010000`` trades more than 2^31 shares a day.
+  its ex-date the first session after the halt (2018-05-04); ``010000`` trades more than 2^31
+  shares a day.
 
 Each ticker's path is generated from its own seed, so one ticker's history costs a few hundred
 microseconds and never depends on which other tickers exist. The whole market on one day is
@@ -36,6 +43,11 @@ DEFAULT_TICKERS = 2_700
 SAMSUNG = "005930"
 HUGE_VOLUME = "010000"
 _BLOCK = 64  # sessions per cached whole-market block
+
+#: Universe positions of the tickers with one corporate action of each kind (any market of 7+).
+EVENT_TICKERS = {"reverse_split": 2, "bonus": 3, "rights": 4, "split_then_delisted": 5}
+#: Sessions between a bonus/rights ex-date and the listing of the new shares.
+_NEW_SHARES_LAG = 15
 
 _KOSDAQ_SECTIONS = ("우량기업부", "벤처기업부", "중견기업부", "기술성장기업부")
 _NAME_PARTS = ("한빛", "대성", "동양", "세진", "미래", "코리아", "태평양", "신한", "광명", "우리", "금강", "서해",
@@ -95,6 +107,17 @@ def universe(count: int) -> list[str]:
 
 
 @dataclass(frozen=True)
+class Event:
+    """A corporate action on session ``index``: the base price is ``price_factor`` × the previous
+    close (before rounding to the tick), the listed shares change by ``shares_factor``."""
+
+    index: int
+    kind: str
+    price_factor: float
+    shares_factor: float
+
+
+@dataclass(frozen=True)
 class Profile:
     """What happens to one ticker over the life of the sample market (indices into sessions())."""
 
@@ -108,8 +131,7 @@ class Profile:
     base_price: float
     shares: int
     sigma: float
-    split_at: int | None
-    split_factor: int
+    events: tuple[Event, ...]
     halt: tuple[int, int] | None  # [start, end) sessions without trading
     renamed_at: int | None
     new_name: str | None
@@ -141,20 +163,44 @@ def profile(ticker: str, index: int) -> Profile:
     base_price = float(np.exp(rng.uniform(7.0, 11.5)))
     shares = int(10 ** rng.uniform(6.5, 8.3))
     sigma = float(rng.uniform(0.01, 0.035))
+    events = (Event(split_at, "split", 1 / factor, factor),) if split_at is not None else ()
     if ticker == SAMSUNG:
         name, sector, listed, delisted, base_price, shares, sigma = "삼성전자", None, 0, None, 50_000.0, 6_419_324_700, 0.015
         renamed_at = moved_at = None
         resume = session_index(dt.date(2018, 5, 4))
-        split_at, factor, halt = resume, 50, (session_index(dt.date(2018, 4, 30)), resume)
-    if ticker == HUGE_VOLUME:
-        base_price, shares, listed, delisted, halt, split_at, factor = 600.0, 3_000_000_000, 0, None, None, None, 1
-    return Profile(ticker, index, market, name, sector, listed, delisted, base_price, shares, sigma, split_at,
-                   factor, halt, renamed_at, f"뉴{name}" if renamed_at is not None else None, moved_at)
+        events, halt = (Event(resume, "split", 1 / 50, 50),), (session_index(dt.date(2018, 4, 30)), resume)
+    elif ticker == HUGE_VOLUME:
+        base_price, shares, listed, delisted, halt, events = 600.0, 3_000_000_000, 0, None, None, ()
+    elif index in EVENT_TICKERS.values():
+        listed, delisted, renamed_at, moved_at, halt = 0, None, None, None, None
+        events, halt, delisted = _designated_events(index)
+    return Profile(ticker, index, market, name, sector, listed, delisted, base_price, shares, sigma, events,
+                   halt, renamed_at, f"뉴{name}" if renamed_at is not None else None, moved_at)
+
+
+def _designated_events(index: int) -> tuple[tuple[Event, ...], tuple[int, int] | None, int | None]:
+    """Events, halt and delisting of the :data:`EVENT_TICKERS` (their ex-dates are inside 5 years)."""
+    at = session_index
+    if index == EVENT_TICKERS["reverse_split"]:
+        # 1:5 share consolidation (감자): halted for the record date, relisted on 2022-03-14 with an
+        # opening-auction base 40 % above the consolidated price — the factor holds a market move.
+        resume = at(dt.date(2022, 3, 14))
+        return (Event(resume, "reverse_split", 5 * 1.4, 1 / 5),), (at(dt.date(2022, 2, 21)), resume), None
+    if index == EVENT_TICKERS["bonus"]:  # 무상증자 1 new share per held share
+        return (Event(at(dt.date(2023, 6, 15)), "bonus", 1 / 2, 2),), None, None
+    if index == EVENT_TICKERS["rights"]:  # 유상증자 0.2 new shares per share at 75 % of the price
+        return (Event(at(dt.date(2024, 9, 10)), "rights", (1 + 0.75 * 0.2) / 1.2, 1.2),), None, None
+    # a 2:1 split in 2021, then delisted in 2024
+    return (Event(at(dt.date(2021, 11, 2)), "split", 1 / 2, 2),), None, at(dt.date(2024, 5, 2))
 
 
 @lru_cache(maxsize=16)
 def series(ticker: str, index: int) -> dict[str, np.ndarray]:
-    """The full raw and adjusted path of one ticker over every session (trading or not)."""
+    """The full raw path of one ticker over every session (trading or not), with KRX's base prices.
+
+    ``cum`` is what a raw price is worth in today's units' inverse: raw = adjusted × ``cum``,
+    where ``cum`` on a day is the product of ``1 / price_factor`` over every later ex-date.
+    """
     p = profile(ticker, index)
     n = len(sessions())
     rng = np.random.default_rng(_seed(ticker, "path"))
@@ -169,31 +215,35 @@ def series(ticker: str, index: int) -> dict[str, np.ndarray]:
     returns[~trading | halted] = 0.0
     returns[:p.listed + 1] = 0.0
     adjusted_close = p.base_price * np.exp(np.cumsum(returns))
-    factor = np.ones(n)
-    if p.split_at is not None:
-        factor[:p.split_at] = p.split_factor  # before the split a share was worth `factor` of today's
-    close = to_tick(adjusted_close * factor)
-    prev_close = np.concatenate([[close[0]], close[:-1]])
-    prev_close = np.where(np.arange(n) == p.split_at, to_tick(prev_close / p.split_factor), prev_close)
-    low_limit, high_limit = prev_close * 0.7, prev_close * 1.3
-    open_ = to_tick(np.clip(prev_close * np.exp(noise[1] * p.sigma / 2), low_limit, high_limit))
+    cum = np.ones(n)
+    shares_cum = np.ones(n)
+    for event in p.events:
+        cum[:event.index] /= event.price_factor
+        # new shares of a split list on the ex-date; those of a bonus or rights issue weeks later
+        listed_from = event.index + (_NEW_SHARES_LAG if event.kind in ("bonus", "rights") else 0)
+        shares_cum[:listed_from] /= event.shares_factor
+    close = to_tick(adjusted_close * cum)
+    # The base price (기준가): the previous close, or on an ex-date that close times the event's
+    # factor, rounded to the tick as KRX does; on the first listed day the day's own close.
+    base = np.concatenate([[close[0]], close[:-1]])
+    for event in p.events:
+        base[event.index] = to_tick(np.array([close[event.index - 1] * event.price_factor]))[0]
+    base[p.listed] = close[p.listed]
+    low_limit, high_limit = base * 0.7, base * 1.3
+    open_ = to_tick(np.clip(base * np.exp(noise[1] * p.sigma / 2), low_limit, high_limit))
     high = to_tick(np.clip(np.maximum(open_, close) * np.exp(np.abs(noise[2]) * p.sigma / 2), low_limit, high_limit))
     low = to_tick(np.clip(np.minimum(open_, close) * np.exp(-np.abs(noise[3]) * p.sigma / 2), low_limit, high_limit))
     high = np.maximum(high, np.maximum(open_, close))
     low = np.minimum(low, np.minimum(open_, close))
-    shares = np.full(n, p.shares, dtype=np.int64)
-    if p.split_at is not None:
-        shares[:p.split_at] = p.shares // p.split_factor
+    shares = np.rint(p.shares * shares_cum).astype(np.int64)
     turnover = (0.8 + 0.2 * np.abs(noise[4])) if ticker == HUGE_VOLUME else np.exp(noise[4] * 0.6) * 0.004
     volume = np.rint(shares * turnover).astype(np.int64)
     volume[halted] = 0
     trading_value = (volume * (open_ + high + low + close) / 4).astype(np.int64)
-    adj_prev = np.concatenate([[adjusted_close[0]], adjusted_close[:-1]])
-    change_rate = np.round((close / factor / adj_prev - 1) * 100, 2)
-    change_rate[:p.listed + 1] = 0.0
+    change_rate = np.round((close - base) / base * 100, 2)
     return {"trading": trading, "halted": halted, "open": open_, "high": high, "low": low, "close": close,
-            "volume": volume, "trading_value": trading_value, "change_rate": change_rate,
-            "listed_shares": shares, "market_cap": close * shares, "factor": factor.astype(np.int64)}
+            "base_price": base, "volume": volume, "trading_value": trading_value, "change_rate": change_rate,
+            "listed_shares": shares, "market_cap": close * shares, "cum": cum}
 
 
 class SampleMarket:
@@ -235,10 +285,10 @@ class SampleMarket:
         # Like Naver: whole-won adjusted prices; the change is computed from the adjusted closes.
         picked = np.flatnonzero(s["trading"])
         frame = self._rows(ticker, s, picked, all_sessions)
-        factor = s["factor"][picked]
+        cum = s["cum"][picked]
         for col in ("open", "high", "low", "close"):
-            frame[col] = pd.array(np.rint(frame[col].astype("float64") / factor), dtype="Int64")
-        frame["volume"] = frame["volume"] * factor
+            frame[col] = pd.array(np.rint(frame[col].astype("float64") / cum), dtype="Int64")
+        frame["volume"] = np.rint(frame["volume"] * cum).astype("int64")
         close = frame["close"].astype("float64")
         frame["change_rate"] = ((close - close.shift(1)) / close.shift(1) * 100).round(2)
         return frame[(picked >= lo) & (picked < hi)][columns]
@@ -254,6 +304,7 @@ class SampleMarket:
             "low": pd.array(np.where(halted, 0, s["low"][picked]), dtype="Int64"),
             "close": s["close"][picked], "volume": s["volume"][picked],
             "trading_value": s["trading_value"][picked], "change_rate": s["change_rate"][picked],
+            "base_price": s["base_price"][picked],
             "market_cap": s["market_cap"][picked], "listed_shares": s["listed_shares"][picked],
         })
         for col in ("open", "high", "low"):
@@ -274,8 +325,8 @@ class SampleMarket:
         all_sessions = sessions()
         lo, hi = number * _BLOCK, min(len(all_sessions), (number + 1) * _BLOCK)
         parts = {k: [] for k in ("ticker", "_i", "open", "high", "low", "close", "volume", "trading_value",
-                                 "change_rate", "market_cap", "listed_shares", "halted", "name", "market",
-                                 "isin", "sector")}
+                                 "change_rate", "base_price", "market_cap", "listed_shares", "halted", "name",
+                                 "market", "isin", "sector")}
         for ticker in self.tickers:
             p = self.profile(ticker)
             s = self.series(ticker)
@@ -284,8 +335,8 @@ class SampleMarket:
                 continue
             parts["ticker"].append(np.full(len(idx), ticker, dtype=object))
             parts["_i"].append(idx)
-            for col in ("open", "high", "low", "close", "volume", "trading_value", "change_rate", "market_cap",
-                        "listed_shares", "halted"):
+            for col in ("open", "high", "low", "close", "volume", "trading_value", "change_rate", "base_price",
+                        "market_cap", "listed_shares", "halted"):
                 parts[col].append(s[col][idx])
             parts["name"].append(np.array([self.name_on(p, i) for i in idx], dtype=object))
             parts["market"].append(np.array([self.market_on(p, i) for i in idx], dtype=object))

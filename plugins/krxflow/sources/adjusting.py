@@ -1,0 +1,149 @@
+"""Keep ``adjustment_factors`` and ``daily_prices_adjusted`` current from ``daily_prices``.
+
+The derivation is :mod:`krxflow.adjustment` (pure numpy); this module reads what it needs,
+decides what changed and writes through ``BatchedPostgresHook``. No request to KRX or Naver:
+the base prices come with the raw rows.
+
+* :func:`adjust_session` — after a session's raw rows are loaded (``krx_daily_prices``, also
+  in a by-date backfill, in any order): finds the ex-dates on that session and on each ticker's
+  next loaded row, rewrites the whole adjusted history of the tickers whose factors changed,
+  and writes that session's adjusted rows for every other ticker.
+* :func:`adjust_tickers` — the full adjusted history and factors of some tickers (the
+  per-ticker history backfill, and the tickers whose factors changed).
+* :func:`adjust_market` — every ticker, in batches (a cold start, a repair).
+
+Every function is idempotent: run twice, the second run writes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from krxflow.adjustment import FACTOR_COLUMNS, adjusted_series, detect_factors
+from krxflow.sources.base import as_date
+from krxflow.sources.loading import for_hook, read_frame, shared_hook
+
+log = logging.getLogger(__name__)
+
+#: Tickers per batch of :func:`adjust_market` (~300k raw rows for 5 years).
+MARKET_BATCH = 250
+_ROW_COLUMNS = ["ticker", "trade_date", "close", "base_price", "listed_shares"]
+
+
+@dataclass
+class AdjustResult:
+    """What one adjustment pass did."""
+
+    tickers: int = 0
+    rows: int = 0
+    factors_found: int = 0
+    factors_written: int = 0
+    rewritten: list[str] = field(default_factory=list)
+    rows_written: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "rewritten": self.rewritten[:100]}
+
+
+def _sessions() -> np.ndarray:
+    from krxflow.calendar import sessions
+
+    return sessions().days
+
+
+def adjust_tickers(tickers: list[str], *, hook=None) -> AdjustResult:
+    """Derive the factors and the whole adjusted history of ``tickers`` from their raw rows."""
+    hook = hook or shared_hook()
+    started = time.perf_counter()
+    result = AdjustResult(tickers=len(tickers))
+    if not tickers:
+        return result
+    raw = read_frame(hook, "queries/adjust/raw_of.sql", {"tickers": list(tickers)})
+    result.rows = len(raw)
+    factors = detect_factors(raw[_ROW_COLUMNS], _sessions())
+    result.factors_found = len(factors)
+    if len(factors):
+        result.factors_written = hook.upsert("adjustment_factors", factors).rows_written
+    if len(raw):
+        result.rows_written = hook.upsert("daily_prices_adjusted", for_hook(adjusted_series(raw, factors))).rows_written
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def adjust_session(day, *, hook=None) -> AdjustResult:
+    """Bring factors and adjusted rows up to date after session ``day``'s raw rows were loaded."""
+    hook = hook or shared_hook()
+    day = as_date(day)
+    started = time.perf_counter()
+    rows = read_frame(hook, "queries/adjust/session_rows.sql", {"day": day})
+    result = AdjustResult(tickers=len(rows), rows=len(rows))
+    if rows.empty:
+        return result
+    candidates = detect_factors(_neighbourhood(rows), _sessions())
+    candidates = candidates[(candidates["ex_date"] == day) | candidates["previous_date"].eq(day)]
+    result.factors_found = len(candidates)
+    changed = _changed_factors(hook, candidates)
+    if len(changed):
+        result.factors_written = hook.upsert("adjustment_factors", changed[FACTOR_COLUMNS]).rows_written
+        result.rewritten = sorted(changed["ticker"].unique())
+        result.rows_written += adjust_tickers(result.rewritten, hook=hook).rows_written
+    # every other ticker: the session's row, times the factors of its later ex-dates (if any)
+    raw = read_frame(hook, "queries/adjust/raw_on.sql", {"day": day})
+    raw = raw[~raw["ticker"].isin(result.rewritten)]
+    later = read_frame(hook, "queries/adjust/factors_after.sql", {"day": day})
+    if len(raw):
+        result.rows_written += hook.upsert("daily_prices_adjusted",
+                                           for_hook(adjusted_series(raw, later))).rows_written
+    result.seconds = time.perf_counter() - started
+    hook.log_stats("daily_prices_adjusted", "adjust_session", rows_in=result.rows, inserted=result.rows_written,
+                   seconds=result.seconds, details={"day": day.isoformat(), **result.as_dict()})
+    log.info("adjusted %s: %s tickers, %s factors found, %s rewritten, %s rows written in %.2fs", day,
+             result.tickers, result.factors_found, len(result.rewritten), result.rows_written, result.seconds)
+    return result
+
+
+def adjust_market(*, hook=None, batch: int = MARKET_BATCH) -> AdjustResult:
+    """Every ticker's factors and adjusted history, :data:`MARKET_BATCH` tickers at a time."""
+    hook = hook or shared_hook()
+    started = time.perf_counter()
+    tickers = read_frame(hook, "queries/adjust/tickers.sql")["ticker"].tolist()
+    total = AdjustResult(tickers=len(tickers))
+    for i in range(0, len(tickers), batch):
+        part = adjust_tickers(tickers[i:i + batch], hook=hook)
+        total.rows += part.rows
+        total.factors_found += part.factors_found
+        total.factors_written += part.factors_written
+        total.rows_written += part.rows_written
+        log.info("adjusted %s of %s tickers", min(i + batch, len(tickers)), len(tickers))
+    total.seconds = time.perf_counter() - started
+    return total
+
+
+def _neighbourhood(rows: pd.DataFrame) -> pd.DataFrame:
+    """The session's rows with each ticker's previous and next rows, as one frame of raw rows."""
+    def part(prefix: str) -> pd.DataFrame:
+        date, close, base, shares = (f"{prefix}date", f"{prefix}close", f"{prefix}base", f"{prefix}shares")
+        if prefix == "":
+            date, close, base, shares = "trade_date", "close", "base_price", "listed_shares"
+        frame = rows[["ticker", date, close, base, shares]].set_axis(_ROW_COLUMNS, axis=1)
+        return frame[frame["trade_date"].notna()]
+
+    return pd.concat([part("prev_"), part(""), part("next_")], ignore_index=True)
+
+
+def _changed_factors(hook, candidates: pd.DataFrame) -> pd.DataFrame:
+    """The candidate factors that are not stored yet, or stored with other values."""
+    if candidates.empty:
+        return candidates
+    stored = read_frame(hook, "queries/adjust/factors_of.sql", {"tickers": sorted(candidates["ticker"].unique())})
+    key = ["ticker", "ex_date"]
+    merged = candidates.merge(stored[key + ["previous_close", "base_price"]], on=key, how="left",
+                              suffixes=("", "_stored"))
+    same = (merged["previous_close"] == merged["previous_close_stored"]) & (merged["base_price"] == merged["base_price_stored"])
+    return merged[~same.fillna(False)][FACTOR_COLUMNS]
