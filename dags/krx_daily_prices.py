@@ -63,11 +63,20 @@ def krx_daily_prices():
         """Factors and adjusted rows of the session, from the base prices just loaded."""
         from krxflow.sources.adjusting import adjust_session
 
-        return adjust_session(loaded["day"]).as_dict()
+        return {"day": loaded["day"], **adjust_session(loaded["day"]).as_dict()}
+
+    @task(pool=KRX_POOL)
+    def cross_check(adjusted: dict, dag_run=None) -> dict:
+        """The derived series vs KRX's own adjusted prices (ex-date tickers + one rotating ticker)."""
+        from krxflow.sources import get_source
+        from krxflow.sources.adjusting import cross_check as check
+
+        rotating = 0 if str(dag_run.run_type).endswith("backfill") else 1
+        return check(get_source(), adjusted["day"], rotating=rotating)
 
     loaded = fetch_and_load()
     quality_check(loaded)
-    adjust(loaded)
+    cross_check(adjust(loaded))
 
 
 krx_daily_prices()

@@ -359,14 +359,14 @@ def ticker_variable() -> dict:
 
 
 def dashboard(uid: str, title: str, description: str, panels: list[dict], variables: list[dict], *,
-              time_from: str, time_to: str = "now", refresh: str = "") -> dict:
+              time_from: str, time_to: str = "now", refresh: str = "", annotations: list[dict] = ()) -> dict:
     return {
         "uid": uid, "title": title, "description": description, "tags": ["krxflow"],
         "timezone": "Asia/Seoul", "weekStart": "monday", "editable": False, "graphTooltip": 1,
         "schemaVersion": 39, "version": 1, "refresh": refresh,
         "time": {"from": time_from, "to": time_to},
         "templating": {"list": variables},
-        "annotations": {"list": []},
+        "annotations": {"list": list(annotations)},
         "links": [{"type": "dashboards", "tags": ["krxflow"], "asDropdown": True, "title": "krxflow"}],
         "panels": panels,
     }
@@ -376,6 +376,21 @@ TS_LINES = {"drawStyle": "line", "lineWidth": 1, "fillOpacity": 0, "showPoints":
 TS_BARS = {"drawStyle": "bars", "fillOpacity": 80, "lineWidth": 1, "showPoints": "never"}
 LEGEND = {"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
           "tooltip": {"mode": "multi", "sort": "none"}}
+
+
+EX_DATES_SQL = f"""SELECT {day_time('ex_date')} AS "time",
+       kind || ' x' || round(factor, 6) || ' (base ' || base_price || ' / previous close ' || previous_close || ')'
+           || coalesce(' — ' || note, '') AS text,
+       CASE WHEN flagged THEN 'ex-date,flagged' ELSE 'ex-date' END AS tags
+FROM adjustment_factors
+WHERE ticker = '$ticker' AND ex_date BETWEEN {KST_FROM} AND {KST_TO}
+ORDER BY ex_date"""
+
+
+def sql_annotation(name: str, raw_sql: str, color: str) -> dict:
+    """A Grafana annotation from a SQL query of the provisioned datasource (time, text, tags)."""
+    return {"name": name, "datasource": DS, "enable": True, "hide": False, "iconColor": color,
+            "target": {"refId": "Anno", "rawQuery": True, "rawSql": raw_sql, "format": "table"}}
 
 
 def stock_dashboard() -> dict:
@@ -412,10 +427,12 @@ def stock_dashboard() -> dict:
     variables = [
         ticker_variable(),
         custom_variable("interval", "Candle", [("day", "day"), ("week", "week"), ("month", "month")], "day"),
-        custom_variable("adjusted", "Prices", [("Raw", "false"), ("Adjusted", "true")], "false"),
+        custom_variable("adjusted", "Prices", [("Raw", "false"), ("Adjusted", "true")], "true"),
     ]
     return dashboard("krxflow-stock", "krxflow · Stock", "One stock: candles, moving averages, Bollinger bands, "
-                     "volume, RSI, MACD and Stochastic.", panels, variables, time_from="now-1y")
+                     "volume, RSI, MACD and Stochastic. Adjusted by default (from KRX's base prices); "
+                     "ex-dates are annotated with their factor.", panels, variables, time_from="now-1y",
+                     annotations=[sql_annotation("Ex-dates (adjustment factors)", EX_DATES_SQL, "orange")])
 
 
 def market_dashboard() -> dict:

@@ -2,7 +2,7 @@
 
 Used by the read-side tests and by ``bench/grafana_queries.py``:
 
-* ``load_market`` — ticker master, raw and split-adjusted daily prices from a
+* ``load_market`` — ticker master, raw daily prices and the adjusted series derived from them, from a
   :class:`~krxflow.sources.base.KrxSource` (the offline ``sample`` source in tests and benches),
   written with :class:`~krxflow.hooks.BatchedPostgresHook` exactly like the ingest DAGs do;
 * ``refresh_read_models`` — the upkeep module's materialized-view refresh and indicator update;
@@ -34,8 +34,9 @@ class LoadReport:
 
 
 def load_market(hook, source, first: dt.date, last: dt.date, *, tickers: list[str] | None = None,
-                chunk_tickers: int = 250, progress=None) -> LoadReport:
-    """Load the ticker master and both daily series of ``first``..``last`` from ``source``.
+                chunk_tickers: int = 250, progress=None, adjust: bool = True) -> LoadReport:
+    """Load the ticker master and the raw daily series of ``first``..``last`` from ``source``, then
+    derive the adjustment factors and the adjusted series from them, as krxflow does (``adjust``).
 
     Histories are fetched ticker by ticker (as the backfill DAG does) and written a calendar year
     at a time, oldest first: each write then lands in partitions that hold no rows yet, which is
@@ -46,7 +47,8 @@ def load_market(hook, source, first: dt.date, last: dt.date, *, tickers: list[st
     import pandas as pd
 
     from krxflow.sources import loading
-    from krxflow.sources.base import ADJUSTED_COLUMNS, DAILY_COLUMNS
+    from krxflow.sources.adjusting import adjust_market
+    from krxflow.sources.base import DAILY_COLUMNS
 
     started = time.perf_counter()
     report = LoadReport()
@@ -55,22 +57,19 @@ def load_market(hook, source, first: dt.date, last: dt.date, *, tickers: list[st
     names = [t for t in known if tickers is None or t in set(tickers)]
     report.stocks = len(names)
     report.tickers = len(names)
-    raw, adjusted = [], []
+    raw = []
     for start in range(0, len(names), chunk_tickers):
         chunk = names[start:start + chunk_tickers]
         raw += [f for f in (source.history(t, first, last, adjusted=False) for t in chunk) if len(f)]
-        adjusted += [f for f in (source.history(t, first, last, adjusted=True) for t in chunk) if len(f)]
         if progress:
             progress(start + len(chunk), len(names), report)
-    for table, frames, columns, counter in (("daily_prices", raw, DAILY_COLUMNS, "daily_rows"),
-                                            ("daily_prices_adjusted", adjusted, ADJUSTED_COLUMNS, "adjusted_rows")):
-        if not frames:
-            continue
-        frame = loading.for_hook(pd.concat(frames, ignore_index=True)[columns])
+    if raw:
+        frame = loading.for_hook(pd.concat(raw, ignore_index=True)[DAILY_COLUMNS])
         years = pd.to_datetime(frame["trade_date"]).dt.year
         for year in sorted(years.unique()):
-            written = hook.upsert(table, frame[(years == year).to_numpy()]).rows_written
-            setattr(report, counter, getattr(report, counter) + written)
+            report.daily_rows += hook.upsert("daily_prices", frame[(years == year).to_numpy()]).rows_written
+        if adjust:
+            report.adjusted_rows = adjust_market(hook=hook).rows_written
     report.seconds = time.perf_counter() - started
     return report
 

@@ -158,3 +158,33 @@ def test_adjusted_equals_raw_times_the_product_of_later_factors(market):
     assert adjusted[dt.date(2017, 6, 1)] == pytest.approx(closes[dt.date(2017, 6, 1)] * 0.02, abs=1e-4)
     assert adjusted[dt.date(2019, 1, 2)] == closes[dt.date(2019, 1, 2)]
     assert np.isfinite(adjusted.to_numpy()).all()
+
+
+def test_the_cross_check_agrees_with_krx_and_catches_a_wrong_factor(clean_db, market, redis_client, monkeypatch):
+    """Through pykrx and the offline KRX: one KRX-adjusted request per ex-date ticker; a tampered factor is caught."""
+    from krxflow.sources.adjusting import adjust_tickers, cross_check
+    from krxflow.sources.pykrx_source import PykrxSource
+    from tests.fakes.krx_replay import KrxReplay
+
+    pg = clean_db
+    monkeypatch.setenv("AIRFLOW_CONN_KRX_DEFAULT", "generic://krx-user:krx-secret@")
+    bonus, reverse = market.tickers[EVENT_TICKERS["bonus"]], market.tickers[EVENT_TICKERS["reverse_split"]]
+    _load_histories(pg, market, [bonus, reverse])
+    adjust_tickers([bonus, reverse])
+    source = PykrxSource(min_interval=0)
+    with KrxReplay(market, require_login=True) as replay:
+        clean = cross_check(source, "2023-06-15")
+        assert replay.received["MDCSTAT01701"] == 1
+        assert [params["adjStkPrc"] for kind, params in replay.log if kind == "MDCSTAT01701"] == ["2"]
+        flagged = cross_check(source, "2022-03-14")  # the consolidation relisted at an auction: flagged
+        pg.execute("UPDATE daily_prices_adjusted SET close = close * 1.01 WHERE ticker = %s "
+                   "AND trade_date = '2023-06-01'", (bonus,))
+        caught = cross_check(source, "2023-06-15")
+    assert clean == {"checked": 1, "mismatches": 0, "flagged": 0}
+    assert flagged == {"checked": 1, "mismatches": 0, "flagged": 1}
+    assert caught == {"checked": 1, "mismatches": 1, "flagged": 0}
+    rows = pg.execute("SELECT status, details FROM load_stats WHERE operation = 'adjust_cross_check' ORDER BY id"
+                      ).fetchall()
+    assert [r[0] for r in rows] == ["ok", "warning", "warning"]
+    assert rows[2][1]["mismatches"][bonus][0]["trade_date"] == "2023-06-01"
+    assert "auction" in rows[1][1]["flagged"][0]["note"]

@@ -261,6 +261,24 @@ def test_the_api_connection_cannot_write(market):
         connections.close()
 
 
-def test_openapi_documents_both_endpoints(client):
+def test_openapi_documents_every_endpoint(client):
     paths = client.get("/openapi.json").json()["paths"]
-    assert set(paths) == {"/stocks", "/stocks/{ticker}/prices"}
+    assert set(paths) == {"/stocks", "/stocks/{ticker}/prices", "/stocks/{ticker}/factors"}
+
+
+def test_factors_say_why_an_adjusted_chart_differs_and_delisted_tickers_have_one(client, pg):
+    from krxflow.sources.sample import EVENT_TICKERS, universe
+
+    bonus, gone = universe(30)[EVENT_TICKERS["bonus"]], universe(30)[EVENT_TICKERS["split_then_delisted"]]
+    body = client.get(f"/stocks/{bonus}/factors").json()
+    assert [(f["ex_date"], f["kind"], f["flagged"]) for f in body["items"]] == [("2023-06-15", "rights_or_bonus", False)]
+    factor = body["items"][0]
+    assert factor["factor"] == pytest.approx(factor["base_price"] / factor["previous_close"])
+    adjusted = client.get(f"/stocks/{bonus}/prices", params={"start": "2023-06-14", "end": "2023-06-14",
+                                                           "adjusted": "true"}).json()["items"][0]
+    raw = client.get(f"/stocks/{bonus}/prices", params={"start": "2023-06-14", "end": "2023-06-14"}).json()["items"][0]
+    assert adjusted["close"] == pytest.approx(raw["close"] * factor["factor"], abs=1e-4)
+    delisted = client.get(f"/stocks/{gone}/prices", params={"start": "2023-01-02", "end": "2024-12-30",
+                                                          "adjusted": "true"}).json()
+    assert len(delisted["items"]) > 250 and delisted["items"][-1]["date"] < "2024-05-02"
+    assert client.get("/stocks/999999/factors").status_code == 404

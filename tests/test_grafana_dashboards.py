@@ -327,3 +327,20 @@ def test_ticker_picker_searches_names_and_codes(grafana_conn, loaded):
     samsung = next(text for value, text in rows if value == SAMSUNG)
     assert f"({SAMSUNG})" in samsung and len(samsung) > len(SAMSUNG) + 3
     assert len(rows) == grafana_conn.execute("SELECT count(*) FROM stocks").fetchone()[0]
+
+
+def test_the_stock_dashboard_is_adjusted_by_default_and_annotates_ex_dates(grafana_conn, loaded):
+    from krxflow.sources.sample import EVENT_TICKERS, universe
+
+    stock = DASHBOARDS["stock.json"]
+    adjusted = next(v for v in stock["templating"]["list"] if v["name"] == "adjusted")
+    assert adjusted["current"]["value"] == "true"
+    (annotation,) = stock["annotations"]["list"]
+    assert annotation["datasource"]["uid"] == panel_sql.DATASOURCE_UID
+    bonus = universe(30)[EVENT_TICKERS["bonus"]]
+    expanded = panel_sql.expand(annotation["target"]["rawSql"], kst_range("2023-01-02", "2024-12-30"),
+                                {"ticker": bonus}, multi=set(), interval="1d")
+    cursor = grafana_conn.execute(expanded)
+    rows = cursor.fetchall()
+    assert [d.name for d in cursor.description] == ["time", "text", "tags"]
+    assert len(rows) == 1 and rows[0][0] == dt.datetime(2023, 6, 15, tzinfo=KST) and "rights_or_bonus" in rows[0][1]

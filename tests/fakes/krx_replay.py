@@ -277,7 +277,8 @@ class KrxReplay:
             if kind == "MDCSTAT01501":
                 payload = {"OutBlock_1": self._all_market(params["trdDd"], params.get("mktId", "ALL"))}
             elif kind == "MDCSTAT01701":
-                payload = {"output": self._one_ticker(params["isuCd"], params["strtDd"], params["endDd"])}
+                payload = {"output": self._one_ticker(params["isuCd"], params["strtDd"], params["endDd"],
+                                                      adjusted=params.get("adjStkPrc") == "2")}
             elif kind == "finder_stkisu":
                 payload = {"block1": self._finder(delisted=False)}
             elif kind == "finder_listdelisu":
@@ -320,13 +321,18 @@ class KrxReplay:
             })
         return rows
 
-    def _one_ticker(self, isin: str, start: str, end: str) -> list[dict]:
+    def _one_ticker(self, isin: str, start: str, end: str, adjusted: bool = False) -> list[dict]:
+        """MDCSTAT01701: raw (``adjStkPrc=1``) or KRX-adjusted prices (``adjStkPrc=2``: the other
+        fields stay as published)."""
         ticker = self._isins.get(isin)
         if ticker is None:
             return []
         first = dt.datetime.strptime(start, "%Y%m%d").date()
         last = dt.datetime.strptime(end, "%Y%m%d").date()
         frame = self.market.history(ticker, first, last, adjusted=False)
+        if adjusted and len(frame):
+            prices = self.market.krx_adjusted(ticker, first, last)
+            frame = frame.assign(**{c: prices[c].to_numpy() for c in ("open", "high", "low", "close")})
         rows = []
         for r in frame.iloc[::-1].itertuples(index=False):  # KRX: newest first
             halted = r.open is pd.NA

@@ -7,7 +7,10 @@ Routes (all require an Airflow login, see :mod:`krxflow.api.auth`):
 ``GET /krx/stocks/{ticker}/prices?start=&end=&interval=day|week|month&adjusted=&limit=``
     Daily prices (``daily_prices`` or, adjusted, ``daily_prices_adjusted``) or week/month candles
     (the ``weekly_candles``/``monthly_candles`` views; weeks start on the KST Monday), oldest
-    first, at most ``limit`` (≤ 5000) rows; ``next_start`` continues a longer range.
+    first, at most ``limit`` (≤ 5000) rows; ``next_start`` continues a longer range. The adjusted
+    series is derived from KRX's base prices and covers delisted tickers too.
+``GET /krx/stocks/{ticker}/factors``
+    The ticker's ex-dates and adjustment factors (why the adjusted chart differs from the raw one).
 
 Bad input gets a 4xx with a message saying what is wrong (422 for malformed parameters, 400 for
 an empty/inverted range, 404 for an unknown ticker). Dates are KST trading dates.
@@ -177,3 +180,37 @@ def _period_start(day: dt.date, interval: Interval) -> dt.date:
     if interval is Interval.month:
         return day.replace(day=1)
     return day
+
+
+class Factor(BaseModel):
+    """One ex-date: KRX set the day's base price to ``base_price`` instead of the previous close."""
+
+    ex_date: dt.date
+    previous_date: dt.date
+    previous_close: int
+    base_price: int
+    factor: float
+    shares_before: int | None
+    shares_after: int | None
+    kind: str
+    flagged: bool
+    note: str | None
+
+
+class FactorsPage(BaseModel):
+    ticker: str
+    items: list[Factor]
+
+
+@app.get("/stocks/{ticker}/factors", response_model=FactorsPage, summary="Adjustment factors of one ticker")
+def stock_factors(
+    db: Db,
+    ticker: Annotated[str, Path(pattern=TICKER_PATTERN, description="6-character KRX code, e.g. 005930")],
+) -> FactorsPage:
+    """Every ex-date of ``ticker`` (splits, consolidations, bonus/rights issues) with its factor
+    (base price / previous close): the adjusted price of a day is the raw one times the factors of
+    every later ex-date. ``flagged`` factors hold more than the change in shares explains."""
+    if db.execute(template("queries/api/stock.sql"), {"ticker": ticker}).fetchone() is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown ticker {ticker}")
+    rows = db.execute(template("queries/api/factors.sql"), {"ticker": ticker}).fetchall()
+    return FactorsPage(ticker=ticker, items=[Factor(**row) for row in rows])

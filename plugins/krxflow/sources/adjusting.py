@@ -11,12 +11,16 @@ the base prices come with the raw rows.
 * :func:`adjust_tickers` — the full adjusted history and factors of some tickers (the
   per-ticker history backfill, and the tickers whose factors changed).
 * :func:`adjust_market` — every ticker, in batches (a cold start, a repair).
+* :func:`cross_check` — the derived series against KRX's own adjusted prices, for the tickers
+  with a new ex-date on the session (and a small rotating sample on scheduled runs): one KRX
+  request per ticker checked, so a 5-year by-date backfill adds one per ex-date.
 
 Every function is idempotent: run twice, the second run writes nothing.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from dataclasses import asdict, dataclass, field
@@ -33,6 +37,10 @@ log = logging.getLogger(__name__)
 #: Tickers per batch of :func:`adjust_market` (~300k raw rows for 5 years).
 MARKET_BATCH = 250
 _ROW_COLUMNS = ["ticker", "trade_date", "close", "base_price", "listed_shares"]
+#: Calendar days before the ex-date that the cross-check compares.
+CHECK_WINDOW_DAYS = 45
+#: Won of difference between krxflow's 4-decimal prices and KRX's whole-won ones still counted as rounding.
+CHECK_TOLERANCE = 1.0
 
 
 @dataclass
@@ -147,3 +155,49 @@ def _changed_factors(hook, candidates: pd.DataFrame) -> pd.DataFrame:
                               suffixes=("", "_stored"))
     same = (merged["previous_close"] == merged["previous_close_stored"]) & (merged["base_price"] == merged["base_price_stored"])
     return merged[~same.fillna(False)][FACTOR_COLUMNS]
+
+
+def cross_check(source, day, *, rotating: int = 0, hook=None) -> dict:
+    """Compare the adjusted series with KRX's own adjusted prices around session ``day``.
+
+    Checked: every ticker with an ex-date on ``day``, plus ``rotating`` tickers picked from the
+    session's rows by the date (a different few each day; 0 in backfills, to keep within the
+    request budget). Differences beyond :data:`CHECK_TOLERANCE` won and flagged factors go to
+    ``load_stats`` (operation ``adjust_cross_check``, status ``warning``) with ticker and dates.
+    """
+    hook = hook or shared_hook()
+    day = as_date(day)
+    factors = read_frame(hook, "queries/adjust/factors_on.sql", {"day": day})
+    tickers = list(factors["ticker"])
+    if rotating:
+        listed = read_frame(hook, "queries/adjust/raw_on.sql", {"day": day})["ticker"].sort_values().tolist()
+        picked = [t for t in listed if t not in tickers]
+        if picked:
+            start = day.toordinal() * rotating % len(picked)
+            tickers += [picked[(start + i) % len(picked)] for i in range(min(rotating, len(picked)))]
+    first = day - dt.timedelta(days=CHECK_WINDOW_DAYS)
+    mismatches: dict[str, list[dict]] = {}
+    for ticker in tickers:
+        isin = read_frame(hook, "queries/krx/ticker_isin.sql", {"ticker": ticker})
+        reference = source.krx_adjusted(ticker, first, day, isin=isin["isin"].iloc[0] if len(isin) else None)
+        ours = read_frame(hook, "queries/adjust/adjusted_of.sql", {"ticker": ticker, "first": first, "last": day})
+        both = ours.merge(reference[["trade_date", "close"]], on="trade_date", suffixes=("", "_krx"))
+        off = both[(both["close"].astype("float64") - both["close_krx"].astype("float64")).abs() > CHECK_TOLERANCE]
+        if len(both) < len(reference):
+            mismatches.setdefault(ticker, []).append({"missing_days": len(reference) - len(both)})
+        for r in off.head(10).itertuples(index=False):
+            mismatches.setdefault(ticker, []).append(
+                {"trade_date": r.trade_date.isoformat(), "ours": float(r.close), "krx": float(r.close_krx)})
+    flagged = [{"ticker": f.ticker, "ex_date": f.ex_date.isoformat(), "note": f.note}
+               for f in factors.itertuples(index=False) if f.flagged]
+    status = "warning" if mismatches or flagged else "ok"
+    details = {"day": day.isoformat(), "checked": tickers, "mismatches": mismatches, "flagged": flagged,
+               "source": source.name}
+    hook.log_stats("daily_prices_adjusted", "adjust_cross_check", rows_in=len(tickers), status=status,
+                   error=(f"adjusted series differs from KRX's for {sorted(mismatches)}" if mismatches else
+                          f"flagged factors: {[f['ticker'] for f in flagged]}" if flagged else None),
+                   details=details)
+    if status == "warning":
+        log.warning("cross-check of %s: mismatches %s, flagged %s", day, mismatches, flagged)
+    return {"checked": len(tickers), "mismatches": len(mismatches), "flagged": len(flagged)}
+

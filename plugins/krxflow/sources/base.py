@@ -22,6 +22,8 @@ DELISTED_COLUMNS = ["ticker", "name", "market", "isin"]
 #: price (기준가) the change is measured against: the previous close, except on an ex-date.
 DAILY_COLUMNS = ["ticker", "trade_date", "open", "high", "low", "close", "volume", "trading_value",
                  "change_rate", "base_price", "market_cap", "listed_shares"]
+#: KRX's own adjusted prices (the cross-check's reference).
+KRX_ADJUSTED_COLUMNS = ["ticker", "trade_date", "open", "high", "low", "close"]
 #: ``daily_prices_adjusted`` columns (split-adjusted series).
 ADJUSTED_COLUMNS = ["ticker", "trade_date", "open", "high", "low", "close", "volume", "change_rate"]
 #: The markets krxflow keeps.
@@ -65,6 +67,12 @@ class KrxSource(abc.ABC):
         does not cover delisted tickers). ``adjusted=False``: the raw KRX series
         (:data:`DAILY_COLUMNS`). An empty frame means the source has no data for the ticker.
         """
+
+    @abc.abstractmethod
+    def krx_adjusted(self, ticker: str, first, last, *, isin: str | None = None) -> "pd.DataFrame":  # noqa: F821
+        """KRX's own adjusted prices of one ticker (MDCSTAT01701 with ``adjStkPrc=2``), oldest first:
+        ``ticker, trade_date, open, high, low, close`` — the reference krxflow's derived series is
+        checked against."""
 
     def requests_sent(self) -> int:
         """HTTP requests this source object sent so far (0 for offline sources)."""

@@ -42,8 +42,8 @@ from typing import Callable, NamedTuple
 import pandas as pd
 
 from krxflow.settings import KRX_CONN_ID
-from krxflow.sources.base import (ADJUSTED_COLUMNS, DAILY_COLUMNS, DELISTED_COLUMNS, LISTING_COLUMNS, MARKETS,
-                                  KrxSource, as_date)
+from krxflow.sources.base import (ADJUSTED_COLUMNS, DAILY_COLUMNS, DELISTED_COLUMNS, KRX_ADJUSTED_COLUMNS,
+                                  LISTING_COLUMNS, MARKETS, KrxSource, as_date)
 from krxflow.sources.errors import (KrxBadAnswerError, KrxEmptyAnswerError, KrxLoginError, KrxLogoutError,
                                     KrxSourceError)
 from krxflow.sources.gated_http import GatedSession
@@ -298,6 +298,18 @@ class PykrxSource(KrxSource):
         raw = self._call(lambda: 개별종목시세().fetch(strtDd=first.strftime("%Y%m%d"), endDd=last.strftime("%Y%m%d"),
                                                     isuCd=isin, adjStkPrc=1))
         return ticker_history_frame(raw, ticker)
+
+    def krx_adjusted(self, ticker: str, first, last, *, isin: str | None = None) -> pd.DataFrame:
+        first, last = as_date(first), as_date(last)
+        _import_pykrx()
+        from pykrx.website.krx.market.core import 개별종목시세
+
+        isin = isin or self._isin(ticker)
+        if isin is None:
+            return pd.DataFrame(columns=KRX_ADJUSTED_COLUMNS)
+        raw = self._call(lambda: 개별종목시세().fetch(strtDd=first.strftime("%Y%m%d"), endDd=last.strftime("%Y%m%d"),
+                                                    isuCd=isin, adjStkPrc=2))
+        return ticker_history_frame(raw, ticker)[KRX_ADJUSTED_COLUMNS]
 
     def requests_sent(self) -> int:
         return sum(self.sent.values())

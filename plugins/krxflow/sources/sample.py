@@ -34,8 +34,8 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from krxflow.sources.base import (ADJUSTED_COLUMNS, DAILY_COLUMNS, DELISTED_COLUMNS, LISTING_COLUMNS,
-                                  KrxSource, as_date)
+from krxflow.sources.base import (ADJUSTED_COLUMNS, DAILY_COLUMNS, DELISTED_COLUMNS, KRX_ADJUSTED_COLUMNS,
+                                  LISTING_COLUMNS, KrxSource, as_date)
 
 #: The first session of the sample market.
 UNIVERSE_START = dt.date(2016, 1, 4)
@@ -293,6 +293,23 @@ class SampleMarket:
         frame["change_rate"] = ((close - close.shift(1)) / close.shift(1) * 100).round(2)
         return frame[(picked >= lo) & (picked < hi)][columns]
 
+    def krx_adjusted(self, ticker: str, first: dt.date, last: dt.date) -> pd.DataFrame:
+        """What KRX answers with ``adjStkPrc=2``: raw prices times the product of
+        ``base / previous close`` over the later ex-dates, in whole won."""
+        raw = self.history(ticker, first, last, adjusted=False)
+        p = self.profile(ticker)
+        if raw.empty or p is None:
+            return pd.DataFrame(columns=KRX_ADJUSTED_COLUMNS)
+        s = self.series(ticker)
+        days = raw["trade_date"].to_numpy().astype("datetime64[D]")
+        multiplier = np.ones(len(raw))
+        for event in p.events:
+            ex_date = sessions()[event.index]
+            multiplier[days < ex_date] *= s["base_price"][event.index] / s["close"][event.index - 1]
+        for col in ("open", "high", "low", "close"):
+            raw[col] = pd.array(np.rint(raw[col].astype("float64") * multiplier), dtype="Int64")
+        return raw[KRX_ADJUSTED_COLUMNS].reset_index(drop=True)
+
     @staticmethod
     def _rows(ticker: str, s, picked: np.ndarray, all_sessions) -> pd.DataFrame:
         halted = s["halted"][picked]
@@ -392,3 +409,6 @@ class SampleSource(KrxSource):
 
     def history(self, ticker: str, first, last, *, adjusted: bool = True, isin: str | None = None) -> pd.DataFrame:
         return self.market.history(ticker, as_date(first), as_date(last), adjusted).reset_index(drop=True)
+
+    def krx_adjusted(self, ticker: str, first, last, *, isin: str | None = None) -> pd.DataFrame:
+        return self.market.krx_adjusted(ticker, as_date(first), as_date(last))
