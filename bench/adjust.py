@@ -7,7 +7,11 @@
    whole adjusted history, from an empty ``adjustment_factors``/``daily_prices_adjusted``.
 3. ``day_seconds``: one more session loaded, then :func:`adjust_session` on it (what
    ``krx_daily_prices`` does every evening): new factors, rewritten tickers, the day's rows.
-4. ``krx_requests_5y``: a complete raw + adjusted 5-year market by date through pykrx and the
+4. ``stored_vs_view``: why the adjusted series is stored, not computed in a view — the read API's
+   and Grafana's query (one ticker, one year of adjusted daily prices) against the stored table,
+   and the same rows computed on the fly from ``daily_prices`` and ``adjustment_factors``; the
+   figure is the view's median time over the table's.
+5. ``krx_requests_5y``: a complete raw + adjusted 5-year market by date through pykrx and the
    offline KRX replay (with the login): one all-market request per session, plus the cross-check
    of every ex-date against KRX's own adjusted prices (one request per ex-date) — what the
    replay received, logins included. The adjusted series itself costs no request.
@@ -63,6 +67,41 @@ def load_raw(tickers: int, first: dt.date, last: dt.date) -> int:
     hook = BatchedPostgresHook(record_stats=False)
     report = sample_data.load_market(hook, SampleSource(tickers), first, last, adjust=False)
     return report.daily_rows
+
+
+# One ticker-year of adjusted closes computed on the fly (what a view would do), for the comparison only.
+_ON_THE_FLY = sql.SQL("""
+SELECT p.trade_date, p.close * coalesce(
+           (SELECT exp(sum(ln(f.base_price::numeric / f.previous_close)))
+            FROM adjustment_factors f WHERE f.ticker = p.ticker AND f.ex_date > p.trade_date), 1) AS close
+FROM daily_prices p
+WHERE p.ticker = %(ticker)s AND p.trade_date BETWEEN %(first)s AND %(last)s
+ORDER BY p.trade_date""")
+_STORED = sql.SQL("""
+SELECT trade_date, close FROM daily_prices_adjusted
+WHERE ticker = %(ticker)s AND trade_date BETWEEN %(first)s AND %(last)s
+ORDER BY trade_date""")
+
+
+def stored_vs_view(last: dt.date, repeat: int = 200) -> tuple[float, float]:
+    """Median seconds of a ticker-year read: the stored table, and computed on the fly."""
+    import random
+    import statistics
+
+    from krxflow.db.connection import connection
+
+    with connection() as conn:
+        tickers = [r[0] for r in conn.execute("SELECT DISTINCT ticker FROM adjustment_factors")] or \
+            [r[0] for r in conn.execute("SELECT ticker FROM stocks LIMIT 50")]
+        rng = random.Random(1)
+        timings = {"stored": [], "view": []}
+        for _ in range(repeat):
+            params = {"ticker": rng.choice(tickers), "first": last - dt.timedelta(days=365), "last": last}
+            for name, statement in (("stored", _STORED), ("view", _ON_THE_FLY)):
+                started = time.perf_counter()
+                conn.execute(statement, params).fetchall()
+                timings[name].append(time.perf_counter() - started)
+    return statistics.median(timings["stored"]), statistics.median(timings["view"])
 
 
 def count_krx_requests(tickers: int, first: dt.date, last: dt.date) -> dict:
@@ -126,6 +165,9 @@ def main() -> None:
               f"{incremental.seconds:.2f}s", flush=True)
         with connection() as conn:
             factors = conn.execute("SELECT count(*) FROM adjustment_factors").fetchone()[0]
+        stored, view = stored_vs_view(last)
+        print(f"  one ticker-year of adjusted prices, median of 200: stored {stored * 1000:.2f} ms, computed on "
+              f"the fly {view * 1000:.2f} ms (stored_vs_view={view / stored:.1f}x)", flush=True)
         wire = count_krx_requests(args.tickers, first, last)
         print(f"  by date through the replay: {len(trading_days(first, last))} sessions + {wire['ex_dates']} "
               f"cross-checks = {wire['requests']} requests {wire['by_kind']} in {wire['seconds']:.1f}s", flush=True)

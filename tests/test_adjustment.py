@@ -66,7 +66,7 @@ def market():
     return SampleMarket(TICKERS)
 
 
-def _load_histories(pg, market, tickers, first="2016-01-01", last="2026-12-31"):
+def _load_histories(pg, market, tickers, first="2018-01-02", last="2026-12-31"):  # test_hook, test_partitions need 2016-17 empty
     from krxflow.hooks import BatchedPostgresHook
     from krxflow.sources.loading import for_hook
 

@@ -7,7 +7,7 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from krxflow.sources.base import DAILY_COLUMNS, DELISTED_COLUMNS, LISTING_COLUMNS, KrxSource
+from krxflow.sources.base import DAILY_COLUMNS, DELISTED_COLUMNS, KRX_ADJUSTED_COLUMNS, LISTING_COLUMNS, KrxSource
 
 DAY1, DAY2, DAY3 = dt.date(2024, 3, 4), dt.date(2024, 3, 5), dt.date(2024, 3, 6)
 
@@ -32,6 +32,9 @@ class ScriptedSource(KrxSource):
 
     def history(self, ticker, first, last, *, adjusted=True, isin=None):
         return pd.DataFrame(columns=DAILY_COLUMNS)
+
+    def krx_adjusted(self, ticker, first, last, *, isin=None):
+        return pd.DataFrame(columns=KRX_ADJUSTED_COLUMNS)
 
 
 def _row(ticker, name, market, shares=1_000_000, cap=5_000_000_000):
