@@ -65,14 +65,19 @@ def _sessions() -> np.ndarray:
     return sessions().days
 
 
-def adjust_tickers(tickers: list[str], *, hook=None) -> AdjustResult:
-    """Derive the factors and the whole adjusted history of ``tickers`` from their raw rows."""
+def adjust_tickers(tickers: list[str], *, hook=None, raw: pd.DataFrame | None = None) -> AdjustResult:
+    """Derive the factors and the whole adjusted history of ``tickers`` from their raw rows.
+
+    ``raw``: every raw row of these tickers when the caller holds them already (the per-ticker
+    backfill that just wrote them): no read-back. By default they are read from ``daily_prices``.
+    """
     hook = hook or shared_hook()
     started = time.perf_counter()
     result = AdjustResult(tickers=len(tickers))
     if not tickers:
         return result
-    raw = read_frame(hook, "queries/adjust/raw_of.sql", {"tickers": list(tickers)})
+    if raw is None:
+        raw = read_frame(hook, "queries/adjust/raw_of.sql", {"tickers": list(tickers)})
     result.rows = len(raw)
     factors = detect_factors(raw[_ROW_COLUMNS], _sessions())
     result.factors_found = len(factors)

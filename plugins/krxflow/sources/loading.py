@@ -284,8 +284,13 @@ def load_ticker_history(source: KrxSource, ticker: str, first, last, *, adjusted
                                isin=isin["isin"].iloc[0] if len(isin) and isin["isin"].iloc[0] else None)
         result.raw_rows = len(frame)
         if len(frame):
-            result.rows_written += hook.upsert("daily_prices", for_hook(frame)).rows_written
-            adjusted = adjust_tickers([ticker], hook=hook)
+            written = hook.upsert("daily_prices", for_hook(frame))
+            result.rows_written += written.rows_written
+            # the frame is the ticker's whole raw series unless rows were rejected or others exist around it
+            complete = not written.rejected and not read_frame(
+                hook, "queries/adjust/rows_outside.sql", {"ticker": ticker, "first": first, "last": last}
+            )["outside"].iloc[0]
+            adjusted = adjust_tickers([ticker], hook=hook, raw=frame if complete else None)
             result.adjusted_rows = adjusted.rows
             result.rows_written += adjusted.rows_written
             result.tables += ["daily_prices", "daily_prices_adjusted"]

@@ -10,10 +10,10 @@ because they live in Redis, decided by one atomic script **immediately before ea
   until when. An operator closes it early with ``redis-cli DEL <key>`` (the error names the key).
 * **One request in flight** per service: the next request is sent only after the previous one's
   answer was read and classified, so at most one request ever goes into a block.
-* **Minimum interval** between two sends to one service (default 1 s,
-  ``KRXFLOW_KRX_MIN_INTERVAL`` env or Airflow Variable), measured on Redis' clock at the moment of
-  sending, plus :data:`SEND_SLACK` so that network jitter never brings two requests closer than
-  the interval at KRX's end.
+* **Minimum interval** (default 1 s, ``KRXFLOW_KRX_MIN_INTERVAL`` env or Airflow Variable),
+  counted from the moment the previous request's *answer* was read (Redis' clock): KRX received
+  that request before it answered, so no two requests ever reach KRX closer than the interval,
+  whatever the network or a loaded machine does between krxflow's send and KRX's receipt.
 
 The ``krx_api`` Pool (:data:`KRX_POOL`, :data:`KRX_POOL_SLOTS` slots) bounds how many tasks hold a
 KRX conversation at once; the gate is what actually spaces their requests.
@@ -43,27 +43,32 @@ KRX_POOL_DESCRIPTION = "Tasks calling KRX/Naver through pykrx (krxflow); paced t
 DEFAULT_MIN_INTERVAL = 1.0
 #: Default seconds the circuit stays open after a block.
 DEFAULT_BLOCK_TTL = 24 * 3600
-#: Seconds added to a non-zero interval: the gap is measured when krxflow sends; the slack keeps
-#: it above the interval where KRX receives, whatever the network's jitter.
-SEND_SLACK = 0.05
 #: Longest sleep between two looks at the gate while another request is in flight.
 _POLL = 0.025
 
-# KEYS: circuit, last send, in-flight marker. ARGV: token, spacing ms, in-flight TTL ms.
+# KEYS: circuit, last answer, in-flight marker. ARGV: token, interval ms, in-flight TTL ms.
 # Returns -1 while the circuit is open, -2 while another request is in flight, >0 = milliseconds
-# until the interval has passed, 0 = this caller may send now (send time and marker recorded).
+# until the interval since the last answer has passed, 0 = this caller may send now (marker set).
 _CLAIM = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
 if redis.call('EXISTS', KEYS[3]) == 1 then return -2 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local spacing = tonumber(ARGV[2])
 local last = tonumber(redis.call('GET', KEYS[2]) or '0')
-local wait = last + spacing - now
+local wait = last + tonumber(ARGV[2]) - now
 if wait > 0 then return wait end
-redis.call('SET', KEYS[2], now, 'PX', spacing + 60000)
 redis.call('SET', KEYS[3], ARGV[1], 'PX', tonumber(ARGV[3]))
 return 0
+"""
+
+# KEYS: last answer, in-flight marker. ARGV: token, interval ms. The owner of the marker records
+# when its answer was read (Redis' clock) and lets the next request go.
+_RELEASE = """
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('SET', KEYS[1], now, 'PX', tonumber(ARGV[2]) + 60000)
+return redis.call('DEL', KEYS[2])
 """
 
 # Delete KEYS[1] only if it still holds ARGV[1] (a lock or marker released by its owner only).
@@ -73,7 +78,7 @@ return 0
 """
 
 
-def setting(name: str, default: float) -> float:
+def _setting(name: str, default: float) -> float:
     """A number from the environment, else an Airflow Variable, else ``default``."""
     raw = os.environ.get(name)
     if raw is None:
@@ -90,19 +95,19 @@ def setting(name: str, default: float) -> float:
 
 
 def min_interval() -> float:
-    return setting("KRXFLOW_KRX_MIN_INTERVAL", DEFAULT_MIN_INTERVAL)
+    return _setting("KRXFLOW_KRX_MIN_INTERVAL", DEFAULT_MIN_INTERVAL)
 
 
 def block_ttl() -> int:
-    return int(setting("KRXFLOW_KRX_BLOCK_TTL", DEFAULT_BLOCK_TTL))
+    return int(_setting("KRXFLOW_KRX_BLOCK_TTL", DEFAULT_BLOCK_TTL))
 
 
 def circuit_key(service: str) -> str:
     return cache.key("krx", "circuit", service)
 
 
-def last_send_key(service: str) -> str:
-    return cache.key("krx", "last_send", service)
+def last_answer_key(service: str) -> str:
+    return cache.key("krx", "last_answer", service)
 
 
 def in_flight_key(service: str) -> str:
@@ -112,8 +117,8 @@ def in_flight_key(service: str) -> str:
 class Pacer:
     """The shared gate of one service (``"krx"`` or ``"naver"``): circuit, one in flight, interval.
 
-    :param interval: minimum seconds between two sends (default :func:`min_interval`); 0 keeps the
-        circuit check and the one-in-flight rule but no spacing (tests, the offline bench).
+    :param interval: minimum seconds from one answer to the next send (default :func:`min_interval`);
+        0 keeps the circuit check and the one-in-flight rule but no spacing (tests, the offline bench).
     :param in_flight_ttl: seconds after which a request's in-flight marker expires if its process
         died before reading the answer (the request timeout plus a margin).
     """
@@ -124,18 +129,13 @@ class Pacer:
         self._redis = redis_client
         self.interval = min_interval() if interval is None else float(interval)
         self.in_flight_ttl = in_flight_ttl
-        self._claim = None
+        self._claim = self._release = None
 
     @property
     def redis(self):
         if self._redis is None:
             self._redis = cache.client()
         return self._redis
-
-    @property
-    def spacing(self) -> float:
-        """Seconds between two sends as enforced: the interval plus :data:`SEND_SLACK` (0 stays 0)."""
-        return self.interval + SEND_SLACK if self.interval > 0 else 0.0
 
     def check_circuit(self) -> None:
         """Raise :class:`KrxCircuitOpenError` while the circuit of this service is open."""
@@ -171,19 +171,20 @@ class Pacer:
     def turn(self) -> Iterator[float]:
         """Wait for this process's turn to send one request; yields the seconds waited.
 
-        On entry the circuit is checked and the send time recorded in one atomic step, so nothing
-        is sent into an open circuit. The turn lasts until the block exits: send the request, read
-        its answer and open the circuit if it was a block *inside* it; only then may the next
-        request — of any process — go out.
+        On entry the circuit is checked and the turn taken in one atomic step, so nothing is sent
+        into an open circuit. The turn lasts until the block exits: send the request, read its
+        answer and open the circuit if it was a block *inside* it; the exit records when the
+        answer was read, and only an interval later may the next request — of any process — go out.
         """
         token = uuid.uuid4().hex
-        keys = (circuit_key(self.service), last_send_key(self.service), in_flight_key(self.service))
+        interval_ms = int(round(self.interval * 1000))
+        keys = (circuit_key(self.service), last_answer_key(self.service), in_flight_key(self.service))
         if self._claim is None:
             self._claim = self.redis.register_script(_CLAIM)
+            self._release = self.redis.register_script(_RELEASE)
         started = time.monotonic()
         while True:
-            answer = int(self._claim(keys=keys, args=(token, int(round(self.spacing * 1000)),
-                                                       int(self.in_flight_ttl * 1000))))
+            answer = int(self._claim(keys=keys, args=(token, interval_ms, int(self.in_flight_ttl * 1000))))
             if answer == 0:
                 break
             if answer == -1:
@@ -193,4 +194,4 @@ class Pacer:
         try:
             yield time.monotonic() - started
         finally:
-            self.redis.eval(COMPARE_AND_DELETE, 1, keys[2], token)
+            self._release(keys=keys[1:], args=(token, interval_ms))
