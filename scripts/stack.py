@@ -559,10 +559,11 @@ def start_demo(api: AirflowApi) -> list[str]:
                 done.append("krx_tickers succeeded")
             except TimeoutError:
                 done.append("krx_tickers has not finished yet (see the UI)")
-        api.request("POST", "/dags/kis_intraday/dagRuns",
-                    json={"logical_date": _now_utc(), "conf": {"demo_seconds": 120, "watchlist_size": 20,
-                                                         "window_seconds": 30}})
-        done.append("triggered kis_intraday (2 minutes of polling the fake KIS server, 20 tickers)")
+        from krxflow.kis.session import DEMO_RUN
+
+        api.request("POST", "/dags/kis_intraday/dagRuns", json={"logical_date": _now_utc(), "conf": DEMO_RUN})
+        done.append(f"triggered kis_intraday ({DEMO_RUN['demo_seconds']} s of polling the fake KIS server, "
+                    f"{DEMO_RUN['watchlist_size']} tickers)")
     return done
 
 
@@ -643,7 +644,9 @@ def up(settings: Settings) -> dict[str, Any]:
         pid = spawn(settings, state, "fake_kis", [str(VENV_BIN / "python"), "-m", "tests.fakes.kis_server",
                                                   "--host", "127.0.0.1", "--port", str(state["fake_kis_port"]),
                                                   "--env", "live", "--appkey", SAMPLE_KIS_APPKEY,
-                                                  "--appsecret", SAMPLE_KIS_APPSECRET], env)
+                                                  "--appsecret", SAMPLE_KIS_APPSECRET,
+                                                  # quotes start from the sample market's last close
+                                                  *(["--sample"] if state["sample"]["krx"] else [])], env)
         wait_for(lambda: not port_free(state["fake_kis_port"]), 30, "fake KIS server", process_pid=pid)
         log(f"fake KIS server on {state['fake_kis_url']}", step)
 

@@ -26,6 +26,10 @@ from typing import Any
 
 from krxflow.settings import MARKET_TZ
 
+#: The run ``make run`` starts in sample mode (2 minutes, 20 tickers, 30-s windows); ``bench/kis_poll.py
+#: --demo`` polls exactly this, window after window, the way the sensor does.
+DEMO_RUN = {"demo_seconds": 120, "watchlist_size": 20, "window_seconds": 30}
+
 SETTINGS = {  # param name: (Variable, default)
     "watchlist": ("kis_watchlist", None),
     "watchlist_size": ("kis_watchlist_size", 50),
