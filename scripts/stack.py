@@ -415,7 +415,8 @@ def airflow_env(settings: Settings, state: dict) -> dict[str, str]:
         "KRXFLOW_SQL_DIR": str(ROOT / "include" / "sql"),
         "KRXFLOW_BACKUP_DIR": os.environ.get("KRXFLOW_BACKUP_DIR") or str(settings.run_dir / "backups"),
         "MPLCONFIGDIR": str(settings.run_dir / "mpl"),
-        "PYTHONPATH": os.pathsep.join([str(ROOT / "plugins"), str(ROOT)]),
+        # krxflow's paths first, then whatever the user had (a custom source, a site hook, ...)
+        "PYTHONPATH": python_path(os.environ.get("PYTHONPATH", "")),
         "PATH": os.pathsep.join([*path, os.environ.get("PATH", "/usr/bin:/bin")]),
         **LOCAL_EXECUTOR_PRELOAD,
         **persistent_secrets(settings),
@@ -429,6 +430,15 @@ def airflow_env(settings: Settings, state: dict) -> dict[str, str]:
     base = {k: v for k, v in os.environ.items()
             if not k.startswith("AIRFLOW") and k not in ("KRX_ID", "KRX_PW", "KIS_APPKEY", "KIS_APPSECRET")}
     return {**base, **env}
+
+
+def python_path(user: str) -> str:
+    """``plugins:ROOT`` followed by the user's own ``PYTHONPATH`` entries (without repeats or empties)."""
+    entries = [str(ROOT / "plugins"), str(ROOT)]
+    for entry in user.split(os.pathsep):
+        if entry and entry not in entries:
+            entries.append(entry)
+    return os.pathsep.join(entries)
 
 
 def write_env_file(settings: Settings, env: dict[str, str]) -> Path:

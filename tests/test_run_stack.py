@@ -175,3 +175,22 @@ def test_private_postgres_and_redis_when_none_is_reachable(tmp_path):
     finally:
         stack.down(settings)
     assert not stack.pid_alive(state["processes"]["postgres"]["pid"])
+
+
+def test_the_users_pythonpath_reaches_airflow_and_env_sh_after_krxflows(tmp_path, monkeypatch):
+    """make run prepends krxflow's paths and keeps the user's, so their own modules reach the workers."""
+    extra = tmp_path / "site"
+    extra.mkdir()
+    (extra / "my_site_hook.py").write_text("WHO = 'user module'\n")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(extra), "", str(ROOT)]))
+    settings = _settings(tmp_path)
+    state = {"api_port": 18099, "pg_server": "postgresql://postgres@127.0.0.1:5432",
+             "redis_url": "redis://127.0.0.1:6379/0", "sample": {"krx": True, "kis": True}}
+    env = stack.airflow_env(settings, state)
+    assert env["PYTHONPATH"].split(os.pathsep) == [str(ROOT / "plugins"), str(ROOT), str(extra)]
+    env_file = stack.write_env_file(settings, env)
+    probe = "import krxflow, my_site_hook; print(my_site_hook.WHO)"
+    out = subprocess.run(["bash", "-c", f"source {env_file} && {sys.executable} -c '{probe}'"],
+                         capture_output=True, text=True, env={"PATH": os.environ["PATH"]})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "user module"
