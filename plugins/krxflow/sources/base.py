@@ -21,6 +21,8 @@ DELISTED_COLUMNS = ["ticker", "name", "market", "isin"]
 #: ``daily_prices`` columns (unadjusted, as KRX publishes them).
 DAILY_COLUMNS = ["ticker", "trade_date", "open", "high", "low", "close", "volume", "trading_value",
                  "change_rate", "market_cap", "listed_shares"]
+#: One session of the whole market with each ticker's listing (what KRX's all-market answer carries).
+MARKET_DAY_COLUMNS = DAILY_COLUMNS + ["name", "market", "isin", "sector"]
 #: ``daily_prices_adjusted`` columns (split-adjusted series).
 ADJUSTED_COLUMNS = ["ticker", "trade_date", "open", "high", "low", "close", "volume", "change_rate"]
 #: The markets krxflow keeps.
@@ -64,6 +66,31 @@ class KrxSource(abc.ABC):
         does not cover delisted tickers). ``adjusted=False``: the raw KRX series
         (:data:`DAILY_COLUMNS`). An empty frame means the source has no data for the ticker.
         """
+
+    def market_day(self, day) -> "pd.DataFrame":  # noqa: F821
+        """Session ``day`` of the whole market with each ticker's listing (:data:`MARKET_DAY_COLUMNS`;
+        empty on holidays).
+
+        KRX's all-market answer carries both. A source that gets them in one answer either overrides
+        this or provides ``_market_day(session)`` returning that answer as :data:`MARKET_DAY_COLUMNS`
+        (as :class:`~krxflow.sources.pykrx_source.PykrxSource` does); otherwise the prices and the
+        listing are asked for separately.
+        """
+        import pandas as pd
+
+        from krxflow.calendar import is_trading_day
+
+        day = as_date(day)
+        if not is_trading_day(day):
+            return pd.DataFrame(columns=MARKET_DAY_COLUMNS)
+        one_answer = getattr(self, "_market_day", None)
+        if one_answer is not None:
+            return one_answer(day)[MARKET_DAY_COLUMNS].reset_index(drop=True)
+        prices = self.daily_prices(day)
+        if prices.empty:
+            return pd.DataFrame(columns=MARKET_DAY_COLUMNS)
+        listing = self.listing(day).drop(columns=["listed_shares", "market_cap"])
+        return prices.merge(listing, on="ticker", how="inner")[MARKET_DAY_COLUMNS]
 
     def requests_sent(self) -> int:
         """HTTP requests this source object sent so far (0 for offline sources)."""
