@@ -17,12 +17,13 @@ $(VENV)/.installed: requirements.txt requirements-test.txt
 install: venv
 
 ## The whole suite against the real PostgreSQL and Redis (throwaway database per run).
+## Options for pytest: make test PYTEST_ARGS="tests/test_api_read.py -k search -x"
 test: venv
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 ## Unit tests only (no Airflow components started).
 test-fast: venv
-	$(PY) -m pytest -q -m "not integration"
+	$(PY) -m pytest -q -m "not integration" $(PYTEST_ARGS)
 
 ## Apply migrations to the database of AIRFLOW_CONN_POSTGRES_DEFAULT.
 migrate: venv

@@ -14,8 +14,11 @@ date; a manual run on a non-session day is skipped). The run
    `intraday_quotes` / `order_books` through the batched hook, records the window's counters in
    `load_stats` (`operation = 'kis_poll_window'`) and acknowledges the entries only after the
    commit;
-3. **drain_leftovers** — runs whatever happened upstream and writes anything still buffered,
-   so a failed or killed poller loses nothing.
+3. **drain_leftovers** — runs whatever happened upstream (unless the run was skipped) and writes
+   anything still buffered, so a failed or killed poller loses nothing.
+
+A run whose session is already over when `plan` runs — unpausing the DAG after 15:30 KST creates
+that day's run at once — ends at once: every task skipped, no polling.
 
 ## Settings (a run's Param overrides the Variable; the Variable overrides the default)
 
@@ -79,14 +82,21 @@ def kis_intraday():
         from krxflow.kis.session import plan as make_plan
         from krxflow.kis.session import run_stream
 
+        from krxflow.kis.session import closed_since
+
         day = context["logical_date"].in_timezone(KST).date()
         params = context["params"]
         if not params.get("demo_seconds") and not is_trading_day(day):
             raise AirflowSkipException(f"{day} is not an XKRX session")
         with connection() as conn:
-            return make_plan(day, run_stream(context["dag"].dag_id, context["run_id"]), params, conn)
+            planned = make_plan(day, run_stream(context["dag"].dag_id, context["run_id"]), params, conn)
+        if (ended := closed_since(planned)) is not None:
+            raise AirflowSkipException(f"the {day} session's polling window ended at {ended:%Y-%m-%d %H:%M %Z}: "
+                                       "nothing to poll (a run created after the close, e.g. on unpausing)")
+        return planned
 
-    @task(trigger_rule="all_done")
+    # none_skipped: after a failed or killed poller too, but not after a skipped (closed) session
+    @task(trigger_rule="none_skipped")
     def drain_leftovers(**context) -> dict:
         """Write whatever is still buffered for this run (after a failed or killed poller), then drop the buffer."""
         from krxflow.kis.drain import discard_if_empty, drain

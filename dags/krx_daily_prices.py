@@ -4,7 +4,11 @@
 One run per XKRX trading session (18:00 KST; `KRXSessionTimetable`: no runs on weekends or KRX
 holidays). The session is the run's `logical_date` **in Asia/Seoul** (`ds` is the UTC date and
 is wrong here). `fetch_and_load` asks KRX for all tickers of that day in ONE request and upserts
-them through the batched hook; `quality_check` then compares the rows with the tickers listed
+them through the batched hook. The same answer names every ticker listed that day, so it also
+places the ticker master (`stocks`) on that session: `first_seen`/`last_seen` widen, new listings,
+delistings (`delisted_on` = the first loaded session without the ticker), renames and market moves
+(`stock_changes`) land on the sessions they happened — in whatever order a backfill loads them
+(renames and moves on the first later session loaded, when loaded out of order). `quality_check` then compares the rows with the tickers listed
 that day, checks low <= open/close <= high and volume >= 0, looks for gaps against the previous
 session, and writes the figures to `load_stats` (operation `quality_check`, status `warning`
 when something is off). Emits the `daily_prices` Asset.

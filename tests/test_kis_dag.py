@@ -39,7 +39,7 @@ def test_dag_loads_and_is_wired(dagbag):
     poll = dag.get_task("poll_session")
     assert type(poll).__name__ == "KisSessionSensor" and poll.retries >= 2
     assert {t.task_id for t in poll.upstream_list} == {"plan"}
-    assert dag.get_task("drain_leftovers").trigger_rule == "all_done"
+    assert dag.get_task("drain_leftovers").trigger_rule == "none_skipped"
     for name in ("kis_watchlist", "kis_watchlist_size", "kis_window_seconds", "kis_session_end", "kis_demo_seconds"):
         assert name in dag.doc_md
 
@@ -119,3 +119,53 @@ def test_dag_runs_end_to_end_against_the_fake_server(airflow_db, clean_db, redis
                               "AND table_name IN ('intraday_quotes', 'order_books')").fetchone()[0]
     assert writes >= 2  # every row went through the batched hook
     assert not list(redis_client.scan_iter(match=os.environ["KRXFLOW_REDIS_PREFIX"] + "kis:buffer:*"))
+
+
+def test_closed_since_tells_a_past_window_from_a_current_one():
+    from krxflow.kis.session import closed_since
+
+    plan = {"end": "2025-07-25T15:30:00+09:00"}
+    assert closed_since(plan, dt.datetime(2025, 7, 25, 6, 29, tzinfo=dt.timezone.utc)) is None  # 15:29 KST
+    assert closed_since(plan, dt.datetime(2025, 7, 25, 6, 30, tzinfo=dt.timezone.utc)).hour == 15
+
+
+@pytest.mark.integration
+def test_the_run_unpausing_creates_for_a_closed_session_is_skipped_without_polling(dagbag, airflow_db, clean_db,
+                                                                                    redis_client):
+    """Unpausing kis_intraday creates the latest session's run at once (catchup off). When that
+    session has closed, the run ends at once: every task skipped, not one KIS request."""
+    import pendulum
+    from airflow.timetables.base import TimeRestriction
+
+    from krxflow.calendar import previous_trading_day
+    from krxflow.kis.session import session_window
+
+    dag = dagbag.get_dag("kis_intraday")
+    info = dag.timetable.next_dagrun_info(
+        last_automated_data_interval=None,
+        restriction=TimeRestriction(earliest=pendulum.instance(dag.start_date), latest=None, catchup=False))
+    session = info.logical_date.in_timezone("Asia/Seoul").date()
+    if session_window(session)[1] > dt.datetime.now(dt.timezone.utc):  # tests run during today's session
+        session = previous_trading_day(session)
+    logical_date = pendulum.datetime(session.year, session.month, session.day, tz="Asia/Seoul")
+    with FakeKisThread(FakeKis(rate=18)) as srv:
+        env = {**os.environ, "AIRFLOW_CONN_KIS_DEFAULT": srv.connection_json(),
+               "AIRFLOW_VAR_KIS_WATCHLIST": "005930,000660", "PYTHONPATH": f"{ROOT / 'plugins'}:{ROOT}"}
+        started = time.monotonic()
+        proc = subprocess.run([shutil.which("timeout"), "-s", "INT", "120", sys.executable, "-m", "airflow", "dags",
+                               "test", "kis_intraday", logical_date.isoformat()],
+                              cwd=ROOT, env=env, capture_output=True, text=True)
+        seconds = time.monotonic() - started
+        requests = srv.fake.counts.get("requests", 0) + srv.fake.counts.get("token_requests", 0)
+    assert proc.returncode == 0, (proc.stdout[-4000:], proc.stderr[-4000:])
+    assert requests == 0 and seconds < 90
+    from airflow.models import DagRun, TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as db:
+        run = db.query(DagRun).filter(DagRun.dag_id == "kis_intraday",
+                                      DagRun.logical_date == logical_date).one()
+        states = {ti.task_id: ti.state for ti in db.query(TaskInstance).filter(
+            TaskInstance.dag_id == "kis_intraday", TaskInstance.run_id == run.run_id)}
+    assert states == {"plan": "skipped", "poll_session": "skipped", "drain_leftovers": "skipped"}
+    assert clean_db.execute("SELECT count(*) FROM intraday_quotes").fetchone()[0] == 0

@@ -232,3 +232,66 @@ async def test_redis_restarted_mid_window_polling_goes_on_without_loss_or_duplic
                                      ).fetchone()
     assert status == "warning" and "Redis" in error
     client.close()
+
+
+# ------------------------------------------------------------------ sample mode and the demo run
+def test_sample_quotes_start_from_the_sample_close_and_stay_within_its_limits(clean_db, redis_client, monkeypatch):
+    """Sample mode: the fake quotes each sample ticker from its last daily close (as loaded into
+    daily_prices by the sample source), within KRX's ±30 % limits on the tick grid."""
+    from krxflow.calendar import previous_trading_day
+    from krxflow.hooks import BatchedPostgresHook
+    from krxflow.sources import loading
+    from krxflow.sources.sample import SampleSource
+    from tests.fakes.kis_server import price_limits, tick_size
+
+    source = SampleSource(tickers=60)
+    last_close_day = previous_trading_day(dt.date.today())  # KST date; the fake and the loader agree
+    loading.load_daily_prices(source, last_close_day, hook=BatchedPostgresHook())
+    closes = dict(clean_db.execute("SELECT ticker, close FROM daily_prices WHERE trade_date = %s",
+                                   (last_close_day,)).fetchall())
+    tickers = sorted(closes)[:15]
+    assert "005930" in tickers
+    with FakeKisThread(FakeKis(rate=18, move_probability=1.0, sample=True, halted=set())) as srv:
+        monkeypatch.setenv("AIRFLOW_CONN_KIS_DEFAULT", srv.connection_json())
+        payload = asyncio.run(run_trigger(KisPollTrigger(tickers=tickers, stream="t-sample", window=1,
+                                                         window_end=window_end(4), order_books=False)))
+        assert payload["status"] == "ok" and payload["quotes_received"] > 3 * len(tickers)
+        for ticker in tickers:
+            state = srv.fake.tickers[ticker]
+            assert state.base == closes[ticker], ticker
+            lower, upper = price_limits(state.base)
+            assert lower <= state.low <= state.price <= state.high <= upper
+            assert lower % tick_size(lower) == 0 and upper % tick_size(upper) == 0
+            assert lower >= state.base * 0.7 and upper <= state.base * 1.3
+    kis_drain.drain("t-sample")
+    rows = clean_db.execute("SELECT q.ticker, q.price, q.change, d.close FROM intraday_quotes q "
+                            "JOIN daily_prices d ON d.ticker = q.ticker AND d.trade_date = %s",
+                            (last_close_day,)).fetchall()
+    assert {r[0] for r in rows} == set(tickers)
+    # the Intraday dashboard's change is against the Stock dashboard's last close, within the limits
+    assert all(price - change == close and 0.7 * close <= price <= 1.3 * close for _, price, change, close in rows)
+
+
+@pytest.mark.integration
+def test_the_demo_run_on_a_busy_loop_is_never_throttled(clean_db, redis_client, monkeypatch):
+    """``make run``'s kis_intraday demo (DEMO_RUN: 120 s, 20 tickers, 30-s windows) through the
+    sensor's path, on an event loop blocked 0.3 s every 1.7 s like a busy triggerer: no EGW00201,
+    and every window's load_stats row is ok (before the limiter gave up late slots: ~29 throttles
+    in 16 s of this)."""
+    from krxflow.kis.session import DEMO_RUN
+    from krxflow.sources.sample import SampleMarket
+    from tests.fakes.kis_session import run_session
+
+    tickers = SampleMarket(100).tickers[:DEMO_RUN["watchlist_size"]]
+    with FakeKisThread(FakeKis(rate=18, sample=True)) as srv:
+        monkeypatch.setenv("AIRFLOW_CONN_KIS_DEFAULT", srv.connection_json())
+        payloads = asyncio.run(run_session(tickers, "t-demo", DEMO_RUN["demo_seconds"], DEMO_RUN["window_seconds"],
+                                           stall=0.3))
+        stats = srv.fake.stats()
+    assert len(payloads) == DEMO_RUN["demo_seconds"] // DEMO_RUN["window_seconds"]
+    assert stats.get("throttled", 0) == 0 and stats["max_in_window"] <= 18
+    assert sum(p["throttles"] for p in payloads) == 0 and sum(p["errors"] for p in payloads) == 0
+    assert sum(p["late_slots"] for p in payloads) > 0  # the stalls were real
+    assert stats["served"] >= 0.75 * 17 * DEMO_RUN["demo_seconds"]  # the budget is still used
+    windows = clean_db.execute("SELECT status, error FROM load_stats WHERE operation = 'kis_poll_window'").fetchall()
+    assert len(windows) == len(payloads) and all(w == ("ok", None) for w in windows), windows

@@ -115,3 +115,85 @@ def test_a_run_without_logical_date_loads_today_in_kst():
 
     assert session_of(pendulum.datetime(2024, 2, 7, 16, 0, tz="UTC")) == pendulum.date(2024, 2, 8)
     assert session_of(None) == pendulum.now("Asia/Seoul").date()
+
+
+# ---------------------------------------------------------------------------- dates from the daily loads
+def _sample_events():
+    """One sample ticker per kind of event, with the index of the session it happens on."""
+    from krxflow.sources.sample import SampleMarket
+
+    market = SampleMarket(400)
+    found = {}
+    for ticker in market.tickers:
+        p = market.profile(ticker)
+        for kind, at in (("listed", p.listed or None), ("delisted", p.delisted), ("renamed", p.renamed_at),
+                         ("moved", p.moved_at)):
+            if at is not None and 5 <= at and kind not in found and p.halt is None:
+                found[kind] = (ticker, at)
+    assert set(found) == {"listed", "delisted", "renamed", "moved"}
+    return found
+
+
+@pytest.mark.parametrize("order", ["in order", "shuffled"])
+def test_daily_loads_place_master_dates_on_the_true_sessions(db, order):
+    """A by-date backfill (the daily all-market loads, in order or not) gives each ticker the session
+    it was listed, delisted, renamed or moved on; a later krx_tickers run does not move them."""
+    import random
+
+    from krxflow.hooks import BatchedPostgresHook
+    from krxflow.sources.loading import check_daily_quality, load_daily_prices, load_listing
+    from krxflow.sources.sample import SampleSource, sessions
+
+    source, hook = SampleSource(tickers=400), BatchedPostgresHook()
+    days = [d.astype(dt.date) for d in sessions()]
+    for kind, (ticker, at) in _sample_events().items():
+        db.execute("TRUNCATE stocks, stock_changes, daily_prices")
+        window = days[at - 3:at + 3]
+        loads = list(window)
+        if order == "shuffled":
+            random.Random(at).shuffle(loads)
+        for day in loads:
+            load_daily_prices(source, day, hook=hook)
+        first_seen, last_seen, delisted, delisted_on, name, market = db.execute(
+            "SELECT first_seen, last_seen, delisted, delisted_on, name, market FROM stocks WHERE ticker = %s",
+            (ticker,)).fetchone()
+        true = days[at]
+        profile = source.market.profile(ticker)
+        if kind == "listed":
+            assert first_seen == true and not delisted
+        elif kind == "delisted":
+            assert (delisted, delisted_on, last_seen, first_seen) == (True, true, days[at - 1], window[0])
+        else:
+            field, value = ("name", profile.new_name) if kind == "renamed" else ("market", "KOSPI")
+            assert (name if kind == "renamed" else market) == value
+            changes = db.execute("SELECT changed_on FROM stock_changes WHERE ticker = %s AND field = %s",
+                                 (ticker, field)).fetchall()
+            if order == "in order":  # a shuffled load records it on the first later session it saw
+                assert changes == [(true,)], kind
+            else:
+                assert len(changes) == 1 and true <= changes[0][0] <= window[-1]
+        if order == "in order":
+            checks = [check_daily_quality(day, hook=hook) for day in window]
+            assert [c["problems"] for c in checks] == [[]] * len(window), kind
+        # krx_tickers running later (its listing of a later session) leaves the dates where they are
+        load_listing(source, window[-1] + dt.timedelta(days=30), hook=hook, include_delisted=False)
+        after = db.execute("SELECT first_seen, delisted_on FROM stocks WHERE ticker = %s", (ticker,)).fetchone()
+        assert after == (first_seen, delisted_on), kind
+
+
+def test_an_earlier_absence_moves_delisted_on_back_and_a_later_return_relists(db):
+    from krxflow.hooks import BatchedPostgresHook
+    from krxflow.sources.loading import update_master
+
+    hook = BatchedPostgresHook()
+    listing = lambda *tickers: pd.DataFrame([_row(t, f"이름{t}", "KOSPI") for t in tickers],  # noqa: E731
+                                            columns=LISTING_COLUMNS)
+    day = [dt.date(2024, 3, d) for d in (4, 5, 6, 7, 8)]  # five sessions
+    update_master(listing("111110", "222220"), day[0], hook=hook)
+    update_master(listing("222220"), day[3], hook=hook)  # 111110 absent: delisted on day 3 for now
+    assert _stocks(db)[0][5:] == (True, day[3])
+    update_master(listing("222220"), day[2], hook=hook)  # absent already on day 2
+    update_master(listing("111110", "222220"), day[1], hook=hook)  # but there on day 1: an older session
+    assert _stocks(db)[0][3:] == (day[0], day[1], True, day[2])
+    update_master(listing("111110", "222220"), day[4], hook=hook)  # back on day 4: relisted
+    assert _stocks(db)[0][3:] == (day[0], day[4], False, None)

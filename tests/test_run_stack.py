@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import psycopg
+import psycopg.sql
 import pytest
 import redis
 
@@ -175,3 +176,54 @@ def test_private_postgres_and_redis_when_none_is_reachable(tmp_path):
     finally:
         stack.down(settings)
     assert not stack.pid_alive(state["processes"]["postgres"]["pid"])
+
+
+def test_the_users_pythonpath_reaches_airflow_and_env_sh_after_krxflows(tmp_path, monkeypatch):
+    """make run prepends krxflow's paths and keeps the user's, so their own modules reach the workers."""
+    extra = tmp_path / "site"
+    extra.mkdir()
+    (extra / "my_site_hook.py").write_text("WHO = 'user module'\n")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(extra), "", str(ROOT)]))
+    settings = _settings(tmp_path)
+    state = {"api_port": 18099, "pg_server": "postgresql://postgres@127.0.0.1:5432",
+             "redis_url": "redis://127.0.0.1:6379/0", "sample": {"krx": True, "kis": True}}
+    env = stack.airflow_env(settings, state)
+    assert env["PYTHONPATH"].split(os.pathsep) == [str(ROOT / "plugins"), str(ROOT), str(extra)]
+    env_file = stack.write_env_file(settings, env)
+    probe = "import krxflow, my_site_hook; print(my_site_hook.WHO)"
+    out = subprocess.run(["bash", "-c", f"source {env_file} && {sys.executable} -c '{probe}'"],
+                         capture_output=True, text=True, env={"PATH": os.environ["PATH"]})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "user module"
+
+
+def test_make_run_creates_grafanas_read_only_login(tmp_path, monkeypatch, pg):
+    """The login role Grafana's datasource names: created by make run's step, a member of
+    krxflow_readonly, read-only, its password kept in the run dir and written to env.sh."""
+    import uuid
+
+    monkeypatch.delenv("KRXFLOW_GRAFANA_DB_PASSWORD", raising=False)
+    user = f"krxflow_grafana_{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("KRXFLOW_GRAFANA_DB_USER", user)
+    settings = _settings(tmp_path)
+    login = stack.grafana_login(settings)
+    assert login["KRXFLOW_GRAFANA_DB_USER"] == user and len(login["KRXFLOW_GRAFANA_DB_PASSWORD"]) >= 24
+    assert stack.grafana_login(settings) == login  # the same password on the next `make run`
+    dsn = os.environ["AIRFLOW_CONN_POSTGRES_DEFAULT"]
+    try:
+        message = stack.create_grafana_login(dsn, login)
+        assert user in message
+        stack.create_grafana_login(dsn, login)  # again: updates, no error
+        row = pg.execute("SELECT r.rolcanlogin, pg_has_role(r.rolname, 'krxflow_readonly', 'member'), "
+                         "r.rolconfig FROM pg_roles r WHERE r.rolname = %s", (user,)).fetchone()
+        assert row[0] and row[1] and "default_transaction_read_only=on" in row[2]
+        with psycopg.connect(dsn.replace("postgres@", f"{user}@", 1)) as grafana:
+            assert grafana.execute("SELECT count(*) FROM stocks").fetchone()[0] >= 0
+            with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+                grafana.execute("DELETE FROM stocks")
+    finally:
+        if pg.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,)).fetchone():
+            pg.execute(psycopg.sql.SQL("DROP OWNED BY {} CASCADE").format(psycopg.sql.Identifier(user)))
+            pg.execute(psycopg.sql.SQL("DROP ROLE {}").format(psycopg.sql.Identifier(user)))
+    env_file = stack.write_env_file(settings, {"PATH": "/usr/bin", **login})
+    assert f"export KRXFLOW_GRAFANA_DB_USER='{user}'" in env_file.read_text()

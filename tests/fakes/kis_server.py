@@ -17,11 +17,16 @@ It follows ``shared/reference/kis-open-api.md``:
   ``EGW00205`` without "Bearer", ``EGW02004`` for a key of the other environment.
 * Halted tickers (``iscd_stat_cls_code`` 58, ``temp_stop_yn`` Y, volume frozen), unknown tickers
   (rt_cd 0 with a zero-filled ``output``, as KIS does), injected 5xx answers and slow answers.
+* Daily limits as KRX sets them: ±30 % of the base price (``stck_sdpr``), the upper limit rounded
+  down and the lower one up to the tick grid; prices never leave them.
+* ``--sample`` (what ``make run`` starts in sample mode): a ticker of the offline sample market
+  (:class:`krxflow.sources.sample.SampleMarket`) starts from its close on the last session before
+  today (KST), so the Intraday and Stock dashboards agree; other tickers get a made-up base.
 
 Tests drive it in-process (:class:`FakeKis` + :func:`serve`) or over HTTP through the
 ``/_fake/*`` control endpoints when it runs as a process::
 
-    python -m tests.fakes.kis_server --host 127.0.0.1 --port 18080 [--rate 18] [--env live|paper]
+    python -m tests.fakes.kis_server --host 127.0.0.1 --port 18080 [--rate 18] [--env live|paper] [--sample]
 
 Control endpoints (JSON): ``GET /_fake/stats``, ``POST /_fake/expire_tokens``,
 ``POST /_fake/config`` (``rate``, ``token_interval``, ``move_probability``, ``halted``,
@@ -70,6 +75,32 @@ def tick_size(price: int) -> int:
     return 1_000
 
 
+def price_limits(base: int) -> tuple[int, int]:
+    """(lower, upper) daily limit for base price ``base``: ±30 %, inside the band on the tick grid."""
+    upper = base * 13 // 10
+    upper -= upper % tick_size(upper)
+    lower = -(-base * 7 // 10)
+    if lower % tick_size(lower):
+        lower += tick_size(lower) - lower % tick_size(lower)
+    return lower, upper
+
+
+def sample_base(code: str, today: dt.date | None = None) -> int | None:
+    """The sample market's close of ``code`` on the last session before ``today`` (KST); None if it has none."""
+    from krxflow.calendar import previous_trading_day
+    from krxflow.sources.sample import SampleMarket, session_index
+
+    market = SampleMarket()
+    if market.profile(code) is None:
+        return None
+    day = previous_trading_day(today or dt.datetime.now(KST).date())
+    i = session_index(day)
+    series = market.series(code)
+    if i < 0 or not series["trading"][i]:
+        return None
+    return int(series["close"][i])
+
+
 @dataclass
 class _Ticker:
     """The simulated state of one stock; ``version`` changes whenever anything visible changes."""
@@ -85,17 +116,22 @@ class _Ticker:
     version: int = 0
 
     @classmethod
-    def create(cls, code: str) -> "_Ticker":
-        rng = random.Random(f"base-{code}")
-        raw = int(10 ** rng.uniform(3.2, 5.6))
-        base = raw - raw % tick_size(raw)
+    def create(cls, code: str, base: int | None = None) -> "_Ticker":
+        if base is None:
+            rng = random.Random(f"base-{code}")
+            raw = int(10 ** rng.uniform(3.2, 5.6))
+            base = raw - raw % tick_size(raw)
         return cls(code=code, base=base, price=base, open=base, high=base, low=base)
 
+    @property
+    def limits(self) -> tuple[int, int]:
+        return price_limits(self.base)
+
     def trade(self, rng: random.Random) -> None:
-        tick = tick_size(self.price)
-        limit_up, limit_down = int(self.base * 1.3), int(self.base * 0.7)
-        self.price = min(limit_up, max(limit_down, self.price + rng.randint(-2, 2) * tick))
-        self.price -= self.price % tick_size(self.price)
+        lower, upper = self.limits
+        price = self.price + rng.randint(-2, 2) * tick_size(self.price)
+        price -= price % tick_size(price)
+        self.price = min(upper, max(lower, price))
         self.high, self.low = max(self.high, self.price), min(self.low, self.price)
         shares = rng.randint(1, 500) * 10
         self.volume += shares
@@ -124,6 +160,8 @@ class FakeKis:
     halted: set[str] = field(default_factory=lambda: {"000001"})
     unknown: set[str] = field(default_factory=lambda: {"999999"})
     seed: int = 7
+    #: Quote the offline sample market (see the module doc): base = its last close before today.
+    sample: bool = False
 
     def __post_init__(self) -> None:
         if self.rate is None:
@@ -147,7 +185,7 @@ class FakeKis:
     # ---------------------------------------------------------------- domain
     def ticker(self, code: str) -> _Ticker:
         if code not in self.tickers:
-            self.tickers[code] = _Ticker.create(code)
+            self.tickers[code] = _Ticker.create(code, sample_base(code) if self.sample else None)
         return self.tickers[code]
 
     def poll(self, code: str) -> _Ticker:
@@ -219,8 +257,8 @@ class FakeKis:
             "temp_stop_yn": "Y" if halted else "N", "stck_prpr": str(s.price), "prdy_vrss": str(change),
             "prdy_vrss_sign": sign, "prdy_ctrt": f"{change * 100 / s.base:.2f}", "acml_tr_pbmn": str(s.value),
             "acml_vol": str(s.volume), "prdy_vrss_vol_rate": "12.50", "stck_oprc": str(s.open),
-            "stck_hgpr": str(s.high), "stck_lwpr": str(s.low), "stck_mxpr": str(int(s.base * 1.3)),
-            "stck_llam": str(int(s.base * 0.7)), "stck_sdpr": str(s.base),
+            "stck_hgpr": str(s.high), "stck_lwpr": str(s.low), "stck_mxpr": str(s.limits[1]),
+            "stck_llam": str(s.limits[0]), "stck_sdpr": str(s.base),
             "wghn_avrg_stck_prc": f"{(s.value / s.volume) if s.volume else s.price:.2f}",
             "aspr_unit": str(tick_size(s.price)), "hts_avls": str(s.price * 1_000_000 // 100_000_000),
             "lstn_stcn": "1000000", "per": "10.00", "pbr": "1.00", "stck_shrn_iscd": code,
@@ -237,10 +275,14 @@ class FakeKis:
         ask = s.price + tick_size(s.price)
         bid = s.price
         total_ask = total_bid = 0
+        lower, upper = s.limits
         for level in range(1, 11):
-            book[f"askp{level}"] = str(ask)
-            book[f"bidp{level}"] = str(bid)
-            ask_qty, bid_qty = rng.randint(1, 5000) * 10, rng.randint(1, 5000) * 10
+            # no orders outside the daily limits: KIS sends 0 for an empty level
+            ask_open, bid_open = ask <= upper, lower <= bid
+            book[f"askp{level}"] = str(ask if ask_open else 0)
+            book[f"bidp{level}"] = str(bid if bid_open else 0)
+            ask_qty = rng.randint(1, 5000) * 10 if ask_open else 0
+            bid_qty = rng.randint(1, 5000) * 10 if bid_open else 0
             book[f"askp_rsqn{level}"], book[f"bidp_rsqn{level}"] = str(ask_qty), str(bid_qty)
             book[f"askp_rsqn_icdc{level}"] = str(rng.randint(-50, 50))
             book[f"bidp_rsqn_icdc{level}"] = str(rng.randint(-50, 50))
@@ -460,10 +502,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--appkey", default=DEMO_APPKEY)
     parser.add_argument("--appsecret", default=DEMO_APPSECRET)
     parser.add_argument("--move-probability", type=float, default=0.6)
+    parser.add_argument("--sample", action="store_true",
+                        help="quote the offline sample market from its last close (KRXFLOW_SAMPLE_TICKERS tickers)")
     args = parser.parse_args(argv)
     fake = FakeKis(env=args.env, rate=args.rate, accounts={args.appkey: args.appsecret},
-                   token_interval=args.token_interval, move_probability=args.move_probability)
-    print(f"fake KIS ({args.env}, {fake.rate} req/s) on http://{args.host}:{args.port}", flush=True)
+                   token_interval=args.token_interval, move_probability=args.move_probability, sample=args.sample)
+    print(f"fake KIS ({args.env}, {fake.rate} req/s{', sample market' if args.sample else ''}) "
+          f"on http://{args.host}:{args.port}", flush=True)
     web.run_app(make_app(fake), host=args.host, port=args.port, access_log=None, print=None)
 
 

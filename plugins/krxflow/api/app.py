@@ -12,13 +12,20 @@ Routes (all require an Airflow login, see :mod:`krxflow.api.auth`):
 ``GET /krx/stocks/{ticker}/factors``
     The ticker's ex-dates and adjustment factors (why the adjusted chart differs from the raw one).
 
-Bad input gets a 4xx with a message saying what is wrong (422 for malformed parameters, 400 for
-an empty/inverted range, 404 for an unknown ticker). Dates are KST trading dates.
+Bad input gets a 4xx with a message saying what is wrong (422 for malformed or out-of-range
+parameters, 400 for an empty/inverted range, 404 for an unknown ticker): every number and date has
+bounds, so nothing a caller sends reaches PostgreSQL out of its types' range. Search text is
+matched literally (``%`` and ``_`` are not wildcards). Dates are KST trading dates.
+
+Money has one representation in every response: raw KRX prices and values are integers (won), the
+split-adjusted series exact decimal strings with four places (``"9070.5000"``); see
+:data:`DESCRIPTION`, the text the ``/krx/docs`` page shows.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from enum import Enum
 from typing import Annotated
 from zoneinfo import ZoneInfo
@@ -26,8 +33,9 @@ from zoneinfo import ZoneInfo
 import psycopg
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, status
 from psycopg import sql
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, PlainSerializer, WithJsonSchema
 
+from krxflow.api import docs
 from krxflow.api.auth import require_reader
 from krxflow.api.db import read_only_connection
 from krxflow.settings import MARKET_TZ
@@ -36,8 +44,43 @@ from krxflow.sqlfiles import template
 MARKETS = ("KOSPI", "KOSDAQ", "KONEX")
 MAX_STOCKS_PAGE = 1000
 MAX_PRICES_PAGE = 5000
+#: Far more than the ticker master will ever hold (~2,800 listed plus the delisted); keeps offsets in bigint.
+MAX_STOCKS_OFFSET = 1_000_000
 DEFAULT_PRICES_DAYS = 365
+#: Dates outside these are refused: KRX opened in 1956, and nothing is dated past 2999.
+MIN_DATE, MAX_DATE = dt.date(1956, 1, 1), dt.date(2999, 12, 31)
 TICKER_PATTERN = r"^[0-9A-Z]{6}$"
+#: Search text: no control characters (PostgreSQL text cannot even hold NUL).
+SEARCH_PATTERN = r"^[^\x00-\x1f\x7f]+$"
+ADJUSTED_PLACES = Decimal("0.0001")
+
+DESCRIPTION = """\
+The KOSPI/KOSDAQ ticker master and daily, weekly and monthly prices that krxflow keeps in its
+PostgreSQL database, read-only.
+
+**Login.** Every data route needs an Airflow login: the Airflow UI's session cookie (so this page's
+*Try it out* works once you are logged in to Airflow), or `Authorization: Bearer <token>` with a
+token from Airflow's `POST /auth/token`. The user needs read access to Airflow assets.
+
+**Money.** Raw prices and values (as KRX publishes them) are integers in won. Split-adjusted prices
+(`adjusted=true`) are exact decimal strings with four places, e.g. `"9070.5000"`: parse them as
+decimals, not floats. `change_rate` is a percentage.
+
+**Dates** are KST trading dates (`YYYY-MM-DD`). Weeks start on the Monday, months on the 1st.
+
+**Errors.** 422 for a malformed or out-of-range parameter, 400 for an inverted date range, 404 for
+an unknown ticker; the body's `detail` says what is wrong.
+"""
+
+#: Raw won: an integer.
+Won = Annotated[int, Field(description="won (integer)")]
+#: Adjusted won: an exact decimal, sent as a string with four places.
+AdjustedWon = Annotated[
+    Decimal,
+    PlainSerializer(lambda v: str(v.quantize(ADJUSTED_PLACES)), return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "pattern": r"^\d+\.\d{4}$", "examples": ["9070.5000"],
+                    "description": "split-adjusted won: exact decimal string, four places"}, mode="serialization"),
+]
 
 
 class Interval(str, Enum):
@@ -68,16 +111,31 @@ class StocksPage(BaseModel):
     next_offset: int | None
 
 
-class Price(BaseModel):
+class RawPrice(BaseModel):
+    """A day, week or month of prices as KRX published them: integer won (open/high/low null on a halted day)."""
+
     date: dt.date
-    open: int | float | None
-    high: int | float | None
-    low: int | float | None
-    close: int | float
+    open: Won | None
+    high: Won | None
+    low: Won | None
+    close: Won
     volume: int
-    trading_value: int | float | None = None
-    change_rate: float | None = None
-    market_cap: int | None = None
+    trading_value: Won | None = None
+    change_rate: float | None = Field(None, description="percent (days only)")
+    market_cap: Won | None = None
+    trading_days: int
+
+
+class AdjustedPrice(BaseModel):
+    """A day, week or month of the split-adjusted series: exact decimal strings (``"9070.5000"``)."""
+
+    date: dt.date
+    open: AdjustedWon | None
+    high: AdjustedWon | None
+    low: AdjustedWon | None
+    close: AdjustedWon
+    volume: int
+    change_rate: float | None = Field(None, description="percent (days only)")
     trading_days: int
 
 
@@ -89,7 +147,9 @@ class PricesPage(BaseModel):
     adjusted: bool
     start: dt.date
     end: dt.date
-    items: list[Price]
+    items: list[RawPrice] | list[AdjustedPrice] = Field(
+        description="RawPrice rows (integer won) when adjusted is false, AdjustedPrice rows (decimal strings) "
+                    "when it is true")
     next_start: dt.date | None
 
 
@@ -98,10 +158,13 @@ Db = Annotated[psycopg.Connection, Depends(read_only_connection)]
 app = FastAPI(
     title="krxflow read API",
     summary="KOSPI/KOSDAQ ticker master and prices from the krxflow database.",
-    description=__doc__,
+    description=DESCRIPTION,
     version="1",
     dependencies=[Depends(require_reader)],
+    docs_url=None,  # served from local files by krxflow.api.docs: no CDN
+    redoc_url=None,
 )
+docs.install(app)
 
 
 def _bad_request(message: str) -> HTTPException:
@@ -112,48 +175,56 @@ def _bad_request(message: str) -> HTTPException:
 def list_stocks(
     db: Db,
     market: Annotated[str | None, Query(description="KOSPI, KOSDAQ or KONEX (any case); all when omitted")] = None,
-    q: Annotated[str | None, Query(min_length=1, max_length=50,
-                                   description="code prefix or part of the name")] = None,
+    q: Annotated[str | None, Query(min_length=1, max_length=50, pattern=SEARCH_PATTERN,
+                                   description="code prefix or part of the name, matched literally")] = None,
     include_delisted: Annotated[bool, Query(description="include delisted tickers")] = False,
-    limit: Annotated[int, Query(ge=1, le=MAX_STOCKS_PAGE)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_STOCKS_PAGE, description="page size")] = 100,
+    offset: Annotated[int, Query(ge=0, le=MAX_STOCKS_OFFSET, description="tickers to skip")] = 0,
 ) -> StocksPage:
     """The ticker master, in ticker order, one page at a time."""
+    search = like_literal(q) if q is not None else None
     if market is not None:
         market = market.strip().upper()
         if market not in MARKETS:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                                 f"market must be one of {', '.join(MARKETS)} (got {market!r})")
     rows = db.execute(template("queries/api/stocks_page.sql"), {
-        "market": market, "search": q, "include_delisted": include_delisted, "limit": limit, "offset": offset,
+        "market": market, "search": search, "include_delisted": include_delisted, "limit": limit, "offset": offset,
     }).fetchall()
-    total = rows[0]["total"] if rows else _count_without_page(db, market, q, include_delisted)
+    total = rows[0]["total"] if rows else _count_without_page(db, market, search, include_delisted)
     items = [Stock(**{k: v for k, v in row.items() if k != "total"}) for row in rows]
     next_offset = offset + len(items) if offset + len(items) < total else None
     return StocksPage(items=items, total=total, limit=limit, offset=offset, next_offset=next_offset)
 
 
-def _count_without_page(db: psycopg.Connection, market, q, include_delisted) -> int:
+def _count_without_page(db: psycopg.Connection, market, search, include_delisted) -> int:
     """The total when the requested page is past the end (the windowed count came back empty)."""
     row = db.execute(template("queries/api/stocks_page.sql"), {
-        "market": market, "search": q, "include_delisted": include_delisted, "limit": 1, "offset": 0,
+        "market": market, "search": search, "include_delisted": include_delisted, "limit": 1, "offset": 0,
     }).fetchone()
     return row["total"] if row else 0
+
+
+def like_literal(text: str) -> str:
+    """``text`` for a LIKE pattern that matches it literally (``\\`` escapes ``%``, ``_`` and itself)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 @app.get("/stocks/{ticker}/prices", response_model=PricesPage, summary="Price history of one ticker")
 def stock_prices(
     db: Db,
     ticker: Annotated[str, Path(pattern=TICKER_PATTERN, description="6-character KRX code, e.g. 005930")],
-    start: Annotated[dt.date | None, Query(description="first date (KST), default: a year before end")] = None,
-    end: Annotated[dt.date | None, Query(description="last date (KST), default: today")] = None,
+    start: Annotated[dt.date | None, Query(ge=MIN_DATE, le=MAX_DATE,
+                                           description="first date (KST), default: a year before end")] = None,
+    end: Annotated[dt.date | None, Query(ge=MIN_DATE, le=MAX_DATE, description="last date (KST), default: today")] = None,
     interval: Annotated[Interval, Query(description="day, week (KST Monday) or month")] = Interval.day,
-    adjusted: Annotated[bool, Query(description="split-adjusted series instead of KRX's raw prices")] = False,
-    limit: Annotated[int, Query(ge=1, le=MAX_PRICES_PAGE)] = 1000,
+    adjusted: Annotated[bool, Query(description="split-adjusted series (decimal strings) instead of KRX's raw "
+                                                "prices (integers)")] = False,
+    limit: Annotated[int, Query(ge=1, le=MAX_PRICES_PAGE, description="most rows in the answer")] = 1000,
 ) -> PricesPage:
     """Prices of ``ticker`` from ``start`` to ``end``, oldest first, at most ``limit`` rows."""
     end = end or dt.datetime.now(ZoneInfo(MARKET_TZ)).date()
-    start = start or end - dt.timedelta(days=DEFAULT_PRICES_DAYS)
+    start = start or max(MIN_DATE, end - dt.timedelta(days=DEFAULT_PRICES_DAYS))
     if start > end:
         raise _bad_request(f"start ({start}) is after end ({end})")
     stock = db.execute(template("queries/api/stock.sql"), {"ticker": ticker}).fetchone()
@@ -168,8 +239,9 @@ def stock_prices(
         statement = template("queries/api/prices_period.sql", view=sql.Identifier(view))
     rows = db.execute(statement, params).fetchall()
     next_start = rows[limit]["date"] if len(rows) > limit else None
+    model = AdjustedPrice if adjusted else RawPrice
     return PricesPage(ticker=ticker, name=stock["name"], market=stock["market"], interval=interval,
-                      adjusted=adjusted, start=first, end=end, items=[Price(**row) for row in rows[:limit]],
+                      adjusted=adjusted, start=first, end=end, items=[model(**row) for row in rows[:limit]],
                       next_start=next_start)
 
 

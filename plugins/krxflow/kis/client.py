@@ -54,6 +54,7 @@ class ClientStats:
     errors: int = 0
     token_renewals: int = 0
     limiter_fallbacks: int = 0
+    late_slots: int = 0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -119,9 +120,12 @@ class KisClient:
         transient = throttled = 0
         renewed = False
         while True:
+            # The token first: the limiter's slot is only good if the call goes out right after it
+            # (a first call that waited for /oauth2/tokenP behind its slot would go out in a burst).
+            token = await self.tokens.get()
             await self.limiter.acquire()
             self.stats.limiter_fallbacks = self.limiter.fallbacks
-            token = await self.tokens.get()
+            self.stats.late_slots = self.limiter.late_slots
             try:
                 return await self._call(path, tr_id, params, token)
             except KisThrottled:

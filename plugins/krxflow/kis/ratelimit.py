@@ -11,6 +11,14 @@ atomically and sleeps until it; slots are ``1 / (rate × (1 − margin))`` secon
 one-second window holds at most ``rate`` calls even with a few tens of milliseconds of network
 jitter. Reservations are queued fairly: nobody spins, nobody retries against Redis.
 
+A slot only keeps that promise if the call goes out *at* the slot. A caller whose event loop was
+busy (a stalled triggerer, a CPU-starved machine) wakes up late, and every caller that reserved a
+slot during the stall wakes up at the same moment: a burst of calls whose slots were spread out.
+So ``acquire()`` checks how late it woke: past ``slack`` (half of what the margin leaves between
+``rate`` slots and one second, ~26 ms at 18/s with 5 %) the slot is given up and a fresh one is
+reserved behind everyone else's. Late callers then leave one at a time, spaced like everyone else,
+and no one-second window holds more than ``rate`` calls (``late_slots`` counts the give-ups).
+
 If Redis is unreachable the limiter falls back to the same schedule kept in-process (a warning
 is logged and counted) and asks Redis again once a second; the budget is then per process
 until Redis answers again.
@@ -61,31 +69,46 @@ class RateLimiter:
         self.key = cache.key("kis", "ratelimit", name)
         self.rate = rate
         self.interval = 1.0 / (rate * (1.0 - margin))
+        # `rate` slots span rate × interval > 1 s; a call may go out up to half that excess late.
+        self.slack = (rate * self.interval - 1.0) / 2
         self.max_reserve = max_reserve
         self.fallbacks = 0
+        self.late_slots = 0
+        self._min_rtt = float("inf")
         self._local_next = 0.0
         self._local_lock = asyncio.Lock()
         self._script = redis.register_script(_GCRA) if redis is not None else None
         self._redis_down_since: float | None = None
         self._skip_redis_until = 0.0
 
+    #: Give up at most this many late slots in one acquire() (then go anyway: the client retries EGW00201).
+    MAX_LATE_SLOTS = 20
+
     async def acquire(self) -> float:
-        """Wait for the next slot; returns the seconds waited."""
+        """Wait for the next slot and return the seconds waited; the caller must send at once."""
         started = time.monotonic()
+        late = 0
         while True:
-            wait = await self._reserve()
-            if wait is not None:
-                if wait > 0:
-                    await asyncio.sleep(wait)
+            slot = await self._reserve()
+            if slot is None:
+                await asyncio.sleep(self.max_reserve / 2)  # queue full: come back later
+                continue
+            wait = slot - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            if time.monotonic() - slot <= self.slack or late >= self.MAX_LATE_SLOTS:
                 return time.monotonic() - started
-            await asyncio.sleep(self.max_reserve / 2)  # queue full: come back later
+            late += 1
+            self.late_slots += 1
 
     async def _reserve(self) -> float | None:
+        """Reserve the next slot: its time on this process's monotonic clock, None when the queue is full."""
         if self._script is None:
             return await self._reserve_local()
         if time.monotonic() < self._skip_redis_until:  # Redis just failed: don't stall every call on it
             self.fallbacks += 1
             return await self._reserve_local()
+        asked = time.monotonic()
         try:
             wait_us, _ = await self._script(keys=[self.key],
                                             args=[int(self.interval * 1e6), int(self.max_reserve * 1e6)])
@@ -99,11 +122,15 @@ class RateLimiter:
         if self._redis_down_since is not None:
             log.warning("rate limiter: Redis is back after %.1fs", time.monotonic() - self._redis_down_since)
             self._redis_down_since = None
-        return None if wait_us < 0 else wait_us / 1e6
+        if wait_us < 0:
+            return None
+        # Redis reserved the slot `wait` after it ran the script, about half the quickest round trip
+        # after we asked; a reply that then sat in a busy event loop counts as lateness.
+        self._min_rtt = min(self._min_rtt, time.monotonic() - asked)
+        return asked + self._min_rtt / 2 + wait_us / 1e6
 
     async def _reserve_local(self) -> float:
         async with self._local_lock:
-            now = time.monotonic()
-            slot = max(now, self._local_next)
+            slot = max(time.monotonic(), self._local_next)
             self._local_next = slot + self.interval
-            return slot - now
+            return slot

@@ -17,6 +17,10 @@ order_books       ``kis_order_books``       true        also poll the 10-level o
 
 ``demo_seconds`` is for the sample-mode demo and tests against the fake KIS server; in production
 the run waits for the open and stops at ``session_end``.
+
+A run whose session is already over when it starts (unpausing the DAG after the close creates the
+latest session's run at once; so does clearing an old run) has nothing to poll: :func:`closed_since`
+says so, and the DAG skips the run at once instead of starting the poller.
 """
 
 from __future__ import annotations
@@ -25,6 +29,10 @@ import datetime as dt
 from typing import Any
 
 from krxflow.settings import MARKET_TZ
+
+#: The run ``make run`` starts in sample mode (2 minutes, 20 tickers, 30-s windows); ``bench/kis_poll.py
+#: --demo`` polls exactly this, window after window, the way the sensor does.
+DEMO_RUN = {"demo_seconds": 120, "watchlist_size": 20, "window_seconds": 30}
 
 SETTINGS = {  # param name: (Variable, default)
     "watchlist": ("kis_watchlist", None),
@@ -74,6 +82,12 @@ def session_window(day: dt.date, session_end: str = "close", demo_seconds: float
         if end <= opens:
             raise ValueError(f"session_end {session_end} is before the open ({opens:%H:%M})")
     return opens, end
+
+
+def closed_since(plan: dict, now: dt.datetime | None = None) -> dt.datetime | None:
+    """When the planned polling window ended, if it has ended by ``now``; None while there is still time to poll."""
+    end = dt.datetime.fromisoformat(plan["end"])
+    return end if (now or dt.datetime.now(dt.timezone.utc)) >= end else None
 
 
 def run_stream(dag_id: str, run_id: str) -> str:

@@ -24,6 +24,8 @@ DAILY_COLUMNS = ["ticker", "trade_date", "open", "high", "low", "close", "volume
                  "change_rate", "base_price", "market_cap", "listed_shares"]
 #: KRX's own adjusted prices (the cross-check's reference).
 KRX_ADJUSTED_COLUMNS = ["ticker", "trade_date", "open", "high", "low", "close"]
+#: One session of the whole market with each ticker's listing (what KRX's all-market answer carries).
+MARKET_DAY_COLUMNS = DAILY_COLUMNS + ["name", "market", "isin", "sector"]
 #: ``daily_prices_adjusted`` columns (split-adjusted series).
 ADJUSTED_COLUMNS = ["ticker", "trade_date", "open", "high", "low", "close", "volume", "change_rate"]
 #: The markets krxflow keeps.
@@ -73,6 +75,31 @@ class KrxSource(abc.ABC):
         """KRX's own adjusted prices of one ticker (MDCSTAT01701 with ``adjStkPrc=2``), oldest first:
         ``ticker, trade_date, open, high, low, close`` — the reference krxflow's derived series is
         checked against."""
+
+    def market_day(self, day) -> "pd.DataFrame":  # noqa: F821
+        """Session ``day`` of the whole market with each ticker's listing (:data:`MARKET_DAY_COLUMNS`;
+        empty on holidays).
+
+        KRX's all-market answer carries both. A source that gets them in one answer either overrides
+        this or provides ``_market_day(session)`` returning that answer as :data:`MARKET_DAY_COLUMNS`
+        (as :class:`~krxflow.sources.pykrx_source.PykrxSource` does); otherwise the prices and the
+        listing are asked for separately.
+        """
+        import pandas as pd
+
+        from krxflow.calendar import is_trading_day
+
+        day = as_date(day)
+        if not is_trading_day(day):
+            return pd.DataFrame(columns=MARKET_DAY_COLUMNS)
+        one_answer = getattr(self, "_market_day", None)
+        if one_answer is not None:
+            return one_answer(day)[MARKET_DAY_COLUMNS].reset_index(drop=True)
+        prices = self.daily_prices(day)
+        if prices.empty:
+            return pd.DataFrame(columns=MARKET_DAY_COLUMNS)
+        listing = self.listing(day).drop(columns=["listed_shares", "market_cap"])
+        return prices.merge(listing, on="ticker", how="inner")[MARKET_DAY_COLUMNS]
 
     def requests_sent(self) -> int:
         """HTTP requests this source object sent so far (0 for offline sources)."""

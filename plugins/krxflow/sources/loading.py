@@ -15,7 +15,7 @@ from functools import lru_cache
 
 import pandas as pd
 
-from krxflow.sources.base import KrxSource, as_date
+from krxflow.sources.base import DAILY_COLUMNS, LISTING_COLUMNS, KrxSource, as_date
 from krxflow.sqlfiles import template
 
 log = logging.getLogger(__name__)
@@ -82,35 +82,63 @@ class ListingResult:
 def load_listing(source: KrxSource, day, *, hook=None, include_delisted: bool = True) -> ListingResult:
     """Bring ``stocks`` up to the listing of session ``day``; keep renames/moves/delistings in ``stock_changes``.
 
-    * listed tickers are inserted or updated (name, market, ISIN, sector, shares, market cap);
-      ``first_seen``/``last_seen`` only ever widen, so loading an older day never undoes a newer one;
-    * a ticker last seen before ``day`` and absent from its listing is marked delisted on ``day``;
-      one that reappears is marked listed again;
-    * tickers the source knows as delisted (and ``stocks`` does not) are added as delisted.
+    :func:`update_master` with the source's listing of the session (and, ``include_delisted``, the
+    tickers the source knows as delisted, which are added as delisted).
     """
     from krxflow.calendar import is_trading_day, previous_trading_day
 
-    hook = hook or shared_hook()
     day = as_date(day)
     session = day if is_trading_day(day) else previous_trading_day(day)
-    listing = source.listing(session)
+    return update_master(source.listing(session), session, hook=hook,
+                         known_delisted=source.delisted() if include_delisted else None)
+
+
+def update_master(listing: pd.DataFrame, session: dt.date, *, hook=None,
+                  known_delisted: pd.DataFrame | None = None) -> ListingResult:
+    """The ticker master after seeing ``listing`` (:data:`LISTING_COLUMNS`): every ticker listed on ``session``.
+
+    Both the ``krx_tickers`` DAG and each day's all-market load (``load_daily_prices``) call this,
+    so the dates are those of the sessions seen, in whatever order they are loaded:
+
+    * ``first_seen``/``last_seen`` only ever widen; attributes (name, market, shares, ...) follow
+      the newest session seen; a rename or market move is recorded on the session it is first seen;
+    * a ticker absent from the listing of a session after its ``last_seen`` is delisted on that
+      session; an even earlier such session moves ``delisted_on`` back (the first session without it);
+    * a delisted ticker listed again on or after its ``delisted_on`` is relisted; seen on an older
+      session it only widens ``last_seen``.
+    """
+    hook = hook or shared_hook()
+    # One master update at a time (a backfill loads several sessions at once): each reads the
+    # master and writes it back, so concurrent ones would undo each other's widening. The session
+    # lock goes with the connection.
+    with hook.get_conn() as lock:
+        lock.execute(template("queries/krx/master_lock.sql"))
+        return _update_master(listing, session, hook, known_delisted)
+
+
+def _update_master(listing: pd.DataFrame, session: dt.date, hook, known_delisted) -> ListingResult:
     existing = read_frame(hook, "queries/krx/stocks_state.sql").set_index("ticker")
     now = pd.Timestamp.now(tz="UTC")
     result = ListingResult(day=session.isoformat(), listed=len(listing))
     rows, changes = [], []
-    for rec in listing.to_dict("records"):
+    for rec in listing[LISTING_COLUMNS].to_dict("records"):
         ticker = rec["ticker"]
         old = existing.loc[ticker] if ticker in existing.index else None
-        row = {k: (None if pd.isna(v) else v) for k, v in rec.items()}
+        row = {k: (None if not isinstance(v, str) and pd.isna(v) else v) for k, v in rec.items()}
         if old is None:
             result.new += 1
             row.update(first_seen=session, last_seen=session, delisted=False, delisted_on=None, updated_at=now)
             rows.append(row)
             continue
+        still_delisted = bool(old["delisted"]) and old["delisted_on"] is not None and session < old["delisted_on"]
         newer = old["last_seen"] is None or session >= old["last_seen"]
-        if not newer:  # an older listing: only widen first_seen, keep today's attributes
-            if old["first_seen"] is None or session < old["first_seen"]:
-                rows.append({**_current(old, ticker), "first_seen": session})
+        if not newer or still_delisted:  # an older session: widen the dates, keep the newest attributes
+            widened = {"first_seen": min(old["first_seen"] or session, session),
+                       "last_seen": max(old["last_seen"] or session, session)}
+            if still_delisted:  # seen later than we knew: gone on the first loaded session after that
+                widened["delisted_on"] = _gone_on(hook, widened["last_seen"], old["delisted_on"])
+            if any(widened[k] != old[k] for k in widened):
+                rows.append({**_current(old, ticker), **widened, "updated_at": now})
             continue
         for col, label in (("name", "name"), ("market", "market")):
             if old[col] != row[col]:
@@ -128,15 +156,21 @@ def load_listing(source: KrxSource, day, *, hook=None, include_delisted: bool = 
     listed = set(listing["ticker"])
     if len(listed):  # an empty listing never delists the market
         for ticker, old in existing.iterrows():
-            if ticker in listed or old["delisted"] or old["market"] not in ("KOSPI", "KOSDAQ"):
+            if ticker in listed or old["market"] not in ("KOSPI", "KOSDAQ"):
                 continue
-            if old["last_seen"] is not None and old["last_seen"] < session:
-                rows.append({**_current(old, ticker), "delisted": True, "delisted_on": session, "updated_at": now})
-                changes.append((ticker, session, "delisted", "false", "true"))
+            if old["last_seen"] is None or old["last_seen"] >= session:
+                continue
+            if old["delisted"] and old["delisted_on"] is not None and session >= old["delisted_on"]:
+                continue  # still gone, as already recorded
+            gone_on = _gone_on(hook, old["last_seen"], session)
+            if not old["delisted"]:
+                rows.append({**_current(old, ticker), "delisted": True, "delisted_on": gone_on, "updated_at": now})
+                changes.append((ticker, gone_on, "delisted", "false", "true"))
                 result.delisted += 1
-    if include_delisted:
-        known = source.delisted()
-        for rec in known.to_dict("records"):
+            elif old["delisted_on"] is None or gone_on < old["delisted_on"]:  # gone already on an earlier session
+                rows.append({**_current(old, ticker), "delisted_on": gone_on, "updated_at": now})
+    if known_delisted is not None:
+        for rec in known_delisted.to_dict("records"):
             if rec["ticker"] in existing.index or rec["ticker"] in listed:
                 continue
             rows.append({**{k: (None if pd.isna(v) else v) for k, v in rec.items()}, "sector": None,
@@ -150,6 +184,13 @@ def load_listing(source: KrxSource, day, *, hook=None, include_delisted: bool = 
         hook.append("stock_changes", pd.DataFrame(changes, columns=CHANGE_COLUMNS), columns=CHANGE_COLUMNS)
     log.info("listing of %s: %s", session, result)
     return result
+
+
+def _gone_on(hook, last_seen: dt.date, absent_on: dt.date) -> dt.date:
+    """The session a ticker last seen on ``last_seen`` and missing on ``absent_on`` was delisted: the first
+    session after ``last_seen`` whose whole market is loaded (it was missing there too), else ``absent_on``."""
+    found = read_frame(hook, "queries/krx/first_loaded_session.sql", {"after": last_seen, "until": absent_on})
+    return found["day"].iloc[0] if len(found) and found["day"].iloc[0] is not None else absent_on
 
 
 def _current(old: pd.Series, ticker: str) -> dict:
@@ -167,15 +208,22 @@ def _same(a, b) -> bool:
 
 # ---------------------------------------------------------------------------- daily prices
 def load_daily_prices(source: KrxSource, day, *, hook=None) -> dict:
-    """The whole market on session ``day`` (one source request) → ``daily_prices``."""
+    """The whole market on session ``day`` → ``daily_prices``, and the ticker master placed on that session.
+
+    The all-market answer names every ticker listed that day (name, market, ...), so the master's
+    ``first_seen``/``last_seen``, new listings, delistings, renames and market moves land on the
+    sessions they happened (:func:`update_master`), not on the day ``krx_tickers`` last ran.
+    """
     hook = hook or shared_hook()
     day = as_date(day)
-    frame = source.daily_prices(day)
+    frame = source.market_day(day)
     if frame.empty:
         return {"day": day.isoformat(), "rows_in": 0, "inserted": 0, "updated": 0, "unchanged": 0, "rejected": 0}
-    written = hook.upsert("daily_prices", for_hook(frame))
+    written = hook.upsert("daily_prices", for_hook(frame[DAILY_COLUMNS]))
+    master = update_master(frame, day, hook=hook)
     return {"day": day.isoformat(), "rows_in": written.rows_in, "inserted": written.inserted,
-            "updated": written.updated, "unchanged": written.unchanged, "rejected": written.rejected}
+            "updated": written.updated, "unchanged": written.unchanged, "rejected": written.rejected,
+            "master": {k: v for k, v in asdict(master).items() if k != "day"}}
 
 
 def check_daily_quality(day, *, hook=None) -> dict:

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from krxflow.sources.base import (ADJUSTED_COLUMNS, DAILY_COLUMNS, DELISTED_COLUMNS, KRX_ADJUSTED_COLUMNS,
-                                  LISTING_COLUMNS, KrxSource, as_date)
+                                  LISTING_COLUMNS, MARKET_DAY_COLUMNS, KrxSource, as_date)
 
 #: The first session of the sample market.
 UNIVERSE_START = dt.date(2016, 1, 4)
@@ -406,6 +406,9 @@ class SampleSource(KrxSource):
 
     def daily_prices(self, day) -> pd.DataFrame:
         return self.market.day(as_date(day))[DAILY_COLUMNS].reset_index(drop=True)
+
+    def market_day(self, day) -> pd.DataFrame:
+        return self.market.day(as_date(day))[MARKET_DAY_COLUMNS].reset_index(drop=True)
 
     def history(self, ticker: str, first, last, *, adjusted: bool = True, isin: str | None = None) -> pd.DataFrame:
         return self.market.history(ticker, as_date(first), as_date(last), adjusted).reset_index(drop=True)

@@ -1,7 +1,7 @@
 -- Week or month candles ({view} = weekly_candles | monthly_candles) whose period starts in
--- [start, end]; oldest first; one row more than the page to detect a next page.
-SELECT period_start AS date, open::float8 AS open, high::float8 AS high, low::float8 AS low,
-       close::float8 AS close, volume, trading_value::float8 AS trading_value, NULL::float8 AS change_rate,
+-- [start, end]; oldest first; one row more than the page to detect a next page. Prices stay exact
+-- numeric: whole won for the raw series, the adjusted series' decimals (the API's models say which).
+SELECT period_start AS date, open, high, low, close, volume, trading_value, NULL::float8 AS change_rate,
        NULL::bigint AS market_cap, trading_days
 FROM {view}
 WHERE ticker = %(ticker)s AND adjusted = %(adjusted)s AND period_start BETWEEN %(start)s AND %(end)s
