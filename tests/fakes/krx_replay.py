@@ -10,6 +10,12 @@ against the recorded responses in the shared reference folder):
   ISIN, ``output``, newest first), ``finder_stkisu`` / ``finder_listdelisu`` (``block1``).
   Numbers are strings with thousands commas; halted days have open/high/low ``"0"``;
   ``Content-Type: text/html`` as KRX does.
+* the other daily reports (issue 17), from the sample market's reports: ``finder_equidx``
+  (index master, ``block1``), ``MDCSTAT00101`` (one index group's indices by name; the KOSPI
+  group starts with "코스피 (외국주포함)" whose prices are ``"-"``), ``MDCSTAT02401`` (one investor
+  type, all tickers that traded), ``MDCSTAT03501`` (fundamentals; loss makers' EPS/PER ``"-"``),
+  srt ``MDCSTAT30101``/``MDCSTAT30501`` (per market, ``OutBlock_1``, ``ISU_CD`` = short code)
+  and ``MDCSTAT03701`` (foreign ownership). Off-session days answer no rows.
 * ``GET fchart.stock.naver.com/sise.nhn``: EUC-KR XML ``<item data="YYYYMMDD|o|h|l|c|v"/>``.
 * The login, as strict as KRX: ``GET MDCCOMS001.cmd`` hands out a ``JSESSIONID`` cookie,
   ``GET login.jsp``, then ``POST MDCCOMS001D1.cmd`` with that cookie answers
@@ -94,6 +100,7 @@ def _kind_of(bld: str) -> str:
 
 
 _FAULTS = {"logout", "403", "html", "empty", "500"}
+_PASS = "pass"  # a queued "no fault" (see KrxReplay.fail's ``after``)
 _KINDS_OF_LOGIN = ("login_page", "login_jsp", "login")
 
 
@@ -146,12 +153,14 @@ class KrxReplay:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def fail(self, kind: str, fault: str, times: int = 1) -> None:
+    def fail(self, kind: str, fault: str, times: int = 1, *, after: int = 0) -> None:
         """Answer the next ``times`` requests of ``kind`` (a bld name like ``MDCSTAT01501``, ``naver``,
-        ``login``, or ``*`` for any data request) with ``fault``: logout, 403, html, empty or 500."""
+        ``login``, or ``*`` for any data request) with ``fault``: logout, 403, html, empty or 500.
+        ``after``: answer that many requests of ``kind`` normally first (a fault mid-way through a
+        report of several requests of one kind)."""
         if fault not in _FAULTS:
             raise ValueError(f"unknown fault {fault!r}")
-        self._redis.rpush(self._key("faults", kind), *([fault] * times))
+        self._redis.rpush(self._key("faults", kind), *([_PASS] * after + [fault] * times))
 
     def block(self, fault: str = "403", *, after: int = 0) -> None:
         """Block the whole IP once ``after`` more requests were answered: from then on every request
@@ -203,6 +212,7 @@ class KrxReplay:
             for key in (kind, "*" if kind not in _KINDS_OF_LOGIN else None):
                 if key is not None and (fault := self._redis.lpop(self._key("faults", key))):
                     break
+        fault = None if fault == _PASS else fault
         answer = self._fault_answer(fault, _EMPTY_KEYS.get(kind, "output")) if fault else respond()
         self._redis.rpush(self._key("log"), json.dumps({"kind": kind, "params": params, "t": arrived,
                                                         "pid": os.getpid(), "status": answer[0]}))
