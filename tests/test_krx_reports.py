@@ -319,3 +319,79 @@ def test_report_selection():
     with pytest.raises(ValueError, match="unknown reports"):
         selected_reports("pe_ratios")
     assert sum(r.requests for r in REPORTS.values()) <= 25
+
+
+# ---------------------------------------------------------------------------- the DAG
+@pytest.fixture(scope="module")
+def dagbag(airflow_db):
+    from pathlib import Path
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(Path(__file__).resolve().parents[1] / "dags"))
+
+
+def _kst(day: str, hour: int = 18, minute: int = 30):
+    import pendulum
+
+    return pendulum.parse(day, tz="Asia/Seoul").add(hours=hour, minutes=minute)
+
+
+def test_the_dag_has_a_task_per_report_in_the_krx_pool(dagbag):
+    from krxflow.timetables import KRXSessionTimetable
+
+    dag = dagbag.get_dag("krx_market_reports")
+    assert isinstance(dag.timetable, KRXSessionTimetable) and dag.timetable.at == "18:30"
+    assert dag.params["reports"] == "default"
+    for name in REPORTS:
+        load, check = dag.get_task(f"load_{name}"), dag.get_task(f"check_{name}")
+        assert load.pool == "krx_api" and check.pool != "krx_api"
+        assert check.upstream_task_ids == {load.task_id} and load.upstream_task_ids == {"choose"}
+    assert all(t.retries >= 2 for t in dag.tasks)
+
+
+def test_dag_test_loads_every_report_checks_them_and_a_rerun_changes_nothing(dagbag, monkeypatch, report_db,
+                                                                               redis_client):
+    pg = report_db
+    monkeypatch.setenv("KRXFLOW_SOURCE", "sample")
+    monkeypatch.setenv("KRXFLOW_SAMPLE_TICKERS", str(TICKERS))
+    pg.execute("TRUNCATE stock_changes")
+    _load_prices([dt.date(2024, 1, 2), dt.date(2024, 1, 3), DAY])
+    dag = dagbag.get_dag("krx_market_reports")
+    run = dag.test(logical_date=_kst(DAY.isoformat()))
+    assert run.state == "success"
+    counts = {r.table: pg.execute(f"SELECT count(*) FROM {r.table}").fetchone()[0] for r in REPORTS.values()}  # noqa: S608
+    sample = SampleSource(TICKERS)
+    assert counts == {r.table: len(getattr(sample, r.method)(r.day_for(DAY))) for r in REPORTS.values()}
+    checks = pg.execute("SELECT table_name, status, dag_id FROM load_stats WHERE operation = 'quality_check' "
+                        "ORDER BY table_name").fetchall()
+    assert checks == sorted((r.table, "ok", "krx_market_reports") for r in REPORTS.values())
+    snapshot = {t: pg.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall() for t in counts}  # noqa: S608
+    rerun = dag.test(logical_date=_kst(DAY.isoformat()), run_conf={"reports": "all"})
+    assert rerun.state == "success"
+    assert {t: pg.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall() for t in counts} == snapshot  # noqa: S608
+    writes = pg.execute("SELECT sum(inserted + updated) FROM load_stats WHERE run_id = %s AND operation = 'upsert'",
+                        (rerun.run_id,)).fetchone()[0]
+    assert writes == 0
+
+
+def test_the_reports_param_selects_reports_and_skips_the_others(dagbag, monkeypatch, report_db, redis_client):
+    pg = report_db
+    monkeypatch.setenv("KRXFLOW_SOURCE", "sample")
+    monkeypatch.setenv("KRXFLOW_SAMPLE_TICKERS", str(TICKERS))
+    dag = dagbag.get_dag("krx_market_reports")
+    run = dag.test(logical_date=_kst("2024-01-05"), run_conf={"reports": ["fundamentals"]})
+    assert run.state == "success"
+    states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+    assert states["load_fundamentals"] == "success"
+    assert states["load_investors"] == "skipped" and states["check_investors"] == "skipped"
+    assert pg.execute("SELECT count(*) FROM krx_fundamentals").fetchone()[0] > 0
+    assert pg.execute("SELECT count(*) FROM krx_investor_trading").fetchone()[0] == 0
+
+
+def test_a_manual_run_on_a_holiday_is_skipped(dagbag, monkeypatch, report_db, redis_client):
+    monkeypatch.setenv("KRXFLOW_SOURCE", "sample")
+    monkeypatch.setenv("KRXFLOW_SAMPLE_TICKERS", str(TICKERS))
+    run = dagbag.get_dag("krx_market_reports").test(logical_date=_kst(SEOLLAL.isoformat()))
+    states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+    assert all(s == "skipped" for t, s in states.items() if t != "choose"), states
