@@ -395,3 +395,20 @@ def test_a_manual_run_on_a_holiday_is_skipped(dagbag, monkeypatch, report_db, re
     run = dagbag.get_dag("krx_market_reports").test(logical_date=_kst(SEOLLAL.isoformat()))
     states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
     assert all(s == "skipped" for t, s in states.items() if t != "choose"), states
+
+
+def test_the_reports_keep_the_readme_promises_at_the_wire(monkeypatch, market, redis_client):
+    """One shared login, every request at least the interval after the previous one (logins included)."""
+    from krxflow.sources.pykrx_source import PykrxSource, reset_pykrx_state
+
+    monkeypatch.setenv("AIRFLOW_CONN_KRX_DEFAULT", "generic://krx-user:krx-secret@")
+    reset_pykrx_state()
+    interval = 0.2
+    with KrxReplay(market, require_login=True) as replay:
+        source = PykrxSource(min_interval=interval)
+        for report in REPORTS.values():
+            assert len(getattr(source, report.method)(DAY)) > 0
+    reset_pykrx_state()
+    assert replay.received["login"] == 1 and replay.received["login_page"] == 1
+    assert replay.total == 3 + sum(r.requests for r in REPORTS.values())
+    assert min(replay.gaps()) >= interval
