@@ -22,6 +22,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "plugins"))
+from krxflow.sources.base import INSTITUTIONS  # noqa: E402  (plain constants, no dependencies)
 OUT = HERE / "dashboards"
 DS = {"type": "grafana-postgresql-datasource", "uid": "krxflow-pg"}
 
@@ -171,8 +173,8 @@ LIMIT 20"""
 
 # ------------------------------------------------------------------------------------ KRX reports (issue 17)
 #: Investor types in the groups the panels draw (institutions = KRX's 기관합계).
-INVESTOR_GROUP = """CASE WHEN investor IN ('financial_investment', 'insurance', 'investment_trust', 'private_equity',
-                                  'bank', 'other_financial', 'pension_fund') THEN 'institutions'
+INSTITUTION_LIST = ", ".join(f"'{name}'" for name in INSTITUTIONS)
+INVESTOR_GROUP = f"""CASE WHEN investor IN ({INSTITUTION_LIST}) THEN 'institutions'
             WHEN investor IN ('foreign', 'other_foreign') THEN 'foreigners'
             WHEN investor = 'individual' THEN 'individuals'
             ELSE 'other corporations' END"""
@@ -200,8 +202,7 @@ LAST_INVESTOR_SESSION = (f"(SELECT max(trade_date) AS trade_date FROM krx_invest
 
 TOP_FOREIGN_BUYS_SQL = f"""SELECT t.ticker, s.name, s.market,
        sum(t.net_value) FILTER (WHERE t.investor IN ('foreign', 'other_foreign')) AS foreigners_net_value,
-       sum(t.net_value) FILTER (WHERE t.investor IN ('financial_investment', 'insurance', 'investment_trust',
-           'private_equity', 'bank', 'other_financial', 'pension_fund')) AS institutions_net_value,
+       sum(t.net_value) FILTER (WHERE t.investor IN ({INSTITUTION_LIST})) AS institutions_net_value,
        sum(t.net_value) FILTER (WHERE t.investor = 'individual') AS individuals_net_value
 FROM {LAST_INVESTOR_SESSION}
 CROSS JOIN LATERAL (

@@ -401,7 +401,9 @@ class KrxReplay:
     def _index_prices(self, params: dict) -> list[dict]:
         """MDCSTAT00101 ``output``: one group's indices, by name only (KRX sends no code). The KOSPI
         group starts with "코스피 (외국주포함)", which has no prices ("-") and no finder entry."""
-        group = {"01": "KRX", "02": "KOSPI", "03": "KOSDAQ"}.get(params.get("idxIndMidclssCd"))
+        from krxflow.sources.base import INDEX_GROUPS
+
+        group = {code: name for name, code in INDEX_GROUPS.items()}.get(params.get("idxIndMidclssCd"))
         day, frame, _ = self._report("index_prices", params)
         if frame.empty or group is None:
             return []
