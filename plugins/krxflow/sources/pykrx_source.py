@@ -326,6 +326,7 @@ class PykrxSource(KrxSource):
     # after the re-login, a block, an empty answer) raises and nothing of the day is returned.
     def index_prices(self, day) -> pd.DataFrame:
         """finder_equidx (the master, 1 request) + MDCSTAT00101 per group (3 requests)."""
+        _import_pykrx()  # first: pykrx must never be imported with KRX_ID/KRX_PW visible
         from pykrx.website.krx.market.core import 전체지수시세, 주가지수검색
 
         day = self._session_or_none(day)
@@ -343,6 +344,7 @@ class PykrxSource(KrxSource):
 
     def investor_trading(self, day) -> pd.DataFrame:
         """MDCSTAT02401 once per investor type (11 requests), all tickers of both markets each."""
+        _import_pykrx()  # first: pykrx must never be imported with KRX_ID/KRX_PW visible
         from pykrx.website.krx.market.core import 투자자별_순매수상위종목
 
         day = self._session_or_none(day)
@@ -361,6 +363,7 @@ class PykrxSource(KrxSource):
 
     def fundamentals(self, day) -> pd.DataFrame:
         """MDCSTAT03501, all tickers (1 request)."""
+        _import_pykrx()  # first: pykrx must never be imported with KRX_ID/KRX_PW visible
         from pykrx.website.krx.market.core import PER_PBR_배당수익률_전종목
 
         return self._one_report(day, "fundamentals", FUNDAMENTAL_COLUMNS, frames.fundamentals_frame,
@@ -368,6 +371,7 @@ class PykrxSource(KrxSource):
 
     def short_selling(self, day) -> pd.DataFrame:
         """srt MDCSTAT30101 per market (2 requests; KRX has no "ALL" here), shares only."""
+        _import_pykrx()  # first: pykrx must never be imported with KRX_ID/KRX_PW visible
         from pykrx.website.krx.market.core import 개별종목_공매도_거래_전종목
 
         return self._one_report(day, "short selling", SHORT_SELLING_COLUMNS, frames.short_selling_frame,
@@ -377,6 +381,7 @@ class PykrxSource(KrxSource):
 
     def short_balance(self, day) -> pd.DataFrame:
         """srt MDCSTAT30501 per market (2 requests; ``mktTpCd`` 1 KOSPI, 2 KOSDAQ)."""
+        _import_pykrx()  # first: pykrx must never be imported with KRX_ID/KRX_PW visible
         from pykrx.website.krx.market.core import 전종목_공매도_잔고
 
         return self._one_report(day, "short balances", SHORT_BALANCE_COLUMNS, frames.short_balance_frame,
@@ -384,6 +389,7 @@ class PykrxSource(KrxSource):
 
     def foreign_ownership(self, day) -> pd.DataFrame:
         """MDCSTAT03701, all tickers (1 request)."""
+        _import_pykrx()  # first: pykrx must never be imported with KRX_ID/KRX_PW visible
         from pykrx.website.krx.market.core import 외국인보유량_전종목
 
         return self._one_report(day, "foreign ownership", FOREIGN_OWNERSHIP_COLUMNS, frames.foreign_ownership_frame,
