@@ -95,6 +95,9 @@ def load(conn, tickers: int, years: int) -> dict:
 
     for day in trading_days(last - dt.timedelta(days=10), last):  # the krx_daily_prices DAG's quality check
         loading.check_daily_quality(day, hook=hook)
+    recent = trading_days(last - dt.timedelta(days=14), last)  # the krx_market_reports DAG's reports
+    written = sample_data.load_reports(hook, SampleSource(tickers=tickers), recent)
+    at = step(f"the other KRX reports of {len(recent)} sessions ({sum(written.values()):,} rows)", at)
     stats = sample_data.load_pipeline_history(hook, conn, dt.datetime.now(KST))
     step(f"load_stats history ({stats:,} rows)", at)
     conn.execute("ANALYZE")

@@ -22,6 +22,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "plugins"))
+from krxflow.sources.base import INSTITUTIONS  # noqa: E402  (plain constants, no dependencies)
 OUT = HERE / "dashboards"
 DS = {"type": "grafana-postgresql-datasource", "uid": "krxflow-pg"}
 
@@ -168,6 +170,95 @@ JOIN stocks s ON s.ticker = p.ticker
 WHERE s.market IN ($market)
 ORDER BY market_cap DESC NULLS LAST
 LIMIT 20"""
+
+# ------------------------------------------------------------------------------------ KRX reports (issue 17)
+#: Investor types in the groups the panels draw (institutions = KRX's 기관합계).
+INSTITUTION_LIST = ", ".join(f"'{name}'" for name in INSTITUTIONS)
+INVESTOR_GROUP = f"""CASE WHEN investor IN ({INSTITUTION_LIST}) THEN 'institutions'
+            WHEN investor IN ('foreign', 'other_foreign') THEN 'foreigners'
+            WHEN investor = 'individual' THEN 'individuals'
+            ELSE 'other corporations' END"""
+
+INDEX_CANDLES_SQL = f"""SELECT {day_time('p.trade_date')} AS "time", p.open, p.high, p.low, p.close, p.volume,
+       b.advancers, b.decliners
+FROM krx_index_prices p
+LEFT JOIN LATERAL (
+    SELECT sum(advancers)::int AS advancers, sum(decliners)::int AS decliners FROM daily_market_summary
+    WHERE trade_date = p.trade_date AND market IN ($market)
+) b ON true
+WHERE p.index_code = '$index' AND p.trade_date BETWEEN {KST_FROM} AND {KST_TO}
+ORDER BY p.trade_date"""
+
+INVESTOR_FLOWS_SQL = f"""SELECT {day_time('t.trade_date')} AS "time", {INVESTOR_GROUP.replace('investor', 't.investor')} AS metric,
+       sum(t.net_value) AS net_value
+FROM krx_investor_trading t
+JOIN stocks s ON s.ticker = t.ticker
+WHERE t.trade_date BETWEEN {KST_FROM} AND {KST_TO} AND s.market IN ($market)
+GROUP BY t.trade_date, 2
+ORDER BY t.trade_date, 2"""
+
+LAST_INVESTOR_SESSION = (f"(SELECT max(trade_date) AS trade_date FROM krx_investor_trading "
+                         f"WHERE trade_date BETWEEN {KST_FROM} AND {KST_TO}) last")
+
+TOP_FOREIGN_BUYS_SQL = f"""SELECT t.ticker, s.name, s.market,
+       sum(t.net_value) FILTER (WHERE t.investor IN ('foreign', 'other_foreign')) AS foreigners_net_value,
+       sum(t.net_value) FILTER (WHERE t.investor IN ({INSTITUTION_LIST})) AS institutions_net_value,
+       sum(t.net_value) FILTER (WHERE t.investor = 'individual') AS individuals_net_value
+FROM {LAST_INVESTOR_SESSION}
+CROSS JOIN LATERAL (
+    SELECT ticker, investor, net_value FROM krx_investor_trading WHERE trade_date = last.trade_date
+) t
+JOIN stocks s ON s.ticker = t.ticker
+WHERE s.market IN ($market)
+GROUP BY t.ticker, s.name, s.market
+ORDER BY foreigners_net_value DESC NULLS LAST
+LIMIT 20"""
+
+VALUATION_SQL = f"""SELECT {day_time('f.trade_date')} AS "time", s.market AS metric,
+       percentile_cont(0.25) WITHIN GROUP (ORDER BY f.per) FILTER (WHERE f.per > 0) AS per_p25,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY f.per) FILTER (WHERE f.per > 0) AS per_median,
+       percentile_cont(0.75) WITHIN GROUP (ORDER BY f.per) FILTER (WHERE f.per > 0) AS per_p75,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY f.pbr) FILTER (WHERE f.pbr > 0) AS pbr_median
+FROM krx_fundamentals f
+JOIN stocks s ON s.ticker = f.ticker
+WHERE f.trade_date BETWEEN {KST_FROM} AND {KST_TO} AND s.market IN ($market)
+GROUP BY f.trade_date, s.market
+ORDER BY f.trade_date, s.market"""
+
+MOST_SHORTED_SQL = f"""SELECT b.ticker, s.name, s.market, b.balance_ratio, b.balance_value,
+       round(100.0 * t.short_volume / nullif(t.volume, 0), 2) AS short_share_of_volume_pct
+FROM (SELECT max(trade_date) AS trade_date FROM krx_short_balance
+      WHERE trade_date BETWEEN {KST_FROM} AND {KST_TO}) last
+CROSS JOIN LATERAL (
+    SELECT ticker, balance_ratio, balance_value FROM krx_short_balance WHERE trade_date = last.trade_date
+) b
+JOIN stocks s ON s.ticker = b.ticker
+LEFT JOIN krx_short_selling t ON t.ticker = b.ticker AND t.trade_date = last.trade_date
+WHERE s.market IN ($market)
+ORDER BY b.balance_ratio DESC NULLS LAST, b.balance_value DESC NULLS LAST
+LIMIT 20"""
+
+STOCK_INVESTORS_SQL = f"""SELECT {day_time('trade_date')} AS "time", {INVESTOR_GROUP} AS metric, sum(net_value) AS net_value
+FROM krx_investor_trading
+WHERE ticker = '$ticker' AND trade_date BETWEEN {KST_FROM} AND {KST_TO}
+GROUP BY trade_date, 2
+ORDER BY trade_date, 2"""
+
+STOCK_FUNDAMENTALS_SQL = f"""SELECT {day_time('trade_date')} AS "time", per, pbr, dividend_yield
+FROM krx_fundamentals
+WHERE ticker = '$ticker' AND trade_date BETWEEN {KST_FROM} AND {KST_TO}
+ORDER BY trade_date"""
+
+STOCK_SHORTS_SQL = f"""SELECT {day_time('coalesce(t.trade_date, b.trade_date)')} AS "time", t.short_volume,
+       b.balance_quantity, b.balance_ratio
+FROM (SELECT * FROM krx_short_selling WHERE ticker = '$ticker' AND trade_date BETWEEN {KST_FROM} AND {KST_TO}) t
+FULL JOIN (SELECT * FROM krx_short_balance WHERE ticker = '$ticker' AND trade_date BETWEEN {KST_FROM} AND {KST_TO}) b
+    ON b.trade_date = t.trade_date
+ORDER BY 1"""
+
+INDEX_CHOICES = [("코스피", "1001"), ("코스피 200", "1028"), ("코스닥", "2001"), ("코스닥 150", "2203"),
+                 ("KRX 300", "5300")]
+
 
 # ------------------------------------------------------------------------------------ Intraday
 TICKS_SQL = """SELECT ts AS "time", price
@@ -423,6 +514,23 @@ def stock_dashboard() -> dict:
                                          {"id": "custom.fillOpacity", "value": 60}]}]),
         panel(8, "Stochastic 14/3 (daily)", "timeseries", indicator_sql("stoch_k", "stoch_d"), "time_series",
               (16, 30, 8, 7), custom=TS_LINES, options=LEGEND),
+        panel(9, "$ticker net buying by investor type", "timeseries", STOCK_INVESTORS_SQL, "time_series",
+              (0, 37, 24, 8), unit="currencyKRW", custom=TS_BARS, options=LEGEND,
+              description="Net buys (won) of institutions, foreigners, individuals and other corporations per "
+                          "session (krx_investor_trading); they sum to zero every day."),
+        panel(10, "$ticker PER / PBR / dividend yield", "timeseries", STOCK_FUNDAMENTALS_SQL, "time_series",
+              (0, 45, 12, 8), custom=TS_LINES, options=LEGEND,
+              description="KRX's fundamentals at each close (krx_fundamentals). No PER for a loss maker.",
+              overrides=[{"matcher": {"id": "byName", "options": "dividend_yield"},
+                          "properties": [{"id": "unit", "value": "percent"},
+                                         {"id": "custom.axisPlacement", "value": "right"}]}]),
+        panel(11, "$ticker short selling and balance", "timeseries", STOCK_SHORTS_SQL, "time_series",
+              (12, 45, 12, 8), custom=TS_LINES, options=LEGEND,
+              description="Shares sold short per session and the outstanding short balance (KRX publishes "
+                          "balances two sessions late).",
+              overrides=[{"matcher": {"id": "byName", "options": "balance_ratio"},
+                          "properties": [{"id": "unit", "value": "percent"},
+                                         {"id": "custom.axisPlacement", "value": "right"}]}]),
     ]
     variables = [
         ticker_variable(),
@@ -465,8 +573,29 @@ ORDER BY market""", "table", (0, 16, 24, 4),
         panel(6, "Top gainers (last session)", "table", movers_sql("DESC"), "table", (0, 20, 8, 12)),
         panel(7, "Top losers (last session)", "table", movers_sql("ASC"), "table", (8, 20, 8, 12)),
         panel(8, "Market-cap leaders (last session)", "table", MARKET_CAP_LEADERS_SQL, "table", (16, 20, 8, 12)),
+        panel(9, "Index $index with breadth", "candlestick", INDEX_CANDLES_SQL, "table", (0, 32, 24, 12),
+              description="Daily index candles (krx_index_prices) with the day's advancers and decliners of "
+                          "the selected markets.",
+              options={"mode": "candles+volume", "candleStyle": "candles", "colorStrategy": "open-close",
+                       "colors": {"up": "red", "down": "blue"}, "includeAllFields": True,
+                       "fields": {"open": "open", "high": "high", "low": "low", "close": "close",
+                                  "volume": "volume"}, **LEGEND}),
+        panel(10, "Net buying by investor type", "timeseries", INVESTOR_FLOWS_SQL, "time_series", (0, 44, 12, 8),
+              unit="currencyKRW", custom=TS_BARS, options=LEGEND,
+              description="Market-wide net buys (won) per session of institutions, foreigners, individuals and "
+                          "other corporations (krx_investor_trading)."),
+        panel(11, "Top foreign net buys (last session)", "table", TOP_FOREIGN_BUYS_SQL, "table", (12, 44, 12, 8),
+              unit="currencyKRW"),
+        panel(12, "PER / PBR distribution", "timeseries", VALUATION_SQL, "time_series", (0, 52, 12, 8),
+              custom=TS_LINES, options=LEGEND,
+              description="Quartiles of PER (profitable tickers) and median PBR per market and session "
+                          "(krx_fundamentals)."),
+        panel(13, "Most-shorted tickers (last balance)", "table", MOST_SHORTED_SQL, "table", (12, 52, 12, 8),
+              description="Short balance as % of listed shares (krx_short_balance, two sessions late) and "
+                          "that day's short share of volume."),
     ]
-    variables = [multi_variable("market", "Market", ["KOSPI", "KOSDAQ"])]
+    variables = [multi_variable("market", "Market", ["KOSPI", "KOSDAQ"]),
+                 custom_variable("index", "Index", INDEX_CHOICES, "1001")]
     return dashboard("krxflow-market", "krxflow · Market", "KOSPI/KOSDAQ breadth, trading value, returns, "
                      "movers and market-cap leaders (days are KST trading days).", panels, variables,
                      time_from="now-6M")

@@ -5,6 +5,8 @@ Used by the read-side tests and by ``bench/grafana_queries.py``:
 * ``load_market`` — ticker master, raw daily prices and the adjusted series derived from them, from a
   :class:`~krxflow.sources.base.KrxSource` (the offline ``sample`` source in tests and benches),
   written with :class:`~krxflow.hooks.BatchedPostgresHook` exactly like the ingest DAGs do;
+* ``load_reports`` — the other daily KRX reports of some sessions (issue 17), as the
+  ``krx_market_reports`` DAG loads them;
 * ``refresh_read_models`` — the upkeep module's materialized-view refresh and indicator update;
 * ``load_intraday`` — one KST session of KIS-like snapshots and 10-level order books;
 * ``load_pipeline_stats`` — the ``load_stats`` rows the pipeline-health dashboard reads that are
@@ -72,6 +74,20 @@ def load_market(hook, source, first: dt.date, last: dt.date, *, tickers: list[st
             report.adjusted_rows = adjust_market(hook=hook).rows_written
     report.seconds = time.perf_counter() - started
     return report
+
+
+def load_reports(hook, source, days) -> dict[str, int]:
+    """The other daily KRX reports (indices, investors, fundamentals, shorts, foreign ownership) of
+    the sessions ``days`` from ``source``, through the reports' own loader; rows written per table."""
+    from krxflow.sources.report_catalog import REPORTS
+    from krxflow.sources.report_loading import load_report
+
+    written: dict[str, int] = {}
+    for day in days:
+        for name, report in REPORTS.items():
+            result = load_report(source, name, day, hook=hook)
+            written[report.table] = written.get(report.table, 0) + result["inserted"] + result["updated"]
+    return written
 
 
 def refresh_read_models(conn, hook) -> list[str]:

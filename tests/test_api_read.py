@@ -300,7 +300,10 @@ def test_the_api_connection_cannot_write(market):
 
 def test_openapi_documents_every_endpoint(client):
     paths = client.get("/openapi.json").json()["paths"]
-    assert set(paths) == {"/stocks", "/stocks/{ticker}/prices", "/stocks/{ticker}/factors"}
+    assert set(paths) == {"/stocks", "/stocks/{ticker}/prices", "/stocks/{ticker}/factors",
+                          # the other daily KRX reports (issue 17)
+                          "/indices", "/indices/{code}/prices", "/stocks/{ticker}/investors",
+                          "/stocks/{ticker}/fundamentals", "/stocks/{ticker}/shorts"}
 
 
 def test_factors_say_why_an_adjusted_chart_differs_and_delisted_tickers_have_one(client, pg):

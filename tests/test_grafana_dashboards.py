@@ -26,6 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 KST = ZoneInfo("Asia/Seoul")
 FIRST, LAST = dt.date(2023, 1, 2), dt.date(2024, 12, 30)
 INTRADAY_DAY = dt.date(2024, 12, 30)
+#: Sessions whose other KRX reports (issue 17) are loaded for the report panels.
+REPORT_SESSIONS = [dt.date(2024, 12, d) for d in (16, 17, 18, 19, 20, 23, 24, 26, 27, 30)]
 SAMSUNG = "005930"
 DASHBOARDS = panel_sql.load_dashboards()
 
@@ -40,6 +42,9 @@ EXPECTED_COLUMNS = {
     ("krxflow-stock", 6): ["time", "rsi14"],
     ("krxflow-stock", 7): ["time", "macd", "macd_signal", "macd_hist"],
     ("krxflow-stock", 8): ["time", "stoch_k", "stoch_d"],
+    ("krxflow-stock", 9): ["time", "metric", "net_value"],
+    ("krxflow-stock", 10): ["time", "per", "pbr", "dividend_yield"],
+    ("krxflow-stock", 11): ["time", "short_volume", "balance_quantity", "balance_ratio"],
     ("krxflow-market", 1): ["time", "metric", "advancers", "decliners"],
     ("krxflow-market", 2): ["time", "metric", "ad_line"],
     ("krxflow-market", 3): ["time", "metric", "trading_value"],
@@ -48,6 +53,12 @@ EXPECTED_COLUMNS = {
     ("krxflow-market", 6): ["ticker", "name", "market", "close", "change_rate", "volume", "trading_value"],
     ("krxflow-market", 7): ["ticker", "name", "market", "close", "change_rate", "volume", "trading_value"],
     ("krxflow-market", 8): ["ticker", "name", "market", "close", "market_cap", "share_of_market_pct"],
+    ("krxflow-market", 9): ["time", "open", "high", "low", "close", "volume", "advancers", "decliners"],
+    ("krxflow-market", 10): ["time", "metric", "net_value"],
+    ("krxflow-market", 11): ["ticker", "name", "market", "foreigners_net_value", "institutions_net_value",
+                             "individuals_net_value"],
+    ("krxflow-market", 12): ["time", "metric", "per_p25", "per_median", "per_p75", "pbr_median"],
+    ("krxflow-market", 13): ["ticker", "name", "market", "balance_ratio", "balance_value", "short_share_of_volume_pct"],
     ("krxflow-intraday", 1): ["time", "price"],
     ("krxflow-intraday", 2): ["time", "price", "change_rate", "cum_volume", "halted"],
     ("krxflow-intraday", 3): ["time", "volume"],
@@ -160,9 +171,12 @@ def loaded():
 
     with connection() as conn:
         conn.execute(sql.SQL("TRUNCATE stocks, daily_prices, daily_prices_adjusted, daily_indicators, "
-                             "intraday_quotes, order_books, load_stats"))
+                             "intraday_quotes, order_books, load_stats, krx_indices, krx_index_prices, "
+                             "krx_investor_trading, krx_fundamentals, krx_short_selling, krx_short_balance, "
+                             "krx_foreign_ownership"))
         hook = BatchedPostgresHook(stats_context={"dag_id": "krx_daily_prices", "run_id": "test", "task_id": "load"})
         sample_data.load_market(hook, SampleSource(tickers=30), FIRST, LAST)
+        sample_data.load_reports(hook, SampleSource(tickers=30), REPORT_SESSIONS)
         sample_data.refresh_read_models(conn, hook)
         tickers = [SAMSUNG] + [r[0] for r in conn.execute(
             "SELECT ticker FROM stocks WHERE NOT delisted AND ticker <> %s ORDER BY ticker LIMIT 2", (SAMSUNG,))]
@@ -344,3 +358,19 @@ def test_the_stock_dashboard_is_adjusted_by_default_and_annotates_ex_dates(grafa
     rows = cursor.fetchall()
     assert [d.name for d in cursor.description] == ["time", "text", "tags"]
     assert len(rows) == 1 and rows[0][0] == dt.datetime(2023, 6, 15, tzinfo=KST) and "rights_or_bonus" in rows[0][1]
+
+
+def test_report_panels_show_the_loaded_reports(grafana_conn, loaded):
+    _, candles = _one(grafana_conn, "krxflow-market", 9, {"index": "1001"}, loaded["now"])
+    assert len(candles) == len(REPORT_SESSIONS)
+    assert all(r[3] <= min(r[1], r[4]) and r[2] >= max(r[1], r[4]) and r[6] is not None for r in candles)
+    _, flows = _one(grafana_conn, "krxflow-market", 10, {}, loaded["now"])
+    by_day: dict = {}
+    for t, _metric, value in flows:
+        by_day[t] = by_day.get(t, 0) + value
+    assert len(by_day) == len(REPORT_SESSIONS) and set(by_day.values()) == {0}  # net buys sum to zero
+    _, shorted = _one(grafana_conn, "krxflow-market", 13, {}, loaded["now"])
+    ratios = [r[3] for r in shorted]
+    assert ratios == sorted(ratios, reverse=True) and ratios[0] > 0
+    _, investors = _one(grafana_conn, "krxflow-stock", 9, {}, loaded["now"])
+    assert {m for _, m, _ in investors} == {"institutions", "foreigners", "individuals", "other corporations"}

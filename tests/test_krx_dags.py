@@ -18,7 +18,7 @@ import pytest
 from krxflow.sources.sample import EVENT_TICKERS
 
 ROOT = Path(__file__).resolve().parents[1]
-KRX_DAGS = ("krx_tickers", "krx_daily_prices", "krx_history_backfill")
+KRX_DAGS = ("krx_tickers", "krx_daily_prices", "krx_history_backfill", "krx_market_reports")
 SAMPLE_TICKERS = 30
 
 

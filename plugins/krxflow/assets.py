@@ -57,3 +57,7 @@ DAILY_PRICES = table_asset("daily_prices")
 DAILY_PRICES_ADJUSTED = table_asset("daily_prices_adjusted")
 INTRADAY_QUOTES = table_asset("intraday_quotes")
 ORDER_BOOKS = table_asset("order_books")
+#: The other daily KRX reports (issue 17), one Asset per table.
+KRX_REPORT_ASSETS = {table: table_asset(table) for table in (
+    "krx_index_prices", "krx_investor_trading", "krx_fundamentals", "krx_short_selling", "krx_short_balance",
+    "krx_foreign_ownership")}

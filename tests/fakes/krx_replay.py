@@ -10,6 +10,12 @@ against the recorded responses in the shared reference folder):
   ISIN, ``output``, newest first), ``finder_stkisu`` / ``finder_listdelisu`` (``block1``).
   Numbers are strings with thousands commas; halted days have open/high/low ``"0"``;
   ``Content-Type: text/html`` as KRX does.
+* the other daily reports (issue 17), from the sample market's reports: ``finder_equidx``
+  (index master, ``block1``), ``MDCSTAT00101`` (one index group's indices by name; the KOSPI
+  group starts with "코스피 (외국주포함)" whose prices are ``"-"``), ``MDCSTAT02401`` (one investor
+  type, all tickers that traded), ``MDCSTAT03501`` (fundamentals; loss makers' EPS/PER ``"-"``),
+  srt ``MDCSTAT30101``/``MDCSTAT30501`` (per market, ``OutBlock_1``, ``ISU_CD`` = short code)
+  and ``MDCSTAT03701`` (foreign ownership). Off-session days answer no rows.
 * ``GET fchart.stock.naver.com/sise.nhn``: EUC-KR XML ``<item data="YYYYMMDD|o|h|l|c|v"/>``.
 * The login, as strict as KRX: ``GET MDCCOMS001.cmd`` hands out a ``JSESSIONID`` cookie,
   ``GET login.jsp``, then ``POST MDCCOMS001D1.cmd`` with that cookie answers
@@ -80,7 +86,13 @@ def _fluc(rate) -> str:
     return "1" if rate > 0 else "2" if rate < 0 else "0"
 
 
-_EMPTY_KEYS = {"MDCSTAT01501": "OutBlock_1", "finder_stkisu": "block1", "finder_listdelisu": "block1"}
+_EMPTY_KEYS = {"MDCSTAT01501": "OutBlock_1", "finder_stkisu": "block1", "finder_listdelisu": "block1",
+               "finder_equidx": "block1", "MDCSTAT30101": "OutBlock_1", "MDCSTAT30501": "OutBlock_1"}
+
+
+def _idx(value) -> str:
+    """An index level or change as KRX writes it: "2,936.44", "-43.83"."""
+    return "-" if value is None or pd.isna(value) else f"{float(value):,.2f}"
 
 
 def _kind_of(bld: str) -> str:
@@ -88,6 +100,7 @@ def _kind_of(bld: str) -> str:
 
 
 _FAULTS = {"logout", "403", "html", "empty", "500"}
+_PASS = "pass"  # a queued "no fault" (see KrxReplay.fail's ``after``)
 _KINDS_OF_LOGIN = ("login_page", "login_jsp", "login")
 
 
@@ -140,12 +153,14 @@ class KrxReplay:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def fail(self, kind: str, fault: str, times: int = 1) -> None:
+    def fail(self, kind: str, fault: str, times: int = 1, *, after: int = 0) -> None:
         """Answer the next ``times`` requests of ``kind`` (a bld name like ``MDCSTAT01501``, ``naver``,
-        ``login``, or ``*`` for any data request) with ``fault``: logout, 403, html, empty or 500."""
+        ``login``, or ``*`` for any data request) with ``fault``: logout, 403, html, empty or 500.
+        ``after``: answer that many requests of ``kind`` normally first (a fault mid-way through a
+        report of several requests of one kind)."""
         if fault not in _FAULTS:
             raise ValueError(f"unknown fault {fault!r}")
-        self._redis.rpush(self._key("faults", kind), *([fault] * times))
+        self._redis.rpush(self._key("faults", kind), *([_PASS] * after + [fault] * times))
 
     def block(self, fault: str = "403", *, after: int = 0) -> None:
         """Block the whole IP once ``after`` more requests were answered: from then on every request
@@ -197,6 +212,7 @@ class KrxReplay:
             for key in (kind, "*" if kind not in _KINDS_OF_LOGIN else None):
                 if key is not None and (fault := self._redis.lpop(self._key("faults", key))):
                     break
+        fault = None if fault == _PASS else fault
         answer = self._fault_answer(fault, _EMPTY_KEYS.get(kind, "output")) if fault else respond()
         self._redis.rpush(self._key("log"), json.dumps({"kind": kind, "params": params, "t": arrived,
                                                         "pid": os.getpid(), "status": answer[0]}))
@@ -283,6 +299,9 @@ class KrxReplay:
                 payload = {"block1": self._finder(delisted=False)}
             elif kind == "finder_listdelisu":
                 payload = {"block1": self._finder(delisted=True)}
+            elif kind in _REPORT_ANSWERS:  # the other daily reports (issue 17)
+                key, answer = _REPORT_ANSWERS[kind]
+                payload = {key: answer(self, params)}
             else:
                 return 400, {"Content-Type": "text/html"}, f"replay: unknown bld {kind}"
             payload["CURRENT_DATETIME"] = _STAMP
@@ -360,6 +379,129 @@ class KrxReplay:
                          "marketEngName": market, "ord1": "", "ord2": "16"})
         return rows
 
+    # ----------------------------------------------------------------- other daily reports (issue 17)
+    def _report(self, name: str, params: dict, key: str = "trdDd") -> tuple[dt.date, pd.DataFrame, pd.DataFrame]:
+        """The sample report of the asked day, with the day's names and markets (empty off-session)."""
+        day = dt.datetime.strptime(params[key], "%Y%m%d").date()
+        if session_index(day) < 0:
+            return day, pd.DataFrame(), pd.DataFrame(columns=["ticker", "name", "market"])
+        return day, self.market.report(name, day), self.market.day(day)[["ticker", "name", "market"]]
+
+    def _index_finder(self, params: dict) -> list[dict]:
+        """finder_equidx ``block1``: ``mktsel`` 1 all, 2 KRX, 3 KOSPI, 4 KOSDAQ."""
+        from krxflow.sources.sample_reports import index_master
+
+        wanted = {"1": {"KRX", "KOSPI", "KOSDAQ"}, "2": {"KRX"}, "3": {"KOSPI"}, "4": {"KOSDAQ"}}.get(
+            params.get("mktsel", "1"), set())
+        codes = {"KRX": "KRX", "KOSPI": "STK", "KOSDAQ": "KSQ"}
+        return [{"full_code": r.full_code, "short_code": r.short_code, "codeName": r.name,
+                 "marketCode": codes[r.index_group], "marketName": r.index_group}
+                for r in index_master().itertuples(index=False) if r.index_group in wanted]
+
+    def _index_prices(self, params: dict) -> list[dict]:
+        """MDCSTAT00101 ``output``: one group's indices, by name only (KRX sends no code). The KOSPI
+        group starts with "코스피 (외국주포함)", which has no prices ("-") and no finder entry."""
+        from krxflow.sources.base import INDEX_GROUPS
+
+        group = {code: name for name, code in INDEX_GROUPS.items()}.get(params.get("idxIndMidclssCd"))
+        day, frame, _ = self._report("index_prices", params)
+        if frame.empty or group is None:
+            return []
+        frame = frame[frame["index_group"] == group]
+        rows = []
+        if group == "KOSPI":
+            total = frame[frame["name"] == "코스피"].iloc[0]
+            rows.append({"IDX_NM": "코스피 (외국주포함)", "CLSPRC_IDX": "-", "FLUC_TP_CD": "", "CMPPREVDD_IDX": "-",
+                         "FLUC_RT": "-", "OPNPRC_IDX": "-", "HGPRC_IDX": "-", "LWPRC_IDX": "-",
+                         "ACC_TRDVOL": _c(total.volume), "ACC_TRDVAL": _c(total.trading_value),
+                         "MKTCAP": _c(total.market_cap)})
+        for r in frame.itertuples(index=False):
+            rows.append({"IDX_NM": r.name, "CLSPRC_IDX": _idx(r.close), "FLUC_TP_CD": _fluc(r.change),
+                         "CMPPREVDD_IDX": _idx(r.change), "FLUC_RT": _rate(r.change_rate),
+                         "OPNPRC_IDX": _idx(r.open), "HGPRC_IDX": _idx(r.high), "LWPRC_IDX": _idx(r.low),
+                         "ACC_TRDVOL": _c(r.volume), "ACC_TRDVAL": _c(r.trading_value), "MKTCAP": _c(r.market_cap)})
+        return rows
+
+    def _investors(self, params: dict) -> list[dict]:
+        """MDCSTAT02401 ``output``: one investor type's trading of every ticker, by net value descending."""
+        from krxflow.sources.base import INVESTOR_TYPES
+
+        investor = INVESTOR_TYPES.get(params.get("invstTpCd", ""))
+        day, frame, names = self._report("investor_trading", params, "strtDd")
+        if frame.empty or investor is None:
+            return []
+        frame = frame[frame["investor"] == investor].merge(names, on="ticker")
+        frame = frame[frame["market"].isin(_MKT_FILTER.get(params.get("mktId", "ALL"), set()))]
+        return [{"ISU_SRT_CD": r.ticker, "ISU_NM": r.name, "ASK_TRDVOL": _c(r.sell_volume),
+                 "BID_TRDVOL": _c(r.buy_volume), "NETBID_TRDVOL": _c(r.net_volume), "ASK_TRDVAL": _c(r.sell_value),
+                 "BID_TRDVAL": _c(r.buy_value), "NETBID_TRDVAL": _c(r.net_value)}
+                for r in frame.sort_values("net_value", ascending=False).itertuples(index=False)]
+
+    def _prices_of(self, day: dt.date) -> pd.DataFrame:
+        return self.market.day(day).set_index("ticker")
+
+    def _fundamentals(self, params: dict) -> list[dict]:
+        """MDCSTAT03501 ``output``: loss makers have "-" for EPS and PER."""
+        day, frame, names = self._report("fundamentals", params)
+        if frame.empty:
+            return []
+        prices = self._prices_of(day)
+        frame = frame.merge(names, on="ticker")
+        frame = frame[frame["market"].isin(_MKT_FILTER.get(params.get("mktId", "ALL"), set()))]
+        rows = []
+        for r in frame.itertuples(index=False):
+            p = prices.loc[r.ticker]
+            rows.append({"ISU_SRT_CD": r.ticker, "ISU_ABBRV": r.name, "ISU_ABBRV_STR": f'{r.name} <em class ="up"></em>',
+                         "TDD_CLSPRC": _c(p.close), "FLUC_TP_CD": _fluc(p.change_rate),
+                         "CMPPREVDD_PRC": _c(p.close - p.base_price), "FLUC_RT": _rate(p.change_rate),
+                         "EPS": _c(r.eps), "PER": _rate(r.per), "BPS": _c(r.bps), "PBR": _rate(r.pbr),
+                         "DPS": _c(r.dps), "DVD_YLD": _rate(r.dividend_yield)})
+        return rows
+
+    def _short_selling(self, params: dict) -> list[dict]:
+        """srt MDCSTAT30101 ``OutBlock_1``: one market (STK/KSQ); ``ISU_CD`` holds the short code."""
+        day, frame, names = self._report("short_selling", params)
+        if frame.empty:
+            return []
+        frame = frame.merge(names, on="ticker")
+        frame = frame[frame["market"].isin(_MKT_FILTER.get(params.get("mktId", ""), set()))]
+        return [{"ISU_CD": r.ticker, "ISU_ABBRV": r.name, "SECUGRP_NM": "주권",
+                 "CVSRTSELL_TRDVOL": _c(r.short_volume), "ACC_TRDVOL": _c(r.volume),
+                 "TRDVOL_WT": _rate(r.short_volume / r.volume * 100 if r.volume else 0),
+                 "CVSRTSELL_TRDVAL": _c(r.short_value), "ACC_TRDVAL": _c(r.trading_value),
+                 "TRDVAL_WT": _rate(r.short_value / r.trading_value * 100 if r.trading_value else 0)}
+                for r in frame.itertuples(index=False)]
+
+    def _short_balance(self, params: dict) -> list[dict]:
+        """srt MDCSTAT30501 ``OutBlock_1``: ``mktTpCd`` 1 KOSPI, 2 KOSDAQ."""
+        day, frame, names = self._report("short_balance", params)
+        market = {"1": "KOSPI", "2": "KOSDAQ"}.get(str(params.get("mktTpCd")))
+        if frame.empty or market is None:
+            return []
+        frame = frame.merge(names, on="ticker")
+        return [{"ISU_CD": r.ticker, "ISU_ABBRV": r.name, "BAL_QTY": _c(r.balance_quantity),
+                 "LIST_SHRS": _c(r.listed_shares), "BAL_AMT": _c(r.balance_value), "MKTCAP": _c(r.market_cap),
+                 "BAL_RTO": _rate(r.balance_ratio)}
+                for r in frame[frame["market"] == market].itertuples(index=False)]
+
+    def _foreign_ownership(self, params: dict) -> list[dict]:
+        """MDCSTAT03701 ``output``."""
+        day, frame, names = self._report("foreign_ownership", params)
+        if frame.empty:
+            return []
+        prices = self._prices_of(day)
+        frame = frame.merge(names, on="ticker")
+        frame = frame[frame["market"].isin(_MKT_FILTER.get(params.get("mktId", "ALL"), set()))]
+        rows = []
+        for r in frame.itertuples(index=False):
+            p = prices.loc[r.ticker]
+            rows.append({"ISU_SRT_CD": r.ticker, "ISU_ABBRV": r.name, "TDD_CLSPRC": _c(p.close),
+                         "FLUC_TP_CD": _fluc(p.change_rate), "CMPPREVDD_PRC": _c(p.close - p.base_price),
+                         "FLUC_RT": _rate(p.change_rate), "LIST_SHRS": _c(r.listed_shares),
+                         "FORN_HD_QTY": _c(r.foreign_held), "FORN_SHR_RT": _rate(r.foreign_share_rate),
+                         "FORN_ORD_LMT_QTY": _c(r.foreign_limit), "FORN_LMT_EXHST_RT": _rate(r.limit_exhaustion_rate)})
+        return rows
+
     def _last_session(self) -> dt.date:
         all_sessions = sessions()
         i = int(np.searchsorted(all_sessions, np.datetime64(self.today, "D"), side="right")) - 1
@@ -385,3 +527,15 @@ class KrxReplay:
                f'{ticker}" name="{name}" count="{len(frame)}" timeframe="day" precision="0" origintime="19900103">\n'
                f"{items}\t\t\t</chartdata>\n</protocol>\n")
         return 200, {"Content-Type": "text/xml;charset=EUC-KR"}, xml.encode("euc-kr")
+
+
+#: The other daily reports (issue 17): bld → (answer key, builder), as KRX answers them.
+_REPORT_ANSWERS = {
+    "finder_equidx": ("block1", KrxReplay._index_finder),
+    "MDCSTAT00101": ("output", KrxReplay._index_prices),
+    "MDCSTAT02401": ("output", KrxReplay._investors),
+    "MDCSTAT03501": ("output", KrxReplay._fundamentals),
+    "MDCSTAT30101": ("OutBlock_1", KrxReplay._short_selling),
+    "MDCSTAT30501": ("OutBlock_1", KrxReplay._short_balance),
+    "MDCSTAT03701": ("output", KrxReplay._foreign_ownership),
+}

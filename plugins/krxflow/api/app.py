@@ -286,3 +286,210 @@ def stock_factors(
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown ticker {ticker}")
     rows = db.execute(template("queries/api/factors.sql"), {"ticker": ticker}).fetchall()
     return FactorsPage(ticker=ticker, items=[Factor(**row) for row in rows])
+
+
+# ================================================================================================
+# The other daily KRX reports (issue 17): indices, investor trading, fundamentals, shorts.
+# Same auth (the app's require_reader), same bad input answers: 422 malformed, 400 empty or
+# inverted range, 404 unknown ticker or index. Dates are KST trading dates; pages continue with
+# ``next_offset`` (lists) or ``next_start`` (series).
+from krxflow.sources.base import INDEX_GROUPS as _INDEX_GROUPS, INVESTOR_TYPES as _INVESTOR_TYPES  # noqa: E402
+
+INDEX_GROUPS = tuple(_INDEX_GROUPS)
+INDEX_CODE_PATTERN = r"^[0-9]{4}$"
+INVESTORS = tuple(_INVESTOR_TYPES.values())
+
+
+class KrxIndex(BaseModel):
+    code: str
+    name: str
+    group: str
+    first_seen: dt.date | None = None
+    last_seen: dt.date | None = None
+
+
+class IndicesPage(BaseModel):
+    items: list[KrxIndex]
+    total: int
+    limit: int
+    offset: int
+    next_offset: int | None
+
+
+class IndexPrice(BaseModel):
+    date: dt.date
+    open: float | None
+    high: float | None
+    low: float | None
+    close: float | None
+    change: float | None
+    change_rate: float | None
+    volume: int | None
+    trading_value: int | None
+    market_cap: int | None
+
+
+class IndexPricesPage(BaseModel):
+    code: str
+    name: str
+    group: str
+    start: dt.date
+    end: dt.date
+    items: list[IndexPrice]
+    next_start: dt.date | None
+
+
+class InvestorTrading(BaseModel):
+    date: dt.date
+    investor: str
+    sell_volume: int
+    buy_volume: int
+    net_volume: int
+    sell_value: int
+    buy_value: int
+    net_value: int
+
+
+class Fundamentals(BaseModel):
+    date: dt.date
+    eps: int | None
+    per: float | None
+    bps: int | None
+    pbr: float | None
+    dps: int | None
+    dividend_yield: float | None
+
+
+class Shorts(BaseModel):
+    date: dt.date
+    short_volume: int | None
+    volume: int | None
+    short_value: int | None
+    trading_value: int | None
+    balance_quantity: int | None
+    balance_value: int | None
+    balance_ratio: float | None
+
+
+class StockReportPage(BaseModel):
+    ticker: str
+    start: dt.date
+    end: dt.date
+    items: list[InvestorTrading] | list[Fundamentals] | list[Shorts]
+    next_start: dt.date | None
+
+
+Ticker = Annotated[str, Path(pattern=TICKER_PATTERN, description="6-character KRX code, e.g. 005930")]
+Start = Annotated[dt.date | None, Query(description="first date (KST), default: a year before end")]
+End = Annotated[dt.date | None, Query(description="last date (KST), default: today")]
+Limit = Annotated[int, Query(ge=1, le=MAX_PRICES_PAGE, description="rows (sessions for investors) per page")]
+
+
+def _report_range(start: dt.date | None, end: dt.date | None) -> tuple[dt.date, dt.date]:
+    end = end or dt.datetime.now(ZoneInfo(MARKET_TZ)).date()
+    start = start or end - dt.timedelta(days=DEFAULT_PRICES_DAYS)
+    if start > end:
+        raise _bad_request(f"start ({start}) is after end ({end})")
+    return start, end
+
+
+def _known_ticker(db: psycopg.Connection, ticker: str) -> None:
+    if db.execute(template("queries/api/stock.sql"), {"ticker": ticker}).fetchone() is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown ticker {ticker}")
+
+
+def _series_page(db: psycopg.Connection, query: str, ticker: str, start, end, limit: int, model, **params):
+    """Rows of a per-ticker report, oldest first; one more row than a page gives ``next_start``."""
+    start, end = _report_range(start, end)
+    _known_ticker(db, ticker)
+    rows = db.execute(template(query), {"ticker": ticker, "start": start, "end": end, "limit": limit + 1,
+                                        **params}).fetchall()
+    next_start = rows[limit]["date"] if len(rows) > limit else None
+    return StockReportPage(ticker=ticker, start=start, end=end, items=[model(**row) for row in rows[:limit]],
+                           next_start=next_start)
+
+
+@app.get("/indices", response_model=IndicesPage, summary="List KRX, KOSPI and KOSDAQ indices")
+def list_indices(
+    db: Db,
+    group: Annotated[str | None, Query(description="KRX, KOSPI or KOSDAQ (any case); all when omitted")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_STOCKS_PAGE)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> IndicesPage:
+    """The index master (codes as pykrx's index tickers, e.g. 1001 = 코스피), one page at a time."""
+    if group is not None:
+        group = group.strip().upper()
+        if group not in INDEX_GROUPS:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                                f"group must be one of {', '.join(INDEX_GROUPS)} (got {group!r})")
+    params = {"index_group": group, "limit": limit, "offset": offset}
+    rows = db.execute(template("queries/api/indices_page.sql"), params).fetchall()
+    if rows:
+        total = rows[0]["total"]
+    else:
+        first = db.execute(template("queries/api/indices_page.sql"), {**params, "limit": 1, "offset": 0}).fetchone()
+        total = first["total"] if first else 0
+    items = [KrxIndex(**{k: v for k, v in row.items() if k != "total"}) for row in rows]
+    next_offset = offset + len(items) if offset + len(items) < total else None
+    return IndicesPage(items=items, total=total, limit=limit, offset=offset, next_offset=next_offset)
+
+
+@app.get("/indices/{code}/prices", response_model=IndexPricesPage, summary="Daily OHLCV of one index")
+def index_prices(
+    db: Db,
+    code: Annotated[str, Path(pattern=INDEX_CODE_PATTERN, description="4-digit index code, e.g. 1001 (코스피)")],
+    start: Start = None,
+    end: End = None,
+    limit: Limit = 1000,
+) -> IndexPricesPage:
+    """The index's daily levels (KRX's 2 decimals), volume, value and market cap, oldest first."""
+    start, end = _report_range(start, end)
+    index = db.execute(template("queries/api/index.sql"), {"code": code}).fetchone()
+    if index is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown index {code}")
+    rows = db.execute(template("queries/api/index_prices.sql"),
+                      {"code": code, "start": start, "end": end, "limit": limit + 1}).fetchall()
+    next_start = rows[limit]["date"] if len(rows) > limit else None
+    return IndexPricesPage(code=code, name=index["name"], group=index["group"], start=start, end=end,
+                           items=[IndexPrice(**row) for row in rows[:limit]], next_start=next_start)
+
+
+@app.get("/stocks/{ticker}/investors", response_model=StockReportPage, summary="Trading by investor type")
+def stock_investors(
+    db: Db,
+    ticker: Ticker,
+    start: Start = None,
+    end: End = None,
+    investor: Annotated[str | None, Query(description=f"one of {', '.join(INVESTORS)}; all when omitted")] = None,
+    limit: Limit = 100,
+) -> StockReportPage:
+    """Sells, buys and net buys (shares and won) of each investor type, per session, oldest first;
+    ``limit`` counts sessions. Net buys of all types sum to zero on every session."""
+    if investor is not None and investor not in INVESTORS:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            f"investor must be one of {', '.join(INVESTORS)} (got {investor!r})")
+    start, end = _report_range(start, end)
+    _known_ticker(db, ticker)
+    rows = db.execute(template("queries/api/stock_investors.sql"),
+                      {"ticker": ticker, "start": start, "end": end, "limit": limit + 1, "investor": None}).fetchall()
+    days = sorted({row["date"] for row in rows})
+    next_start = days[limit] if len(days) > limit else None
+    kept = [row for row in rows if (next_start is None or row["date"] < next_start)
+            and (investor is None or row["investor"] == investor)]
+    return StockReportPage(ticker=ticker, start=start, end=end, items=[InvestorTrading(**row) for row in kept],
+                           next_start=next_start)
+
+
+@app.get("/stocks/{ticker}/fundamentals", response_model=StockReportPage, summary="EPS, PER, BPS, PBR, DPS, yield")
+def stock_fundamentals(db: Db, ticker: Ticker, start: Start = None, end: End = None,
+                       limit: Limit = 1000) -> StockReportPage:
+    """KRX's per-share figures and ratios at each session's close, oldest first (a loss maker has
+    no EPS and no PER: null, not 0)."""
+    return _series_page(db, "queries/api/stock_fundamentals.sql", ticker, start, end, limit, Fundamentals)
+
+
+@app.get("/stocks/{ticker}/shorts", response_model=StockReportPage, summary="Short selling and short balance")
+def stock_shorts(db: Db, ticker: Ticker, start: Start = None, end: End = None, limit: Limit = 1000) -> StockReportPage:
+    """Short sales among each session's trading and the outstanding short balance, oldest first
+    (KRX publishes balances two sessions late: the newest days may have none yet)."""
+    return _series_page(db, "queries/api/stock_shorts.sql", ticker, start, end, limit, Shorts)

@@ -31,6 +31,36 @@ ADJUSTED_COLUMNS = ["ticker", "trade_date", "open", "high", "low", "close", "vol
 #: The markets krxflow keeps.
 MARKETS = ("KOSPI", "KOSDAQ")
 
+# ---- the other all-tickers-one-day reports (issue 17); each frame's columns are its table's.
+#: The index groups krxflow keeps, with KRX's ``idxIndMidclssCd`` (MDCSTAT00101).
+INDEX_GROUPS = {"KRX": "01", "KOSPI": "02", "KOSDAQ": "03"}
+#: ``krx_index_prices`` (MDCSTAT00101 joined to the finder_equidx master by group and name).
+INDEX_PRICE_COLUMNS = ["index_code", "trade_date", "open", "high", "low", "close", "change", "change_rate",
+                       "volume", "trading_value", "market_cap"]
+#: ``krx_indices``: the index master (code = finder_equidx ``full_code`` + ``short_code``, e.g. 1001).
+INDEX_COLUMNS = ["index_code", "name", "index_group"]
+#: Investor types of MDCSTAT02401 (``invstTpCd``) that partition every trade: their net buys sum
+#: to zero per ticker and day. 7050 (institutions total) is the sum of the first seven; 9999 is all.
+INVESTOR_TYPES = {"1000": "financial_investment", "2000": "insurance", "3000": "investment_trust",
+                  "3100": "private_equity", "4000": "bank", "5000": "other_financial", "6000": "pension_fund",
+                  "7100": "other_corporation", "8000": "individual", "9000": "foreign", "9001": "other_foreign"}
+#: The investor types that make up KRX's "institutions" (기관합계, 7050).
+INSTITUTIONS = ("financial_investment", "insurance", "investment_trust", "private_equity", "bank",
+                "other_financial", "pension_fund")
+#: ``krx_investor_trading`` (MDCSTAT02401, once per investor type).
+INVESTOR_COLUMNS = ["ticker", "trade_date", "investor", "sell_volume", "buy_volume", "net_volume", "sell_value",
+                    "buy_value", "net_value"]
+#: ``krx_fundamentals`` (MDCSTAT03501). ``-`` (a loss: no PER) is NULL, never 0 as pykrx makes it.
+FUNDAMENTAL_COLUMNS = ["ticker", "trade_date", "eps", "per", "bps", "pbr", "dps", "dividend_yield"]
+#: ``krx_short_selling`` (srt MDCSTAT30101, per market): short sales among the day's trading.
+SHORT_SELLING_COLUMNS = ["ticker", "trade_date", "short_volume", "volume", "short_value", "trading_value"]
+#: ``krx_short_balance`` (srt MDCSTAT30501, per market): outstanding short positions.
+SHORT_BALANCE_COLUMNS = ["ticker", "trade_date", "balance_quantity", "balance_value", "listed_shares", "market_cap",
+                         "balance_ratio"]
+#: ``krx_foreign_ownership`` (MDCSTAT03701).
+FOREIGN_OWNERSHIP_COLUMNS = ["ticker", "trade_date", "listed_shares", "foreign_held", "foreign_share_rate",
+                             "foreign_limit", "limit_exhaustion_rate"]
+
 
 def as_date(day) -> dt.date:
     """A KST date from a date, a datetime (converted to KST) or 'YYYY-MM-DD' / 'YYYYMMDD'."""
@@ -100,6 +130,34 @@ class KrxSource(abc.ABC):
             return pd.DataFrame(columns=MARKET_DAY_COLUMNS)
         listing = self.listing(day).drop(columns=["listed_shares", "market_cap"])
         return prices.merge(listing, on="ticker", how="inner")[MARKET_DAY_COLUMNS]
+
+    # ---- reports (issue 17): one session of the whole market each; empty frames on holidays.
+    # Not abstract: a source that does not publish a report says so when asked.
+    def index_prices(self, day) -> "pd.DataFrame":  # noqa: F821
+        """Every index of the :data:`INDEX_GROUPS` on session ``day``: :data:`INDEX_PRICE_COLUMNS` plus
+        ``name`` and ``index_group`` (the master). Indices KRX publishes without prices have NULLs."""
+        raise NotImplementedError(f"the {self.name} source has no index prices")
+
+    def investor_trading(self, day) -> "pd.DataFrame":  # noqa: F821
+        """Each ticker's trading by investor type on session ``day`` (:data:`INVESTOR_COLUMNS`); a
+        ticker that did not trade has no rows."""
+        raise NotImplementedError(f"the {self.name} source has no investor trading")
+
+    def fundamentals(self, day) -> "pd.DataFrame":  # noqa: F821
+        """EPS/PER/BPS/PBR/DPS/dividend yield of every ticker on session ``day`` (:data:`FUNDAMENTAL_COLUMNS`)."""
+        raise NotImplementedError(f"the {self.name} source has no fundamentals")
+
+    def short_selling(self, day) -> "pd.DataFrame":  # noqa: F821
+        """Short sales of every shortable ticker on session ``day`` (:data:`SHORT_SELLING_COLUMNS`)."""
+        raise NotImplementedError(f"the {self.name} source has no short selling")
+
+    def short_balance(self, day) -> "pd.DataFrame":  # noqa: F821
+        """Outstanding short balances on session ``day`` (:data:`SHORT_BALANCE_COLUMNS`)."""
+        raise NotImplementedError(f"the {self.name} source has no short balances")
+
+    def foreign_ownership(self, day) -> "pd.DataFrame":  # noqa: F821
+        """Foreign holdings and limits of every ticker on session ``day`` (:data:`FOREIGN_OWNERSHIP_COLUMNS`)."""
+        raise NotImplementedError(f"the {self.name} source has no foreign ownership")
 
     def requests_sent(self) -> int:
         """HTTP requests this source object sent so far (0 for offline sources)."""

@@ -42,8 +42,11 @@ from typing import Callable, NamedTuple
 import pandas as pd
 
 from krxflow.settings import KRX_CONN_ID
-from krxflow.sources.base import (ADJUSTED_COLUMNS, DAILY_COLUMNS, DELISTED_COLUMNS, KRX_ADJUSTED_COLUMNS,
-                                  LISTING_COLUMNS, MARKETS, KrxSource, as_date)
+from krxflow.sources import report_frames as frames
+from krxflow.sources.base import (ADJUSTED_COLUMNS, DAILY_COLUMNS, DELISTED_COLUMNS, FOREIGN_OWNERSHIP_COLUMNS,
+                                  FUNDAMENTAL_COLUMNS, INDEX_GROUPS, INDEX_PRICE_COLUMNS, INVESTOR_COLUMNS,
+                                  INVESTOR_TYPES, KRX_ADJUSTED_COLUMNS, LISTING_COLUMNS, MARKETS, SHORT_BALANCE_COLUMNS,
+                                  SHORT_SELLING_COLUMNS, KrxSource, as_date)
 from krxflow.sources.errors import (KrxBadAnswerError, KrxEmptyAnswerError, KrxLoginError, KrxLogoutError,
                                     KrxSourceError)
 from krxflow.sources.gated_http import GatedSession
@@ -53,6 +56,10 @@ from krxflow.sources.pacing import Pacer
 log = logging.getLogger(__name__)
 
 _MARKET_CODES = {"STK": "KOSPI", "KSQ": "KOSDAQ"}
+#: ``mktId`` of the short-selling report per market (it has no "ALL").
+_SHORT_MARKETS = ("STK", "KSQ")
+#: ``inqCond`` of shares (주권) in the short-selling report: pykrx's "STMFRTSCIFDRFS".
+_SHARES = "STMFRTSCIFDRFS"
 
 
 class Credentials(NamedTuple):
@@ -313,6 +320,106 @@ class PykrxSource(KrxSource):
 
     def requests_sent(self) -> int:
         return sum(self.sent.values())
+
+    # ------------------------------------------------------------------ other daily reports (issue 17)
+    # Each report asks for every part of the day before returning: a failure on any request (LOGOUT
+    # after the re-login, a block, an empty answer) raises and nothing of the day is returned.
+    def index_prices(self, day) -> pd.DataFrame:
+        """finder_equidx (the master, 1 request) + MDCSTAT00101 per group (3 requests)."""
+        _import_pykrx()  # first: pykrx must never be imported with KRX_ID/KRX_PW visible
+        from pykrx.website.krx.market.core import 전체지수시세, 주가지수검색
+
+        day = self._session_or_none(day)
+        if day is None:
+            return pd.DataFrame(columns=INDEX_PRICE_COLUMNS + ["name", "index_group"])
+        master = frames.index_master_frame(self._call(lambda: 주가지수검색().fetch("1")))
+        parts = []
+        for group, code in INDEX_GROUPS.items():
+            raw = self._call(lambda: 전체지수시세().fetch(trdDd=day.strftime("%Y%m%d"), idxIndMidclssCd=code))
+            part = frames.index_prices_frame(raw, group, master, day)
+            if part.empty or part["close"].isna().all():
+                raise KrxEmptyAnswerError(f"KRX answered no {group} index prices for {day}, an XKRX trading day")
+            parts.append(part)
+        return pd.concat(parts, ignore_index=True)
+
+    def investor_trading(self, day) -> pd.DataFrame:
+        """MDCSTAT02401 once per investor type (11 requests), all tickers of both markets each."""
+        _import_pykrx()  # first: pykrx must never be imported with KRX_ID/KRX_PW visible
+        from pykrx.website.krx.market.core import 투자자별_순매수상위종목
+
+        day = self._session_or_none(day)
+        if day is None:
+            return pd.DataFrame(columns=INVESTOR_COLUMNS)
+        text = day.strftime("%Y%m%d")
+        parts = []
+        for code, investor in INVESTOR_TYPES.items():
+            raw = self._call(lambda: 투자자별_순매수상위종목().fetch(strtDd=text, endDd=text, mktId="ALL", invstTpCd=code))
+            part = frames.investor_frame(raw, investor, day)
+            if part.empty:
+                raise KrxEmptyAnswerError(f"KRX answered no trading of investor type {investor} ({code}) on {day}, "
+                                          "an XKRX trading day")
+            parts.append(part)
+        return pd.concat(parts, ignore_index=True)
+
+    def fundamentals(self, day) -> pd.DataFrame:
+        """MDCSTAT03501, all tickers (1 request)."""
+        _import_pykrx()  # first: pykrx must never be imported with KRX_ID/KRX_PW visible
+        from pykrx.website.krx.market.core import PER_PBR_배당수익률_전종목
+
+        return self._one_report(day, "fundamentals", FUNDAMENTAL_COLUMNS, frames.fundamentals_frame,
+                                [lambda d: PER_PBR_배당수익률_전종목().fetch(trdDd=d, mktId="ALL")])
+
+    def short_selling(self, day) -> pd.DataFrame:
+        """srt MDCSTAT30101 per market (2 requests; KRX has no "ALL" here), shares only."""
+        _import_pykrx()  # first: pykrx must never be imported with KRX_ID/KRX_PW visible
+        from pykrx.website.krx.market.core import 개별종목_공매도_거래_전종목
+
+        return self._one_report(day, "short selling", SHORT_SELLING_COLUMNS, frames.short_selling_frame,
+                                [lambda d, m=mkt: 개별종목_공매도_거래_전종목().fetch(trdDd=d, mktId=m,
+                                                                                secugrpId=[_SHARES])
+                                 for mkt in _SHORT_MARKETS])
+
+    def short_balance(self, day) -> pd.DataFrame:
+        """srt MDCSTAT30501 per market (2 requests; ``mktTpCd`` 1 KOSPI, 2 KOSDAQ)."""
+        _import_pykrx()  # first: pykrx must never be imported with KRX_ID/KRX_PW visible
+        from pykrx.website.krx.market.core import 전종목_공매도_잔고
+
+        return self._one_report(day, "short balances", SHORT_BALANCE_COLUMNS, frames.short_balance_frame,
+                                [lambda d, m=tp: 전종목_공매도_잔고().fetch(trdDd=d, mktTpCd=m) for tp in (1, 2)])
+
+    def foreign_ownership(self, day) -> pd.DataFrame:
+        """MDCSTAT03701, all tickers (1 request)."""
+        _import_pykrx()  # first: pykrx must never be imported with KRX_ID/KRX_PW visible
+        from pykrx.website.krx.market.core import 외국인보유량_전종목
+
+        return self._one_report(day, "foreign ownership", FOREIGN_OWNERSHIP_COLUMNS, frames.foreign_ownership_frame,
+                                [lambda d: 외국인보유량_전종목().fetch(trdDd=d, mktId="ALL", isuLmtRto=0)])
+
+    def _session_or_none(self, day) -> dt.date | None:
+        from krxflow.calendar import is_trading_day
+
+        day = as_date(day)
+        if not is_trading_day(day):
+            log.info("%s is not an XKRX session: no report, no request", day)
+            return None
+        _import_pykrx()
+        return day
+
+    def _one_report(self, day, what: str, columns: list[str], parse: Callable, fetches: list[Callable]) -> pd.DataFrame:
+        """A report of one or more all-ticker requests (``fetches``, one per market, each given the
+        ``YYYYMMDD`` day and sent through :meth:`_call`): every part, or an error."""
+        day = self._session_or_none(day)
+        if day is None:
+            return pd.DataFrame(columns=columns)
+        text = day.strftime("%Y%m%d")
+        parts = []
+        for fetch in fetches:
+            part = parse(self._call(lambda: fetch(text)), day)
+            if part.empty:
+                raise KrxEmptyAnswerError(f"KRX answered no {what} for {day}, an XKRX trading day: not published "
+                                          "yet, or a site change")
+            parts.append(part)
+        return pd.concat(parts, ignore_index=True)[columns]
 
     # ------------------------------------------------------------------ internals
     def _market_day(self, day: dt.date) -> pd.DataFrame:

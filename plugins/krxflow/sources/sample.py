@@ -369,11 +369,25 @@ class SampleMarket:
             frame.loc[halted, col] = pd.NA
         return frame
 
+    # ----------------------------------------------------------------- other daily reports (issue 17)
+    def report(self, name: str, day: dt.date) -> pd.DataFrame:
+        """One of the other daily reports of session ``day`` (see :mod:`krxflow.sources.sample_reports`):
+        ``index_prices``, ``investor_trading``, ``fundamentals``, ``short_selling``, ``short_balance``
+        or ``foreign_ownership``; empty when ``day`` is not a session."""
+        from krxflow.sources import sample_reports
+
+        if name not in _REPORTS:
+            raise ValueError(f"the sample market has no report {name!r}")
+        return getattr(sample_reports, name)(self, day)
+
     def __hash__(self):
         return hash(("SampleMarket", self.count))
 
     def __eq__(self, other):
         return isinstance(other, SampleMarket) and other.count == self.count
+
+
+_REPORTS = ("index_prices", "investor_trading", "fundamentals", "short_selling", "short_balance", "foreign_ownership")
 
 
 def _previous_session(day: dt.date) -> dt.date:
@@ -415,3 +429,21 @@ class SampleSource(KrxSource):
 
     def krx_adjusted(self, ticker: str, first, last, *, isin: str | None = None) -> pd.DataFrame:
         return self.market.krx_adjusted(ticker, as_date(first), as_date(last))
+
+    def index_prices(self, day) -> pd.DataFrame:
+        return self.market.report("index_prices", as_date(day))
+
+    def investor_trading(self, day) -> pd.DataFrame:
+        return self.market.report("investor_trading", as_date(day))
+
+    def fundamentals(self, day) -> pd.DataFrame:
+        return self.market.report("fundamentals", as_date(day))
+
+    def short_selling(self, day) -> pd.DataFrame:
+        return self.market.report("short_selling", as_date(day))
+
+    def short_balance(self, day) -> pd.DataFrame:
+        return self.market.report("short_balance", as_date(day))
+
+    def foreign_ownership(self, day) -> pd.DataFrame:
+        return self.market.report("foreign_ownership", as_date(day))
