@@ -12,6 +12,16 @@ Runs nightly (20:30 KST) **and** whenever a loader updates the `daily_prices` or
   only tickers whose prices changed are recomputed, and only new or changed rows written.
   Param `full_indicators` rewrites every ticker (after a definition change, or to repair).
 
+**Proportional to what changed during a backfill.** Every loaded session (and every ticker of
+`krx_history_backfill`) updates an Asset; refreshing the whole market's read models after each
+would redo whole-market work ~1,230 times in a 5-year by-date backfill. So the first task,
+`loads_settled`, waits (a sensor in reschedule mode: no worker slot held) while `krx_daily_prices`
+or `krx_history_backfill` has queued or running runs. Airflow keeps at most one queued Asset
+trigger per Asset for this DAG (`max_active_runs=1`), so all the events of a backfill collapse
+into one run, and that run does ONE pass once the loads are done: views refreshed once,
+indicators computed once for every ticker. On a normal day the loader has finished when the
+Asset event arrives, and the sensor passes at its first poke.
+
 Empty price tables are fine: the views refresh empty and no indicator is written.
 """
 
@@ -19,13 +29,17 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, PokeReturnValue, dag, task
 
 from krxflow.assets import DAILY_PRICES, DAILY_PRICES_ADJUSTED
 
 MARKET_TZ = "Asia/Seoul"
 #: Materialized views refreshed by this DAG, in order (kept literal: DAG files import no DB code).
 VIEWS = ("daily_market_summary", "weekly_candles", "monthly_candles")
+#: The DAGs whose runs update the price Assets: while any of them has a queued or running run
+#: (a backfill), the read models wait and are then brought current in one pass.
+LOADER_DAGS = ("krx_daily_prices", "krx_history_backfill")
+LOADS_POKE_SECONDS = 60
 
 
 @dag(
@@ -46,6 +60,12 @@ VIEWS = ("daily_market_summary", "weekly_candles", "monthly_candles")
     tags=["krxflow", "upkeep", "postgres"],
 )
 def db_matviews():
+    @task.sensor(poke_interval=LOADS_POKE_SECONDS, mode="reschedule", timeout=dt.timedelta(days=2).total_seconds())
+    def loads_settled(ti=None) -> PokeReturnValue:
+        """Wait while a price loader has queued or running runs (a by-date or per-ticker backfill)."""
+        active = {dag_id: ti.get_dr_count(dag_id=dag_id, states=["queued", "running"]) for dag_id in LOADER_DAGS}
+        return PokeReturnValue(is_done=not any(active.values()), xcom_value=active)
+
     @task
     def refresh_view(view: str) -> dict:
         """Refresh one materialized view (concurrently once populated) and log it in load_stats."""
@@ -73,13 +93,12 @@ def db_matviews():
             reports = indicators.update(conn, BatchedPostgresHook(), full=full)
         return [report.summary() for report in reports]
 
-    previous = None
+    previous = settled = loads_settled()
     for view in VIEWS:
         current = refresh_view.override(task_id=f"refresh_{view}")(view)
-        if previous is not None:
-            previous >> current
+        previous >> current
         previous = current
-    update_indicators()
+    settled >> update_indicators()
 
 
 db_matviews()

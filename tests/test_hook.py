@@ -261,6 +261,54 @@ def test_numeric_lower_bounds_are_checked_by_the_validator_so_the_fast_path_stay
     assert "close: must be >= 0" in result.reject_sample[0]["reason"]
 
 
+def _indicator_rows(adjusted: bool, days: int = 10, tickers=("005930", "000660")) -> pd.DataFrame:
+    dates = pd.bdate_range("2024-01-02", periods=days)
+    return pd.DataFrame([{"ticker": t, "adjusted": adjusted, "trade_date": d, "close": 1000.0 + i,
+                          "ma5": 1000.5 + i, "rsi14": 10.0 * (i % 10), "stoch_k": 100.0, "stoch_d": 0.0}
+                         for t in tickers for i, d in enumerate(dates)])
+
+
+@pytest.fixture
+def no_indicators(clean_db):
+    clean_db.execute("TRUNCATE daily_indicators")  # not among clean_db's data tables
+    return clean_db
+
+
+def test_range_checks_are_bounds_the_validator_enforces(no_indicators, hook):
+    """daily_indicators' CHECK (rsi14 BETWEEN 0 AND 100) is read as two bounds, not left to PostgreSQL,
+    so out-of-range rows are rejected before COPY and the first fill takes the fast path."""
+    from krxflow.hooks.table_spec import TableSpec
+
+    spec = TableSpec.load(no_indicators, "daily_indicators")
+    assert spec.sql_checks == ()
+    rsi = spec.columns["rsi14"]
+    assert (rsi.lower_bound, rsi.lower_inclusive, rsi.upper_bound, rsi.upper_inclusive) == (0, True, 100, True)
+    frame = _indicator_rows(False)
+    frame.loc[3, "rsi14"] = 100.5
+    frame.loc[4, "stoch_d"] = -0.1
+    result = hook.upsert("daily_indicators", frame)
+    assert result.fast_path and (result.inserted, result.rejected) == (len(frame) - 2, 2)
+    reasons = sorted(r["reason"] for r in result.reject_sample)
+    assert reasons == ["rsi14: must be <= 100", "stoch_d: must be >= 0"]
+    # the bounds are inclusive, as BETWEEN is: 100 and 0 themselves are written
+    assert no_indicators.execute("SELECT count(*) FROM daily_indicators WHERE stoch_k = 100 AND stoch_d = 0").fetchone()[0] \
+        == len(frame) - 2
+
+
+def test_a_new_series_of_known_tickers_takes_the_fast_path(no_indicators, hook):
+    """The fast-path check narrows to the key prefix before the partition key: (ticker, adjusted)."""
+    raw, adjusted = _indicator_rows(False), _indicator_rows(True)
+    assert hook.upsert("daily_indicators", raw).fast_path
+    first = hook.upsert("daily_indicators", adjusted)  # same tickers and dates, the other series
+    assert first.fast_path and first.inserted == len(adjusted)
+    again = hook.upsert("daily_indicators", adjusted.assign(ma5=adjusted["ma5"] + 1))
+    assert not again.fast_path and (again.inserted, again.updated) == (0, len(adjusted))
+    both = pd.concat([_indicator_rows(False, tickers=("035720",)), _indicator_rows(True, tickers=("000660",))])
+    mixed = hook.upsert("daily_indicators", both)  # one new prefix, one known: the staged path
+    assert not mixed.fast_path and (mixed.inserted, mixed.updated) == (10, 10)  # 000660 back to its ma5
+    assert no_indicators.execute("SELECT count(*) FROM daily_indicators").fetchone()[0] == 5 * 10
+
+
 @pytest.fixture
 def jit_probe(clean_db):
     """A table whose trigger stores the jit setting of the transaction that inserts or updates a row."""

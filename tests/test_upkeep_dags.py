@@ -80,6 +80,63 @@ def test_matview_dag_runs_on_known_data(dagbag, airflow_db, clean_db):
     assert sum(row[2] for row in writes if row[0] == "daily_indicators") == days * 6
 
 
+@pytest.fixture
+def running_backfill(airflow_db):
+    """A running krx_daily_prices run (as a by-date backfill has) in Airflow's metadata database."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState
+    from airflow.utils.types import DagRunType
+
+    run_id = f"backfill__{time.time_ns()}"
+    moment = dt.datetime(2024, 1, 3, 9, tzinfo=dt.timezone.utc)
+    with create_session() as session:
+        session.add(DagRun(dag_id="krx_daily_prices", run_id=run_id, run_type=DagRunType.BACKFILL_JOB,
+                           state=DagRunState.RUNNING, logical_date=moment, run_after=moment))
+
+    def finish() -> float:
+        with create_session() as session:
+            session.query(DagRun).filter(DagRun.run_id == run_id).update({"state": DagRunState.SUCCESS})
+        return time.time()
+
+    yield finish
+    with create_session() as session:
+        session.query(DagRun).filter(DagRun.run_id == run_id).delete()
+
+
+@pytest.mark.integration
+def test_matview_dag_waits_for_a_running_backfill_then_does_one_pass(dagbag, clean_db, running_backfill):
+    """While krx_daily_prices has a running run, nothing is refreshed; once it ends, one pass does it all."""
+    import threading
+
+    from krxflow.hooks import BatchedPostgresHook
+
+    clean_db.execute("TRUNCATE daily_indicators")
+    raw, adjusted = market.candle_market()
+    market.write(BatchedPostgresHook(), market.STOCKS, raw, adjusted)
+    dag = dagbag.dags["db_matviews"]
+    sensor = dag.get_task("loads_settled")
+    # The DAG pokes every minute in reschedule mode; dag.test() does not wait out a reschedule, so
+    # here the same poke runs every second inside one task attempt.
+    kept, (sensor.poke_interval, sensor.mode) = (sensor.poke_interval, sensor.mode), (1, "poke")
+    before = clean_db.execute("SELECT coalesce(max(id), 0) FROM load_stats").fetchone()[0]
+    released = []
+    waiter = threading.Timer(6.0, lambda: released.append(running_backfill()))
+    waiter.start()
+    try:
+        run = dag.test()
+    finally:
+        waiter.cancel()
+        sensor.poke_interval, sensor.mode = kept
+    assert str(run.state) == "success", _states(run)
+    assert released, "the run finished before the backfill did"
+    first_write = clean_db.execute(
+        "SELECT extract(epoch FROM min(finished_at)) FROM load_stats WHERE id > %s AND table_name IN "
+        "('daily_market_summary', 'weekly_candles', 'monthly_candles', 'daily_indicators')", (before,)).fetchone()[0]
+    assert float(first_write) >= released[0], "the read models were written while the backfill still ran"
+    assert clean_db.execute("SELECT count(*) FROM daily_indicators").fetchone()[0] == len(market.candle_days()) * 6
+
+
 @pytest.mark.integration
 def test_partition_and_retention_dags_run(dagbag, airflow_db, clean_db, monkeypatch):
     from krxflow.db import partitions

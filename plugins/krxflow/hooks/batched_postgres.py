@@ -14,9 +14,9 @@ How a call works (``upsert`` or ``append``)
   4. One transaction writes everything, with JIT off (it compiles every partition's plan, ~1 s a
      statement, which no write here wins back):
      * **fast path** — the incoming range of a partitioned table holds no rows yet (no rows of
-       the incoming leading keys, e.g. tickers, when there are few of them): ``COPY`` straight
-       into the table (inside a savepoint; if a concurrent writer got there first the savepoint
-       is rolled back and the staged path runs instead);
+       the incoming key prefixes, e.g. tickers or (ticker, adjusted), when there are few of them):
+       ``COPY`` straight into the table (inside a savepoint; if a concurrent writer got there
+       first the savepoint is rolled back and the staged path runs instead);
      * **staged path** — ``COPY`` into a temporary table, drop rows that fail the target's other
        CHECK constraints, then ``INSERT … ON CONFLICT (key) DO UPDATE`` (``DO NOTHING`` for
        ``append``) that skips rows whose values did not change.
@@ -60,7 +60,8 @@ DEFAULT_BATCH_SIZE = 50_000
 REJECT_SAMPLE_SIZE = 10
 #: Staged writes up to this many rows join the target through its key index, not a hash of the table.
 INDEX_JOIN_MAX_ROWS = 20_000
-#: The fast-path check narrows to the key's leading values (tickers) when there are at most this many.
+#: The fast-path check narrows to the key's leading values (tickers, or (ticker, adjusted) pairs)
+#: when there are at most this many.
 FAST_PATH_MAX_LEADING_VALUES = 1_000
 
 _CSV_OPTIONS = pacsv.WriteOptions(include_header=False, batch_size=8192)
@@ -203,7 +204,7 @@ class BatchedPostgresHook(PostgresHook):
                        result: WriteResult) -> None:
         target = sql.Identifier(spec.name)
         if key_range is not None and not spec.sql_checks and self._range_is_empty(conn, spec, key_range,
-                                                                                 batches.leading_key_values()):
+                                                                                 batches.key_prefix_values()):
             try:
                 with conn.transaction():  # a savepoint: the fallback below starts from a clean slate
                     result.inserted = _copy(conn, target, columns, batches)
@@ -250,15 +251,20 @@ class BatchedPostgresHook(PostgresHook):
         result.unchanged = staged - result.inserted - result.updated
 
     @staticmethod
-    def _range_is_empty(conn, spec: TableSpec, key_range, leading: tuple[str, list[str]] | None) -> bool:
-        """Whether the target holds no row in the incoming partition-key range (of these leading keys)."""
+    def _range_is_empty(conn, spec: TableSpec, key_range, prefix: tuple[list[str], list[list]] | None) -> bool:
+        """Whether the target holds no row in the incoming partition-key range (of these key prefixes)."""
         names = {"table": sql.Identifier(spec.name), "key": sql.Identifier(spec.policy.key_column)}
         params = {"low": key_range[0], "high": key_range[1]}
-        if leading is None:
+        if prefix is None:
             statement = template("queries/writer/range_has_rows.sql", **names)
         else:
-            statement = template("queries/writer/key_range_has_rows.sql", **names, lead=sql.Identifier(leading[0]))
-            params["leads"] = leading[1]
+            columns, values = prefix
+            statement = template("queries/writer/key_range_has_rows.sql", **names, prefix=identifiers(columns),
+                                 arrays=sql.SQL(", ").join(  # typed as their columns (format_type, from the catalog)
+                                     sql.SQL("{}::{}[]").format(sql.Placeholder(f"prefix_{i}"),
+                                                                sql.SQL(spec.columns[c].pg_type))
+                                     for i, c in enumerate(columns)))
+            params.update({f"prefix_{i}": column_values for i, column_values in enumerate(values)})
         return not conn.execute(statement, params).fetchone()[0]
 
     # ------------------------------------------------------------------ load_stats
@@ -343,16 +349,31 @@ class _ValidatedBatches:
             return None
         return writable_key_range(self._kept(policy.key_column), self.spec.columns[policy.key_column], policy)
 
-    def leading_key_values(self) -> tuple[str, list[str]] | None:
-        """(column, distinct values) of the key's leading text column when it is not the partition key
-        and has at most :data:`FAST_PATH_MAX_LEADING_VALUES` values (e.g. the ticker of a history load)."""
-        policy, lead = self.spec.policy, self.key[0]
-        if policy is None or lead == policy.key_column or self.spec.columns[lead].kind != "text":
+    def key_prefix_values(self) -> tuple[list[str], list[list]] | None:
+        """(columns, values of each column per distinct prefix) of the key columns before the partition
+        key, e.g. the tickers of a history load, or (ticker, adjusted) of an indicator load.
+
+        None when the key starts with the partition key or its first column is not text, or when
+        there are more than :data:`FAST_PATH_MAX_LEADING_VALUES` distinct prefixes. A later prefix
+        column is used only when the input already holds it as booleans or integers (then its values
+        need no conversion to be compared); otherwise the prefix stops before it.
+        """
+        policy = self.spec.policy
+        if policy is None or self.key[0] == policy.key_column or self.spec.columns[self.key[0]].kind != "text":
             return None
-        distinct = self._kept(lead).dropna().astype(str).unique()
-        if len(distinct) > FAST_PATH_MAX_LEADING_VALUES:
+        end = self.key.index(policy.key_column) if policy.key_column in self.key else len(self.key)
+        columns, values = [self.key[0]], {self.key[0]: self._kept(self.key[0]).astype(object)}
+        for name in self.key[1:end]:
+            kept = self._kept(name)
+            if not (pd.api.types.is_bool_dtype(kept) or pd.api.types.is_integer_dtype(kept)):
+                break
+            columns.append(name)
+            values[name] = kept
+        prefixes = pd.DataFrame(values).dropna().drop_duplicates()
+        if len(prefixes) > FAST_PATH_MAX_LEADING_VALUES:
             return None
-        return lead, sorted(distinct.tolist())
+        prefixes = prefixes.assign(**{columns[0]: prefixes[columns[0]].astype(str)}).sort_values(columns)
+        return columns, [prefixes[c].tolist() for c in columns]
 
     def _kept(self, column: str) -> pd.Series:
         """One whole column of the rows that will be written (the last of each duplicate key)."""

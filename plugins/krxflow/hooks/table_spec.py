@@ -16,11 +16,31 @@ import psycopg
 from krxflow.db.partitions import Policy, get_policy
 from krxflow.sqlfiles import template
 
-# CHECK (col >= n), as pg_get_constraintdef prints it — ((volume >= 0)), ((close >= (0)::numeric)),
-# ((delta > '-5'::integer)) — is enforced row by row in Python, before COPY; any other CHECK is
-# evaluated by PostgreSQL itself on the staged rows.
-_SIMPLE_LOWER_BOUND = re.compile(r"^CHECK \(\((?P<column>[a-z_][a-z0-9_]*) (?P<op>>=|>) "
-                                 r"\(?'?(?P<bound>-?\d+)'?\)?(?:::(?:numeric|integer|bigint|smallint))?\)\)$")
+# CHECK (col >= n), CHECK (col <= n) and their conjunctions on one column, as pg_get_constraintdef
+# prints them — ((volume >= 0)), ((close >= (0)::numeric)), ((delta > '-5'::integer)),
+# (((rsi14 >= (0)::double precision) AND (rsi14 <= (100)::double precision))) from BETWEEN — are
+# enforced row by row in Python, before COPY (so the writer's fast path stays open); any other
+# CHECK is evaluated by PostgreSQL itself on the staged rows.
+_BOUND = re.compile(r"^\(?(?P<column>[a-z_][a-z0-9_]*) (?P<op>>=|>|<=|<) \(?'?(?P<bound>-?\d+)'?\)?"
+                    r"(?:::(?:numeric|integer|bigint|smallint|double precision|real))?\)?$")
+
+
+def _simple_bounds(definition: str) -> tuple[str, dict] | None:
+    """(column, ColumnSpec bound fields) of a CHECK made of integer bounds on one column, else None."""
+    body = definition[len("CHECK "):] if definition.startswith("CHECK ") else definition
+    while body.startswith("((") and body.endswith("))"):
+        body = body[1:-1]
+    column, fields = None, {}
+    for part in body.split(" AND "):
+        match = _BOUND.match(part.strip())
+        if match is None or column not in (None, match["column"]):
+            return None
+        column, bound, op = match["column"], int(match["bound"]), match["op"]
+        side = "lower" if op.startswith(">") else "upper"
+        if f"{side}_bound" in fields:
+            return None
+        fields[f"{side}_bound"], fields[f"{side}_inclusive"] = bound, op.endswith("=")
+    return column, fields
 
 
 class UnknownTableError(LookupError):
@@ -36,8 +56,10 @@ class ColumnSpec:
     numeric_precision: int | None
     numeric_scale: int | None
     has_default: bool
-    lower_bound: int | None = None  # from CHECK (col >= n); "> n" is stored as n + 1 for integers
+    lower_bound: int | None = None  # from CHECK (col >= n), or (col > n) with lower_inclusive False
     lower_inclusive: bool = True
+    upper_bound: int | None = None  # from CHECK (col <= n), or (col < n) with upper_inclusive False
+    upper_inclusive: bool = True
 
     @property
     def kind(self) -> str:
@@ -86,12 +108,10 @@ class TableSpec:
                                                         {"table": table}).fetchall())
         sql_checks = []
         for _, definition in conn.execute(template("queries/writer/check_constraints.sql"), {"table": table}):
-            simple = _SIMPLE_LOWER_BOUND.match(definition)
-            if simple and simple["column"] in columns:
-                col = columns[simple["column"]]
-                columns[col.name] = ColumnSpec(
-                    **{**col.__dict__, "lower_bound": int(simple["bound"]), "lower_inclusive": simple["op"] == ">="}
-                )
+            simple = _simple_bounds(definition)
+            if simple and simple[0] in columns:
+                col = columns[simple[0]]
+                columns[col.name] = ColumnSpec(**{**col.__dict__, **simple[1]})
             else:
                 sql_checks.append(definition[len("CHECK "):] if definition.startswith("CHECK ") else definition)
         return cls(table, columns, primary_key, tuple(sql_checks), get_policy(conn, table))

@@ -9,7 +9,8 @@ the write, so one bad row never costs the other 999. What counts as bad:
   (``"1,234"``) are accepted, as KRX sends them;
 * NaN or ±infinity in a numeric column; a fraction in an integer column;
 * a value outside the column's type (``integer`` overflow, ``numeric(p, s)`` precision);
-* a value below a ``CHECK (col >= n)`` bound (negative prices and volumes);
+* a value outside a ``CHECK (col >= n)`` / ``CHECK (col <= n)`` bound (negative prices and
+  volumes, an RSI above 100);
 * a partition-key date outside ``[earliest, today + 400 days]`` of the table's partition
   policy (a mistyped year would otherwise create partitions for it);
 * an unparseable date or timestamp. Naive timestamps are taken as KST.
@@ -110,11 +111,23 @@ def _parse_objects(series: pd.Series, col: ColumnSpec, check: _Checker, parse) -
                      dtype=object)
 
 
-def _check_lower_bound(numbers: pd.Series, col: ColumnSpec, check: _Checker) -> None:
-    if col.lower_bound is None:
-        return
-    below = numbers < col.lower_bound if col.lower_inclusive else numbers <= col.lower_bound
-    check.fail(below, f"{col.name}: must be {'>=' if col.lower_inclusive else '>'} {col.lower_bound}")
+def _bounds(col: ColumnSpec) -> list[tuple]:
+    """(outside, reason) per CHECK bound of ``col``: ``outside`` flags a scalar or a Series of values."""
+    bounds = []
+    if col.lower_bound is not None:
+        low, inclusive = col.lower_bound, col.lower_inclusive
+        bounds.append(((lambda v: v < low) if inclusive else (lambda v: v <= low),
+                       f"{col.name}: must be {'>=' if inclusive else '>'} {low}"))
+    if col.upper_bound is not None:
+        high, inclusive = col.upper_bound, col.upper_inclusive
+        bounds.append(((lambda v: v > high) if inclusive else (lambda v: v >= high),
+                       f"{col.name}: must be {'<=' if inclusive else '<'} {high}"))
+    return bounds
+
+
+def _check_bounds(numbers: pd.Series, col: ColumnSpec, check: _Checker) -> None:
+    for outside, reason in _bounds(col):
+        check.fail(outside(numbers), reason)
 
 
 def _convert_integer(series: pd.Series, col: ColumnSpec, check: _Checker) -> pd.Series:
@@ -147,7 +160,7 @@ def _convert_integer(series: pd.Series, col: ColumnSpec, check: _Checker) -> pd.
         values = pd.Series(pd.array([None if h else v for v, h in zip(exact, huge)], dtype="Int64"),
                            index=series.index)
     check.fail((values < low) | (values > high), f"{col.name}: out of range for {col.pg_type}")
-    _check_lower_bound(values, col, check)
+    _check_bounds(values, col, check)
     return values
 
 
@@ -164,18 +177,15 @@ def _convert_numeric(series: pd.Series, col: ColumnSpec, check: _Checker) -> pd.
         if limit is not None:
             over = numbers.abs() >= limit
             check.fail(over, f"{col.name}: does not fit {col.pg_type} ({_sample_text(series, over)})")
-        _check_lower_bound(numbers, col, check)
+        _check_bounds(numbers, col, check)
         finite = numbers.where(np.isfinite(numbers))
         return pa.array(finite, from_pandas=True).cast(pa.string())  # shortest repr: 1.1 stays "1.1"
     exact = _parse_objects(series, col, check, _parse_decimal)
     if limit is not None:
         over = pd.Series([v is not None and abs(v) >= limit for v in exact], index=series.index, dtype=bool)
         check.fail(over, f"{col.name}: does not fit {col.pg_type} ({_sample_text(series, over)})")
-    if col.lower_bound is not None:
-        bound = col.lower_bound
-        below = pd.Series([v is not None and (v < bound if col.lower_inclusive else v <= bound) for v in exact],
-                          index=series.index, dtype=bool)
-        check.fail(below, f"{col.name}: must be {'>=' if col.lower_inclusive else '>'} {bound}")
+    for outside, reason in _bounds(col):
+        check.fail(pd.Series([v is not None and outside(v) for v in exact], index=series.index, dtype=bool), reason)
     return pd.Series([None if v is None else str(v) for v in exact], index=series.index, dtype=object)
 
 
