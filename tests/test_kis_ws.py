@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import importlib
+import json
 import os
 import subprocess
 import sys
@@ -327,3 +328,19 @@ async def test_follow_drains_while_the_trigger_streams(monkeypatch, redis_client
     assert kis_drain.pending_count("w-follow") == 0
     assert count(ws_db, "SELECT count(*) FROM load_stats WHERE operation = 'append'") == 0  # one row per stats entry
     assert count(ws_db, "SELECT count(*) FROM load_stats WHERE operation = 'kis_ws_stats'") >= 3
+
+
+def test_a_record_with_an_odd_value_is_kept_raw_and_the_others_written(ws_db):
+    fields = OFFICIAL_TRADE.split("|", 3)[3].split("^")
+    plus = list(fields)
+    plus[4], plus[13] = "+100", "3052508"  # a signed positive change: Arrow refuses it, the exact parser doesn't
+    odd = list(fields)
+    odd[2], odd[13] = "71,9OO", "3052509"  # not a number: never guessed at
+    entry = {"kind": "ws_trade", "window": "1", "data": json.dumps([[1_686_530_034_000_001, fields],
+                                                                    [1_686_530_034_000_002, plus],
+                                                                    [1_686_530_034_000_003, odd]])}
+    result = kis_drain.write_entries("w-odd", [entry])
+    assert result.trades_written == 2 and result.unparsed == 1 and result.raw_written == 1
+    assert ws_db.execute("SELECT change FROM trades WHERE cum_volume = 3052508").fetchone()[0] == 100
+    key, payload = ws_db.execute("SELECT key, payload FROM market_data WHERE source = 'kis_ws'").fetchone()
+    assert key.startswith("ws_trade:unparsable record") and payload["fields"][2] == "71,9OO"

@@ -164,7 +164,7 @@ def drain(name: str, *, hook=None, client=None, chunk: int = 20_000, on_committe
     return result
 
 
-def follow(name: str, *, until, hook=None, client=None, chunk: int = 20_000, consumer: str = "follow",
+def follow(name: str, *, until, hook=None, client=None, chunk: int = 200, consumer: str = "follow",
            block_ms: int = 200, claim_idle_ms: int = 30_000, max_lags: int = 1_000_000) -> DrainResult:
     """Drain buffer ``name`` continuously until ``until()`` is true and nothing is left to read.
 
@@ -267,24 +267,32 @@ def _write_pushed(hook, name: str, pushed: dict[str, list], result: DrainResult)
 
     raw = [_raw_row(item["rx"], item.get("tr_id", ""), item.get("reason", ""), item) for item in pushed["ws_raw"]]
     result.unparsed += len(raw)
-    for kind, table, to_row, columns, exchange_time in (
-            ("ws_trade", "trades", realtime.trade_row, realtime.TRADE_COLUMNS, None),
-            ("ws_book", "order_books", realtime.book_row, realtime.BOOK_TABLE_COLUMNS, realtime.book_exchange_time)):
-        rows, times = [], []
-        for rx, fields in pushed[kind]:
-            try:
-                row = to_row(fields, rx)
-                times.append(row["ts"] if exchange_time is None else exchange_time(fields, rx))
-            except (KisResponseError, ValueError, IndexError) as exc:  # a value KIS never sent before
-                result.unparsed += 1
-                raw.append(_raw_row(rx, kind, f"unparsable record: {exc}", {"rx": rx, "fields": fields}))
-                continue
-            rows.append(row)
-        if not rows:
+    import pyarrow as pa
+
+    for kind, table, to_table, to_row, columns, exchange_time in (
+            ("ws_trade", "trades", realtime.trade_table, realtime.trade_row, realtime.TRADE_COLUMNS, None),
+            ("ws_book", "order_books", realtime.book_table, realtime.book_row, realtime.BOOK_TABLE_COLUMNS,
+             realtime.book_exchange_time)):
+        if not pushed[kind]:
             continue
+        try:  # columnar and strict; any odd value sends the chunk through the per-record path below
+            rows, times = to_table(pushed[kind])
+        except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError, IndexError):
+            rows, times = [], []
+            for rx, fields in pushed[kind]:
+                try:
+                    row = to_row(fields, rx)
+                    times.append((row["ts"] if exchange_time is None else exchange_time(fields, rx)).timestamp())
+                except (KisResponseError, ValueError, IndexError) as exc:  # a value KIS never sent before
+                    result.unparsed += 1
+                    raw.append(_raw_row(rx, kind, f"unparsable record: {exc}", {"rx": rx, "fields": fields}))
+                    continue
+                rows.append(row)
+            if not rows:
+                continue
         written = hook.append(table, rows, columns=columns)
         committed = time.time()
-        result.lags.extend(committed - t.timestamp() for t in times)
+        result.lags.extend(committed - t for t in times)
         result.rejected += written.rejected
         if kind == "ws_trade":
             result.trades_in += written.rows_in

@@ -26,6 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 
 from krxflow.kis.parsing import BOOK_COLUMNS, parse_decimal, parse_int
 
@@ -123,10 +124,69 @@ def split_frame(text: str) -> Frame:
 
 
 # ------------------------------------------------------------------ records → rows (draining task)
+@lru_cache(maxsize=65536)
 def _kst_datetime(day: str, hhmmss: str) -> dt.datetime:
+    """KST ``YYYYMMDD`` + ``HHMMSS`` → tz-aware datetime (cached: thousands of records share a second)."""
     from krxflow.calendar import KST
 
     return dt.datetime.strptime(day + hhmmss, "%Y%m%d%H%M%S").replace(tzinfo=KST)
+
+
+@lru_cache(maxsize=64)
+def _kst_day(epoch_second: int) -> str:
+    from krxflow.calendar import KST
+
+    return dt.datetime.fromtimestamp(epoch_second, KST).strftime("%Y%m%d")
+
+
+#: Integer columns of ``trades`` and their field index in a trade record.
+_TRADE_INTS = {"cum_volume": 13, "price": 2, "change": 4, "volume": 12, "cum_value": 14, "open": 7, "high": 8,
+               "low": 9, "ask_price_1": 10, "bid_price_1": 11, "ask_qty_1": 36, "bid_qty_1": 37}
+_TRADE_DECIMALS = {"change_rate": 5, "strength": 18}
+_BOOK_INTS = {**{f"ask_price_{i}": 2 + i for i in range(1, 11)}, **{f"bid_price_{i}": 12 + i for i in range(1, 11)},
+              **{f"ask_qty_{i}": 22 + i for i in range(1, 11)}, **{f"bid_qty_{i}": 32 + i for i in range(1, 11)},
+              "total_ask_qty": 43, "total_bid_qty": 44}
+
+
+def trade_table(items: list) -> tuple:
+    """``[[rx_µs, fields], …]`` → (pyarrow table of ``trades`` rows, exchange times in epoch seconds).
+
+    The fast, columnar form of :func:`trade_row` for the draining task: every number is cast by
+    Arrow, which accepts only plain decimal digits — any other value raises ``pyarrow.ArrowInvalid``
+    and the caller falls back to :func:`trade_row` record by record (which keeps the odd one raw).
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    rxs = [item[0] for item in items]
+    cols = list(zip(*(item[1] for item in items)))
+    times = [_kst_datetime(day, hhmmss) for day, hhmmss in zip(cols[33], cols[1])]
+    arrays = {"ticker": pa.array(cols[0], pa.string()), "ts": pa.array(times, pa.timestamp("us", tz="UTC"))}
+    for name, index in _TRADE_INTS.items():
+        arrays[name] = pc.cast(pa.array(cols[index], pa.string()), pa.int64())
+    for name, index in _TRADE_DECIMALS.items():
+        arrays[name] = pc.cast(pa.array(cols[index], pa.string()), pa.decimal128(12, 2))
+    arrays["side"] = pa.array([_SIDE.get(code) for code in cols[21]], pa.string())
+    arrays["halted"] = pa.array([flag == "Y" for flag in cols[35]], pa.bool_())
+    arrays["hour_code"] = pa.array([code or None for code in cols[43]], pa.string())
+    arrays["received_at"] = pa.array(rxs, pa.int64()).cast(pa.timestamp("us", tz="UTC"))
+    table = pa.table({name: arrays[name] for name in TRADE_COLUMNS})
+    return table, [t.timestamp() for t in times]
+
+
+def book_table(items: list) -> tuple:
+    """``[[rx_µs, fields], …]`` → (pyarrow table of ``order_books`` rows, exchange times) — see :func:`trade_table`."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    rxs = [item[0] for item in items]
+    cols = list(zip(*(item[1] for item in items)))
+    arrays = {"ticker": pa.array(cols[0], pa.string()),
+              "ts": pa.array(rxs, pa.int64()).cast(pa.timestamp("us", tz="UTC"))}
+    for name, index in _BOOK_INTS.items():
+        arrays[name] = pc.cast(pa.array(cols[index], pa.string()), pa.int64())
+    times = [_kst_datetime(_kst_day(rx // 1_000_000), hhmmss).timestamp() for rx, hhmmss in zip(rxs, cols[1])]
+    return pa.table({name: arrays[name] for name in BOOK_TABLE_COLUMNS}), times
 
 
 def received_at(micros: int) -> dt.datetime:
@@ -173,7 +233,4 @@ def book_row(fields: list[str], rx_micros: int) -> dict:
 
 def book_exchange_time(fields: list[str], rx_micros: int) -> dt.datetime:
     """The exchange time of a book record: ``BSOP_HOUR`` on the KST day it was received."""
-    from krxflow.calendar import KST
-
-    day = received_at(rx_micros).astimezone(KST).strftime("%Y%m%d")
-    return _kst_datetime(day, fields[1])
+    return _kst_datetime(_kst_day(rx_micros // 1_000_000), fields[1])
