@@ -57,14 +57,16 @@ class KisStreamTrigger(BaseTrigger):
     :param send_interval: seconds between subscribe frames (official samples: 0.05).
     :param idle_timeout: reconnect when nothing arrived for this long (PINGPONG comes every ~10-20 s).
     :param flush_timeout: seconds to keep retrying Redis at the end before handing entries over.
+    :param market: the venue's KIS market code (``J`` KRX, ``UN`` KRX+NXT) instead of the Connection's.
     """
 
     def __init__(self, *, trade_tickers: list[str], book_tickers: list[str], stream: str, window: int,
                  window_end: str, kis_conn_id: str = KIS_CONN_ID, redis_conn_id: str = REDIS_CONN_ID,
                  cap: int = DEFAULT_CAP, flush_interval: float = 0.05, stats_seconds: float = 60.0,
                  send_interval: float = 0.05, idle_timeout: float = 60.0, backoff_base: float = 0.5,
-                 flush_timeout: float = 60.0) -> None:
+                 flush_timeout: float = 60.0, market: str | None = None) -> None:
         super().__init__()
+        self.market = market
         self.trade_tickers = list(trade_tickers)
         self.book_tickers = list(book_tickers)
         self.stream = stream
@@ -87,13 +89,13 @@ class KisStreamTrigger(BaseTrigger):
             "redis_conn_id": self.redis_conn_id, "cap": self.cap, "flush_interval": self.flush_interval,
             "stats_seconds": self.stats_seconds, "send_interval": self.send_interval,
             "idle_timeout": self.idle_timeout, "backoff_base": self.backoff_base,
-            "flush_timeout": self.flush_timeout})
+            "flush_timeout": self.flush_timeout, "market": self.market})
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from krxflow.kis.buffer import async_redis
         from krxflow.kis.config import aload
 
-        config = await aload(self.kis_conn_id)
+        config = await aload(self.kis_conn_id, **({"market": self.market} if self.market else {}))
         redis = await async_redis(self.redis_conn_id)
         try:
             payload = await stream_window(
