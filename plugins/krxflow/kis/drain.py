@@ -164,7 +164,7 @@ def drain(name: str, *, hook=None, client=None, chunk: int = 20_000, on_committe
     return result
 
 
-def follow(name: str, *, until, hook=None, client=None, chunk: int = 200, consumer: str = "follow",
+def follow(name: str, *, until, hook=None, client=None, chunk: int = 20, consumer: str = "follow",
            block_ms: int = 200, claim_idle_ms: int = 30_000, max_lags: int = 1_000_000) -> DrainResult:
     """Drain buffer ``name`` continuously until ``until()`` is true and nothing is left to read.
 

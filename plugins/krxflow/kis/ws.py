@@ -136,6 +136,7 @@ class RealtimeSession:
                 while not reader.done():
                     now = time.monotonic()
                     if now >= deadline:
+                        await self._read_what_is_in_flight(reader)
                         break
                     if now - self._last_received > self.idle_timeout:
                         raise _Reconnect(f"nothing received for {self.idle_timeout:.0f}s")
@@ -148,6 +149,12 @@ class RealtimeSession:
                     reader.cancel()
                     await asyncio.gather(reader, return_exceptions=True)
         return self.stats.frames > frames_before
+
+    async def _read_what_is_in_flight(self, reader, quiet: float = 0.5, limit: float = 10.0) -> None:
+        """At the deadline, keep reading until the socket is quiet: frames KIS already sent are not dropped."""
+        stop = time.monotonic() + limit
+        while not reader.done() and time.monotonic() < stop and time.monotonic() - self._last_received < quiet:
+            await asyncio.wait({reader}, timeout=quiet / 2)
 
     async def _read(self, ws) -> None:
         async for raw in ws:
