@@ -61,3 +61,4 @@ ORDER_BOOKS = table_asset("order_books")
 KRX_REPORT_ASSETS = {table: table_asset(table) for table in (
     "krx_index_prices", "krx_investor_trading", "krx_fundamentals", "krx_short_selling", "krx_short_balance",
     "krx_foreign_ownership")}
+TRADES = table_asset("trades")

@@ -8,7 +8,9 @@ drain that dies leaves its entries pending, and the rerun reads the same entries
 tables' primary keys (ticker, ts) keep the rows unique.
 
 Entry fields: ``kind`` (``quote`` | ``book`` | ``window``), ``window`` (the polling window's
-number), ``data`` (the row, JSON; for ``window`` the window's counters).
+number), ``data`` (the row, JSON; for ``window`` the window's counters). The WebSocket push
+(:class:`PushBuffer`) writes ``ws_trade`` | ``ws_book`` | ``ws_raw`` | ``ws_stats`` entries whose
+``data`` is a JSON *list* of records (see :mod:`krxflow.triggers.kis_ws`).
 
 Dedupe: the last fingerprint of each (kind, ticker) is kept in Redis
 (``kis:last:<kind>:<ticker>``, TTL ``dedupe_ttl``) and in memory; an answer equal to the
@@ -73,7 +75,7 @@ class StreamBuffer:
         self.redis_restarts = 0
         self.rewritten = 0       # entries written again after a Redis restart
         self._last: dict[tuple[str, str], str] = {}
-        self._written: list[tuple[dict, str | None]] = []  # (fields, run_id they were written under)
+        self._written: list[tuple[dict, str | None, str]] = []  # (fields, run_id written under, entry id)
         self._unsent: list[dict] = []
         self._run_id: str | None = None
         self._group_ready = False
@@ -97,10 +99,10 @@ class StreamBuffer:
         if self._run_id is not None and run_id != self._run_id:
             self.redis_restarts += 1
             self._group_ready = False
-            lost = [fields for fields, written_under in self._written if written_under != run_id]
+            lost = [fields for fields, written_under, _ in self._written if written_under != run_id]
             log.warning("KIS buffer %s: Redis restarted (run_id %s → %s); writing this window's %d earlier "
                         "entries again", self.name, self._run_id, run_id, len(lost))
-            self._written = [(f, r) for f, r in self._written if r == run_id]
+            self._written = [w for w in self._written if w[1] == run_id]
             self._unsent = lost + self._unsent
             self.rewritten += len(lost)
         self._run_id = run_id
@@ -111,8 +113,8 @@ class StreamBuffer:
                 async with self.redis.pipeline(transaction=False) as pipe:
                     for fields in pending:
                         pipe.xadd(self.stream, fields)
-                    await pipe.execute()
-                self._written.extend((f, run_id) for f in pending)
+                    ids = await pipe.execute()
+                self._written.extend((f, run_id, i) for f, i in zip(pending, ids))
                 log.warning("KIS buffer %s: %d held entries written after a Redis outage", self.name, len(pending))
             except Exception as exc:
                 self._unsent = pending + self._unsent
@@ -150,8 +152,8 @@ class StreamBuffer:
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.xadd(self.stream, fields)
                 pipe.set(last_key, digest, ex=self.dedupe_ttl)
-                await pipe.execute()
-            self._written.append((fields, self._run_id))
+                entry_id, _ = await pipe.execute()
+            self._written.append((fields, self._run_id, entry_id))
         except Exception as exc:
             self._unsent.append(fields)
             self._redis_failed("write", exc)
@@ -169,6 +171,33 @@ class StreamBuffer:
         except Exception as exc:
             self._redis_failed("window summary", exc)
             return False
+
+    async def forget_acknowledged(self) -> int:
+        """Stop holding entries the drain has acknowledged (committed); returns how many were dropped.
+
+        An entry is acknowledged once the group has delivered it and it is no longer pending: its id
+        is at most the group's ``last-delivered-id`` and below the oldest pending id. Only entries
+        that may still be uncommitted need rewriting after a Redis restart, so a long session's
+        memory stays bounded by the drain's lag instead of growing with every entry written.
+        """
+        if not self._written:
+            return 0
+        try:
+            groups = {g["name"]: g for g in await self.redis.xinfo_groups(self.stream)}
+            group = groups.get(GROUP)
+            if group is None:
+                return 0
+            pending = await self.redis.xpending(self.stream, GROUP)
+        except Exception as exc:
+            self._redis_failed("acknowledgement check", exc)
+            return 0
+        bound = _id_key(group.get("last-delivered-id") or "0-0")
+        if pending and pending.get("pending"):
+            bound = min(bound, _before(pending["min"]))
+        kept = [w for w in self._written if w[1] != self._run_id or _id_key(w[2]) > bound]
+        dropped = len(self._written) - len(kept)
+        self._written = kept
+        return dropped
 
     # ---------------------------------------------------------------- internals
     async def _ensure_group(self) -> None:
@@ -193,3 +222,65 @@ class StreamBuffer:
                         "[%d Redis errors so far]", self.name, what, exc, len(self._unsent), self.redis_errors)
 
 
+
+
+class PushBuffer(StreamBuffer):
+    """Writer side for the WebSocket push: every record is kept (no dedupe), many per entry.
+
+    At thousands of records a second one entry per record would cost a Redis round trip each;
+    instead :meth:`add` collects records per kind in memory and :meth:`flush` (called by the
+    trigger every few tens of milliseconds) writes one entry per kind — ``data`` is then a JSON
+    list of records. Held entries, the Redis-restart rewrite and :meth:`forget_acknowledged` are
+    those of :class:`StreamBuffer`.
+    """
+
+    def __init__(self, redis, name: str, window: int) -> None:
+        super().__init__(redis, name, window, dedupe_ttl=1)
+        self._batch: dict[str, list] = {}
+        self.entries = 0
+
+    def add(self, kind: str, record) -> None:
+        self._batch.setdefault(kind, []).append(record)
+        self.buffered += 1
+
+    @property
+    def batched(self) -> int:
+        """Records added but not yet flushed."""
+        return sum(len(records) for records in self._batch.values())
+
+    async def flush(self) -> None:
+        """Write the collected records (one entry per kind); held in memory while Redis is out."""
+        import json
+
+        if not self._batch:
+            return
+        batch, self._batch = self._batch, {}
+        entries = [{"kind": kind, "window": str(self.window), "data": json.dumps(records, separators=(",", ":"))}
+                   for kind, records in batch.items()]
+        if self._unsent:  # keep order: while Redis is out, everything queues behind
+            self._unsent.extend(entries)
+            return
+        try:
+            if not self._group_ready:
+                await self._ensure_group()
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for fields in entries:
+                    pipe.xadd(self.stream, fields)
+                ids = await pipe.execute()
+            self._written.extend((fields, self._run_id, i) for fields, i in zip(entries, ids))
+            self.entries += len(entries)
+        except Exception as exc:
+            self._unsent.extend(entries)
+            self._redis_failed("write", exc)
+
+
+def _id_key(entry_id: str) -> tuple[int, int]:
+    """A stream entry id (``ms-seq``) as a comparable pair."""
+    ms, _, seq = str(entry_id).partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _before(entry_id: str) -> tuple[int, int]:
+    """The largest id below ``entry_id`` (ids compare as pairs, so (ms, seq - 1) or (ms - 1, max))."""
+    ms, seq = _id_key(entry_id)
+    return (ms, seq - 1) if seq > 0 else (ms - 1, 2 ** 63)

@@ -8,7 +8,9 @@
   appkey; default 18 live, 1 paper — KIS's 2026-04 limits), ``rate_margin`` (fraction kept below
   the limit so network jitter never pushes the gateway's one-second window over it; default
   0.05), ``token_interval`` (seconds between token issuances, default 60 like KIS),
-  ``timeout`` (seconds per HTTP call, default 10), ``market`` (``J`` KRX | ``NX`` | ``UN``).
+  ``timeout`` (seconds per HTTP call, default 10), ``market`` (``J`` KRX | ``NX`` | ``UN``),
+  ``ws_url`` (the realtime WebSocket, default ``ws://ops.koreainvestment.com:21000`` live,
+  ``:31000`` paper — official samples use plain ``ws://``; the fake server's in tests).
 
 The config is a plain dataclass so a trigger can rebuild it from its serialized kwargs without a
 database round trip, and the appsecret never appears in ``repr``.
@@ -24,6 +26,7 @@ from krxflow.settings import KIS_CONN_ID
 LIVE_URL = "https://openapi.koreainvestment.com:9443"
 PAPER_URL = "https://openapivts.koreainvestment.com:29443"
 DEFAULT_RATE = {"live": 18, "paper": 1}
+WS_URL = {"live": "ws://ops.koreainvestment.com:21000", "paper": "ws://ops.koreainvestment.com:31000"}
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,7 @@ class KisConfig:
     token_interval: float = 60.0
     timeout: float = 10.0
     market: str = "J"
+    ws_url: str = ""
 
     def __post_init__(self) -> None:
         if self.env not in ("live", "paper"):
@@ -49,6 +53,11 @@ class KisConfig:
             raise ValueError("the KIS rate must be positive")
         if not 0 <= self.rate_margin < 0.5:
             raise ValueError("rate_margin must be within [0, 0.5)")
+
+    @property
+    def websocket_url(self) -> str:
+        """The realtime WebSocket's URL (``ws_url``, else the official one of ``env``)."""
+        return (self.ws_url or WS_URL[self.env]).rstrip("/")
 
     @property
     def key_id(self) -> str:
@@ -79,7 +88,8 @@ class KisConfig:
                       rate=float(extra.get("rate", DEFAULT_RATE.get(env, 1))),
                       rate_margin=float(extra.get("rate_margin", 0.05)),
                       token_interval=float(extra.get("token_interval", 60)),
-                      timeout=float(extra.get("timeout", 10)), market=str(extra.get("market", "J")))
+                      timeout=float(extra.get("timeout", 10)), market=str(extra.get("market", "J")),
+                      ws_url=str(extra.get("ws_url", "") or ""))
         values.update(overrides)
         return cls(**values)
 
