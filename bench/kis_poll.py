@@ -68,7 +68,7 @@ def start_fake(rate: int, sample: bool = False) -> tuple[subprocess.Popen, str]:
                              "--rate", str(rate), *(["--sample"] if sample else [])],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60  # --sample loads the sample market's calendar first
     while True:
         try:
             with urllib.request.urlopen(url + "/_fake/stats", timeout=1) as resp:

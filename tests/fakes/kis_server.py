@@ -505,6 +505,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sample", action="store_true",
                         help="quote the offline sample market from its last close (KRXFLOW_SAMPLE_TICKERS tickers)")
     args = parser.parse_args(argv)
+    if args.sample:  # krxflow's sample market, importable however the fake was started; loaded before serving
+        import sys
+        from pathlib import Path
+
+        plugins = str(Path(__file__).resolve().parents[2] / "plugins")
+        if plugins not in sys.path:
+            sys.path.insert(0, plugins)
+        sample_base("005930")
     fake = FakeKis(env=args.env, rate=args.rate, accounts={args.appkey: args.appsecret},
                    token_interval=args.token_interval, move_probability=args.move_probability, sample=args.sample)
     print(f"fake KIS ({args.env}, {fake.rate} req/s{', sample market' if args.sample else ''}) "

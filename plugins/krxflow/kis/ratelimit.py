@@ -89,11 +89,12 @@ class RateLimiter:
         started = time.monotonic()
         late = 0
         while True:
-            slot = await self._reserve()
-            if slot is None:
+            reserved = await self._reserve()
+            if reserved is None:
                 await asyncio.sleep(self.max_reserve / 2)  # queue full: come back later
                 continue
-            wait = slot - time.monotonic()
+            slot, not_before = reserved
+            wait = not_before - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
             if time.monotonic() - slot <= self.slack or late >= self.MAX_LATE_SLOTS:
@@ -101,8 +102,9 @@ class RateLimiter:
             late += 1
             self.late_slots += 1
 
-    async def _reserve(self) -> float | None:
-        """Reserve the next slot: its time on this process's monotonic clock, None when the queue is full."""
+    async def _reserve(self) -> tuple[float, float] | None:
+        """Reserve the next slot, None when the queue is full; else, on this process's monotonic clock,
+        the slot at its earliest (lateness is measured from it) and at its latest (never send before it)."""
         if self._script is None:
             return await self._reserve_local()
         if time.monotonic() < self._skip_redis_until:  # Redis just failed: don't stall every call on it
@@ -124,13 +126,17 @@ class RateLimiter:
             self._redis_down_since = None
         if wait_us < 0:
             return None
-        # Redis reserved the slot `wait` after it ran the script, about half the quickest round trip
-        # after we asked; a reply that then sat in a busy event loop counts as lateness.
-        self._min_rtt = min(self._min_rtt, time.monotonic() - asked)
-        return asked + self._min_rtt / 2 + wait_us / 1e6
+        # Redis reserved the slot `wait` after it ran the script: at the earliest about half the
+        # quickest round trip after we asked (so a reply that sat in a busy event loop counts as
+        # lateness), at the latest half of it before the answer arrived (so a slow first call, e.g.
+        # one that had to connect, never sends early).
+        answered = time.monotonic()
+        self._min_rtt = min(self._min_rtt, answered - asked)
+        wait = wait_us / 1e6
+        return asked + self._min_rtt / 2 + wait, answered - self._min_rtt / 2 + wait
 
-    async def _reserve_local(self) -> float:
+    async def _reserve_local(self) -> tuple[float, float]:
         async with self._local_lock:
             slot = max(time.monotonic(), self._local_next)
             self._local_next = slot + self.interval
-            return slot
+            return slot, slot
