@@ -110,10 +110,9 @@ class KrxSource(abc.ABC):
         """Session ``day`` of the whole market with each ticker's listing (:data:`MARKET_DAY_COLUMNS`;
         empty on holidays).
 
-        KRX's all-market answer carries both. A source that gets them in one answer either overrides
-        this or provides ``_market_day(session)`` returning that answer as :data:`MARKET_DAY_COLUMNS`
-        (as :class:`~krxflow.sources.pykrx_source.PykrxSource` does); otherwise the prices and the
-        listing are asked for separately.
+        KRX's all-market answer carries both: a source that gets them in one answer overrides this
+        (as :class:`~krxflow.sources.pykrx_source.PykrxSource` and the sample source do); this
+        default asks for the prices and the listing separately.
         """
         import pandas as pd
 
@@ -122,9 +121,6 @@ class KrxSource(abc.ABC):
         day = as_date(day)
         if not is_trading_day(day):
             return pd.DataFrame(columns=MARKET_DAY_COLUMNS)
-        one_answer = getattr(self, "_market_day", None)
-        if one_answer is not None:
-            return one_answer(day)[MARKET_DAY_COLUMNS].reset_index(drop=True)
         prices = self.daily_prices(day)
         if prices.empty:
             return pd.DataFrame(columns=MARKET_DAY_COLUMNS)

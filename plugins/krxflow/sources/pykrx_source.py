@@ -45,8 +45,8 @@ from krxflow.settings import KRX_CONN_ID
 from krxflow.sources import report_frames as frames
 from krxflow.sources.base import (ADJUSTED_COLUMNS, DAILY_COLUMNS, DELISTED_COLUMNS, FOREIGN_OWNERSHIP_COLUMNS,
                                   FUNDAMENTAL_COLUMNS, INDEX_GROUPS, INDEX_PRICE_COLUMNS, INVESTOR_COLUMNS,
-                                  INVESTOR_TYPES, KRX_ADJUSTED_COLUMNS, LISTING_COLUMNS, MARKETS, SHORT_BALANCE_COLUMNS,
-                                  SHORT_SELLING_COLUMNS, KrxSource, as_date)
+                                  INVESTOR_TYPES, KRX_ADJUSTED_COLUMNS, LISTING_COLUMNS, MARKET_DAY_COLUMNS, MARKETS,
+                                  SHORT_BALANCE_COLUMNS, SHORT_SELLING_COLUMNS, KrxSource, as_date)
 from krxflow.sources.errors import (KrxBadAnswerError, KrxEmptyAnswerError, KrxLoginError, KrxLogoutError,
                                     KrxSourceError)
 from krxflow.sources.gated_http import GatedSession
@@ -281,6 +281,15 @@ class PykrxSource(KrxSource):
         frame = pd.DataFrame({"ticker": raw["short_code"], "name": raw["codeName"],
                               "market": raw["marketCode"].map(_MARKET_CODES), "isin": raw["full_code"]})
         return frame[frame["market"].notna()].reset_index(drop=True)
+
+    def market_day(self, day) -> pd.DataFrame:
+        """Prices and listing of session ``day`` from KRX's one all-market answer (one request)."""
+        from krxflow.calendar import is_trading_day
+
+        day = as_date(day)
+        if not is_trading_day(day):
+            return pd.DataFrame(columns=MARKET_DAY_COLUMNS)
+        return self._market_day(day)[MARKET_DAY_COLUMNS].reset_index(drop=True)
 
     def daily_prices(self, day) -> pd.DataFrame:
         from krxflow.calendar import is_trading_day
