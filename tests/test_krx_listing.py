@@ -7,7 +7,9 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from krxflow.sources.base import DAILY_COLUMNS, DELISTED_COLUMNS, KRX_ADJUSTED_COLUMNS, LISTING_COLUMNS, KrxSource
+from krxflow.sources.base import (DAILY_COLUMNS, DELISTED_COLUMNS, FOREIGN_OWNERSHIP_COLUMNS, FUNDAMENTAL_COLUMNS,
+                                  INDEX_PRICE_COLUMNS, INVESTOR_COLUMNS, KRX_ADJUSTED_COLUMNS, LISTING_COLUMNS,
+                                  SHORT_BALANCE_COLUMNS, SHORT_SELLING_COLUMNS, KrxSource)
 
 DAY1, DAY2, DAY3 = dt.date(2024, 3, 4), dt.date(2024, 3, 5), dt.date(2024, 3, 6)
 
@@ -35,6 +37,25 @@ class ScriptedSource(KrxSource):
 
     def krx_adjusted(self, ticker, first, last, *, isin=None):
         return pd.DataFrame(columns=KRX_ADJUSTED_COLUMNS)
+
+    # The scripted market publishes listings only: every report of a day is empty.
+    def index_prices(self, day):
+        return pd.DataFrame(columns=INDEX_PRICE_COLUMNS + ["name", "index_group"])
+
+    def investor_trading(self, day):
+        return pd.DataFrame(columns=INVESTOR_COLUMNS)
+
+    def fundamentals(self, day):
+        return pd.DataFrame(columns=FUNDAMENTAL_COLUMNS)
+
+    def short_selling(self, day):
+        return pd.DataFrame(columns=SHORT_SELLING_COLUMNS)
+
+    def short_balance(self, day):
+        return pd.DataFrame(columns=SHORT_BALANCE_COLUMNS)
+
+    def foreign_ownership(self, day):
+        return pd.DataFrame(columns=FOREIGN_OWNERSHIP_COLUMNS)
 
 
 def _row(ticker, name, market, shares=1_000_000, cap=5_000_000_000):

@@ -128,32 +128,31 @@ class KrxSource(abc.ABC):
         return prices.merge(listing, on="ticker", how="inner")[MARKET_DAY_COLUMNS]
 
     # ---- reports (issue 17): one session of the whole market each; empty frames on holidays.
-    # Not abstract: a source that does not publish a report says so when asked.
+    @abc.abstractmethod
     def index_prices(self, day) -> "pd.DataFrame":  # noqa: F821
         """Every index of the :data:`INDEX_GROUPS` on session ``day``: :data:`INDEX_PRICE_COLUMNS` plus
         ``name`` and ``index_group`` (the master). Indices KRX publishes without prices have NULLs."""
-        raise NotImplementedError(f"the {self.name} source has no index prices")
 
+    @abc.abstractmethod
     def investor_trading(self, day) -> "pd.DataFrame":  # noqa: F821
         """Each ticker's trading by investor type on session ``day`` (:data:`INVESTOR_COLUMNS`); a
         ticker that did not trade has no rows."""
-        raise NotImplementedError(f"the {self.name} source has no investor trading")
 
+    @abc.abstractmethod
     def fundamentals(self, day) -> "pd.DataFrame":  # noqa: F821
         """EPS/PER/BPS/PBR/DPS/dividend yield of every ticker on session ``day`` (:data:`FUNDAMENTAL_COLUMNS`)."""
-        raise NotImplementedError(f"the {self.name} source has no fundamentals")
 
+    @abc.abstractmethod
     def short_selling(self, day) -> "pd.DataFrame":  # noqa: F821
         """Short sales of every shortable ticker on session ``day`` (:data:`SHORT_SELLING_COLUMNS`)."""
-        raise NotImplementedError(f"the {self.name} source has no short selling")
 
+    @abc.abstractmethod
     def short_balance(self, day) -> "pd.DataFrame":  # noqa: F821
         """Outstanding short balances on session ``day`` (:data:`SHORT_BALANCE_COLUMNS`)."""
-        raise NotImplementedError(f"the {self.name} source has no short balances")
 
+    @abc.abstractmethod
     def foreign_ownership(self, day) -> "pd.DataFrame":  # noqa: F821
         """Foreign holdings and limits of every ticker on session ``day`` (:data:`FOREIGN_OWNERSHIP_COLUMNS`)."""
-        raise NotImplementedError(f"the {self.name} source has no foreign ownership")
 
     def requests_sent(self) -> int:
         """HTTP requests this source object sent so far (0 for offline sources)."""
