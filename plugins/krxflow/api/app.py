@@ -325,8 +325,8 @@ class IndexPrice(BaseModel):
     change: float | None
     change_rate: float | None
     volume: int | None
-    trading_value: int | None
-    market_cap: int | None
+    trading_value: Won | None
+    market_cap: Won | None
 
 
 class IndexPricesPage(BaseModel):
@@ -345,18 +345,18 @@ class InvestorTrading(BaseModel):
     sell_volume: int
     buy_volume: int
     net_volume: int
-    sell_value: int
-    buy_value: int
-    net_value: int
+    sell_value: Won
+    buy_value: Won
+    net_value: Won
 
 
 class Fundamentals(BaseModel):
     date: dt.date
-    eps: int | None
+    eps: Won | None
     per: float | None
-    bps: int | None
+    bps: Won | None
     pbr: float | None
-    dps: int | None
+    dps: Won | None
     dividend_yield: float | None
 
 
@@ -364,10 +364,10 @@ class Shorts(BaseModel):
     date: dt.date
     short_volume: int | None
     volume: int | None
-    short_value: int | None
-    trading_value: int | None
+    short_value: Won | None
+    trading_value: Won | None
     balance_quantity: int | None
-    balance_value: int | None
+    balance_value: Won | None
     balance_ratio: float | None
 
 
