@@ -54,28 +54,16 @@ def db_backup():
     @task
     def dump() -> dict:
         """pg_dump -Fc + pg_restore --list; counts rows in the dump's snapshot when a restore check is due."""
-        import time
-
         from airflow.sdk import get_current_context
 
-        from krxflow.hooks import BatchedPostgresHook
+        from krxflow.journal import Journal
         from krxflow.upkeep import backup
 
         context = get_current_context()
         wanted = context["params"].get("restore_check")
         run_day = (context.get("logical_date") or context["dag_run"].run_after).in_timezone(MARKET_TZ)
         restore_due = run_day.weekday() == SUNDAY if wanted is None else bool(wanted)
-        hook = BatchedPostgresHook()
-        started = time.perf_counter()
-        try:
-            result = backup.dump(backup.Target.from_connection(), _directory(), with_counts=restore_due)
-        except Exception as exc:
-            hook.log_stats("backup", "pg_dump", seconds=time.perf_counter() - started, status="failed",
-                           error=str(exc)[:2000], details={"directory": str(_directory())})
-            raise
-        hook.log_stats("backup", "pg_dump", rows_in=sum((result.counts or {}).values()), seconds=result.seconds,
-                       details={"file": str(result.path), "bytes": result.bytes, "toc_entries": result.toc_entries,
-                                "restore_check_due": restore_due})
+        result = backup.dump(backup.Target.from_connection(), _directory(), with_counts=restore_due, journal=Journal())
         return {"file": str(result.path), "bytes": result.bytes, "counts": result.counts}
 
     @task
@@ -95,21 +83,13 @@ def db_backup():
 
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from krxflow.hooks import BatchedPostgresHook
+        from krxflow.journal import Journal
         from krxflow.upkeep import backup
 
         if not dumped.get("counts"):
             raise AirflowSkipException("no restore check due today (Sundays KST, or Param restore_check)")
-        hook = BatchedPostgresHook()
         path = Path(dumped["file"])
-        try:
-            result = backup.restore_check(backup.Target.from_connection(), path, dumped["counts"])
-        except Exception as exc:
-            hook.log_stats("backup", "restore_check", status="failed", error=str(exc)[:2000],
-                           details={"file": str(path)})
-            raise
-        hook.log_stats("backup", "restore_check", rows_in=result.rows, seconds=result.seconds,
-                       details={"file": str(path), "tables": result.tables})
+        result = backup.restore_check(backup.Target.from_connection(), path, dumped["counts"], journal=Journal())
         return {"file": str(path), "tables": result.tables, "rows": result.rows}
 
     dumped = dump()

@@ -70,13 +70,11 @@ def db_matviews():
     def refresh_view(view: str) -> dict:
         """Refresh one materialized view (concurrently once populated) and log it in load_stats."""
         from krxflow.db.connection import connection
-        from krxflow.hooks import BatchedPostgresHook
+        from krxflow.journal import Journal
         from krxflow.upkeep import matviews
 
         with connection() as conn:
-            result = matviews.refresh(conn, view)
-        BatchedPostgresHook().log_stats(view, "refresh", rows_in=result.rows, seconds=result.seconds,
-                                        details={"concurrently": result.concurrently})
+            result = matviews.refresh(conn, view, journal=Journal())
         return {"view": view, "rows": result.rows, "concurrently": result.concurrently}
 
     @task

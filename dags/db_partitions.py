@@ -49,23 +49,15 @@ def db_partitions():
     @task
     def ensure_partitions() -> dict[str, list[str]]:
         """Create the missing partitions of every partitioned table; returns table -> created names."""
-        import time
-
         from airflow.sdk import get_current_context
 
         from krxflow.db.connection import connection
-        from krxflow.hooks import BatchedPostgresHook
+        from krxflow.journal import Journal
         from krxflow.upkeep import partition_upkeep
 
         ahead = get_current_context()["params"].get("ahead")
-        hook = BatchedPostgresHook()
-        started = time.perf_counter()
         with connection() as conn:
-            reports = partition_upkeep.ensure_all(conn, ahead=ahead)
-        for report in reports:
-            hook.log_stats(report.parent, "ensure_partitions", seconds=time.perf_counter() - started,
-                           details={"created": report.created, "since": report.since.isoformat(),
-                                    "ahead": report.ahead, "partitions": report.total})
+            reports = partition_upkeep.ensure_all(conn, ahead=ahead, journal=Journal())
         return {report.parent: report.created for report in reports}
 
     migrate() >> ensure_partitions()

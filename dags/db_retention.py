@@ -37,12 +37,10 @@ def db_retention():
     @task
     def purge_expired_partitions() -> dict[str, list[str]]:
         """Drop (or with dry_run, list) every expired partition; returns table -> partition names."""
-        import time
-
         from airflow.sdk import Variable, get_current_context
 
         from krxflow.db.connection import connection
-        from krxflow.hooks import BatchedPostgresHook
+        from krxflow.journal import Journal
         from krxflow.upkeep import retention
 
         dry_run = bool(get_current_context()["params"].get("dry_run"))
@@ -50,15 +48,8 @@ def db_retention():
         def override(table: str):
             return Variable.get(retention.VARIABLE_TEMPLATE.format(table=table), default=None)
 
-        started = time.perf_counter()
         with connection() as conn:
-            reports = retention.purge(conn, dry_run=dry_run, override=override)
-        hook = BatchedPostgresHook()
-        for report in reports:
-            hook.log_stats(report.table, "retention", seconds=time.perf_counter() - started,
-                           details={"retention_days": report.retention_days, "source": report.source,
-                                    "cutoff": report.cutoff.isoformat() if report.cutoff else None,
-                                    "dry_run": dry_run, "dropped": report.dropped, "kept": report.kept})
+            reports = retention.purge(conn, dry_run=dry_run, override=override, journal=Journal())
         return {report.table: report.dropped for report in reports}
 
     purge_expired_partitions()

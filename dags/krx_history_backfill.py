@@ -83,22 +83,10 @@ def krx_history_backfill():
     @task(trigger_rule="all_done")
     def report(tickers: list[str], window: dict, params=None, dag_run=None) -> dict:
         """Tickers ok / empty / failed and rows written → log and `load_stats`."""
-        import logging
+        from krxflow.sources.loading import report_backfill
 
-        from krxflow.hooks import BatchedPostgresHook
-        from krxflow.sources.loading import backfill_results, summarize_backfill
-
-        summary = summarize_backfill(list(tickers), backfill_results(dag_run.dag_id, dag_run.run_id))
-        status = "failed" if summary["failed"] else "warning" if summary["empty"] else "ok"
-        BatchedPostgresHook().log_stats(
-            "daily_prices_adjusted" if params["adjusted_from"] == "naver" else "daily_prices", "history_backfill",
-            rows_in=summary["adjusted_rows"] + summary["raw_rows"], inserted=summary["rows_written"], status=status,
-            error=f"{summary['failed']} tickers failed" if summary["failed"] else None,
-            details={**summary, **window, "years": params["years"]})
-        logging.getLogger(__name__).info(
-            "backfill: %(tickers)s tickers, %(ok)s ok, %(empty)s empty, %(failed)s failed, %(rows_written)s rows written",
-            summary)
-        return summary
+        return report_backfill(tickers, window, years=params["years"], adjusted_from=params["adjusted_from"],
+                               dag_id=dag_run.dag_id, run_id=dag_run.run_id)
 
     @task
     def check(summary: dict) -> None:

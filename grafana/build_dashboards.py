@@ -23,6 +23,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "plugins"))
+from krxflow.journal import Operation  # noqa: E402  (the journal's operation names)
 from krxflow.sources.base import INSTITUTIONS  # noqa: E402  (plain constants, no dependencies)
 OUT = HERE / "dashboards"
 DS = {"type": "grafana-postgresql-datasource", "uid": "krxflow-pg"}
@@ -332,17 +333,17 @@ LIMIT 200"""
 
 ROWS_PER_DAY_SQL = f"""SELECT {kst_day_bucket('finished_at')} AS "time", table_name AS metric, sum(rows_written) AS rows_written
 FROM load_stats
-WHERE $__timeFilter(finished_at) AND operation IN ('upsert', 'append')
+WHERE $__timeFilter(finished_at) AND operation IN ('{Operation.UPSERT}', '{Operation.APPEND}')
 GROUP BY 1, 2
 ORDER BY 1"""
 
 REJECTS_PER_DAY_SQL = f"""SELECT {kst_day_bucket('finished_at')} AS "time", table_name AS metric, sum(rejected) AS rejected
 FROM load_stats
-WHERE $__timeFilter(finished_at) AND operation IN ('upsert', 'append')
+WHERE $__timeFilter(finished_at) AND operation IN ('{Operation.UPSERT}', '{Operation.APPEND}')
 GROUP BY 1, 2
 ORDER BY 1"""
 
-GAPS_SQL = """SELECT finished_at AS "time", table_name, operation, status,
+GAPS_SQL = f"""SELECT finished_at AS "time", table_name, operation, status,
        CASE jsonb_typeof(details -> 'gaps')
             WHEN 'number' THEN (details ->> 'gaps')::numeric
             WHEN 'array' THEN jsonb_array_length(details -> 'gaps')
@@ -350,11 +351,11 @@ GAPS_SQL = """SELECT finished_at AS "time", table_name, operation, status,
             ELSE 0 END AS gaps,
        error, details::text AS details
 FROM load_stats
-WHERE $__timeFilter(finished_at) AND operation LIKE '%quality%'
+WHERE $__timeFilter(finished_at) AND operation = '{Operation.QUALITY_CHECK}'
 ORDER BY finished_at DESC
 LIMIT 200"""
 
-KIS_WINDOWS = "FROM load_stats WHERE operation = 'kis_poll_window' AND $__timeFilter(finished_at)"
+KIS_WINDOWS = f"FROM load_stats WHERE operation = '{Operation.KIS_POLL_WINDOW}' AND $__timeFilter(finished_at)"
 
 
 def kis_number(key: str) -> str:
@@ -383,9 +384,9 @@ KIS_DEDUPE_SQL = f"""SELECT $__timeGroupAlias(finished_at, $__interval),
 GROUP BY 1
 ORDER BY 1"""
 
-BACKUP_AGE_SQL = """SELECT max(finished_at) AS "time", extract(epoch from now() - max(finished_at)) AS backup_age_seconds
+BACKUP_AGE_SQL = f"""SELECT max(finished_at) AS "time", extract(epoch from now() - max(finished_at)) AS backup_age_seconds
 FROM load_stats
-WHERE table_name = 'backup' AND operation = 'pg_dump' AND status = 'ok'"""
+WHERE table_name = 'backup' AND operation = '{Operation.PG_DUMP}' AND status = 'ok'"""
 
 FAILED_LOADS_SQL = """SELECT finished_at AS "time", dag_id, task_id, map_index, table_name, operation, status,
        rows_in, rejected, error

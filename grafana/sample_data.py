@@ -10,7 +10,7 @@ Used by the read-side tests and by ``bench/grafana_queries.py``:
 * ``refresh_read_models`` — the upkeep module's materialized-view refresh and indicator update;
 * ``load_intraday`` — one KST session of KIS-like snapshots and 10-level order books;
 * ``load_pipeline_stats`` — the ``load_stats`` rows the pipeline-health dashboard reads that are
-  not table writes (KIS polling windows, quality checks, backups), via ``hook.log_stats``.
+  not table writes (KIS polling windows, quality checks, backups), via the journal.
 
 Everything is deterministic: the same arguments give the same rows.
 """
@@ -23,7 +23,10 @@ import math
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-KST = ZoneInfo("Asia/Seoul")
+from krxflow.journal import Journal, Operation
+from krxflow.settings import MARKET_TZ
+
+KST = ZoneInfo(MARKET_TZ)
 
 
 @dataclass
@@ -140,21 +143,22 @@ def load_intraday(hook, tickers: list[str], day: dt.date, *, every_seconds: int 
 
 def load_pipeline_stats(hook, now: dt.datetime, *, days: int = 3, windows_per_day: int = 12) -> int:
     """KIS polling windows, daily-price quality checks and backups over the ``days`` before ``now``."""
+    journal = Journal(hook)
     written = 0
     for d in range(days):
         day_end = now - dt.timedelta(days=d)
         for w in range(windows_per_day):
             requests = 600 + 10 * w
-            hook.log_stats("intraday_quotes", "kis_poll_window", rows_in=requests, inserted=requests - 50,
+            journal.record("intraday_quotes", Operation.KIS_POLL_WINDOW, rows_in=requests, inserted=requests - 50,
                            seconds=60.0, details={"requests": requests, "successes": requests - 12,
                                                   "throttles": 12, "retries": 9, "dedupe_hits": 40 + w,
                                                   "rows_written": requests - 50, "sweep_seconds": 55.5})
             written += 1
-        hook.log_stats("daily_prices", "quality_check", status="warning" if d == 0 else "ok",
+        journal.record("daily_prices", Operation.QUALITY_CHECK, status="warning" if d == 0 else "ok",
                        details={"gaps": [{"ticker": "005930", "missing": [str(day_end.date())]}] if d == 0 else [],
                                 "checked_tickers": 2700})
-        hook.log_stats("backup", "pg_dump", seconds=42.0, details={"path": f"/backups/krxflow-{d}.dump",
-                                                                     "bytes": 123_456_789})
+        journal.record("backup", Operation.PG_DUMP, seconds=42.0, details={"path": f"/backups/krxflow-{d}.dump",
+                                                                             "bytes": 123_456_789})
         written += 2
     return written
 
@@ -176,7 +180,7 @@ def load_pipeline_history(hook, conn, now: dt.datetime, *, days: int = 30, windo
             requests = 580 + (w * 7 + d) % 60
             throttles = (w + d) % 5
             rows.append({"dag_id": "kis_intraday", "task_id": "drain", "table_name": "intraday_quotes",
-                         "operation": "kis_poll_window", "rows_in": requests, "inserted": requests - 40,
+                         "operation": Operation.KIS_POLL_WINDOW, "rows_in": requests, "inserted": requests - 40,
                          "seconds": 60.0, "status": "warning" if throttles > 3 else "ok",
                          "finished_at": open_at + dt.timedelta(minutes=w + 1),
                          "details": {"requests": requests, "successes": requests - throttles, "throttles": throttles,
@@ -184,16 +188,16 @@ def load_pipeline_history(hook, conn, now: dt.datetime, *, days: int = 30, windo
                                      "sweep_seconds": 52.0 + w % 7}})
         for k in range(dags_per_day):
             dag = ("krx_daily_prices", "krx_tickers", "krx_history", "db_matviews", "db_indicators")[k % 5]
-            rows.append({"dag_id": dag, "task_id": f"load_{k}", "table_name": "daily_prices", "operation": "upsert",
+            rows.append({"dag_id": dag, "task_id": f"load_{k}", "table_name": "daily_prices", "operation": Operation.UPSERT,
                          "rows_in": 2800, "inserted": 2790, "rejected": k % 3, "seconds": 1.5,
                          "status": "warning" if k % 3 else "ok",
                          "finished_at": dt.datetime.combine(day, dt.time(16, 0), KST) + dt.timedelta(minutes=k),
                          "details": {}})
         rows.append({"dag_id": "krx_daily_prices", "task_id": "quality", "table_name": "daily_prices",
-                     "operation": "quality_check", "status": "ok" if d % 4 else "warning", "seconds": 3.0,
+                     "operation": Operation.QUALITY_CHECK, "status": "ok" if d % 4 else "warning", "seconds": 3.0,
                      "finished_at": dt.datetime.combine(day, dt.time(17, 0), KST),
                      "details": {"gaps": [{"ticker": "005930"}] if d % 4 == 0 else [], "checked_tickers": 2800}})
-        rows.append({"dag_id": "db_backup", "task_id": "dump", "table_name": "backup", "operation": "pg_dump",
+        rows.append({"dag_id": "db_backup", "task_id": "dump", "table_name": "backup", "operation": Operation.PG_DUMP,
                      "status": "ok", "seconds": 120.0, "finished_at": dt.datetime.combine(day, dt.time(2, 0), KST),
                      "details": {"bytes": 3_000_000_000}})
     rows = [row for row in rows if row["finished_at"] <= now]

@@ -21,6 +21,7 @@ import yaml
 
 from grafana import build_dashboards, panel_sql
 from grafana.panel_sql import DATASOURCE_TYPE, DATASOURCE_UID, kst_range
+from krxflow.journal import Journal, Operation, Status
 
 ROOT = Path(__file__).resolve().parents[1]
 KST = ZoneInfo("Asia/Seoul")
@@ -186,8 +187,8 @@ def loaded():
         from krxflow.sources import loading
 
         quality = loading.check_daily_quality(LAST, hook=hook)  # the krx_daily_prices DAG's own check
-        hook.log_stats("daily_prices", "upsert", rows_in=5, inserted=4, rejected=1, status="warning",
-                       error="1 row rejected")
+        Journal(hook).record("daily_prices", Operation.UPSERT, rows_in=5, inserted=4, rejected=1,
+                             status=Status.WARNING, error="1 row rejected")
         # A write at 08:00 KST on a day is 23:00 UTC the day before: it must count for the KST day.
         boundary = dt.datetime.combine(now.date() - dt.timedelta(days=1), dt.time(8, 0), KST)
         probe_id = conn.execute("SELECT nextval(pg_get_serial_sequence('load_stats', 'id'))").fetchone()[0]

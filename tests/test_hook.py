@@ -15,6 +15,7 @@ import pytest
 from krxflow.db import partitions
 from krxflow.hooks import BadInputError, BatchedPostgresHook
 from krxflow.hooks.table_spec import UnknownTableError
+from krxflow.journal import Journal, Operation, Status
 
 PRICE_COLUMNS = ["ticker", "trade_date", "open", "high", "low", "close", "volume", "trading_value", "change_rate"]
 
@@ -352,7 +353,8 @@ def test_bad_calls_fail_clearly_and_write_nothing(clean_db, hook):
 def test_every_write_is_logged_in_load_stats(clean_db, hook):
     frame = daily_rows(days=2)
     hook.upsert("daily_prices", frame)
-    hook.log_stats("daily_prices", "quality_check", rows_in=6, status="warning", details={"gaps": 1})
+    Journal(hook).record("daily_prices", Operation.QUALITY_CHECK, rows_in=6, status=Status.WARNING,
+                         details={"gaps": 1})
     rows = clean_db.execute("SELECT dag_id, run_id, task_id, table_name, operation, rows_in, inserted, "
                             "rows_written, status, details FROM load_stats ORDER BY id").fetchall()
     assert rows[0][:9] == ("tests", "r1", "t", "daily_prices", "upsert", len(frame), len(frame), len(frame), "ok")

@@ -20,8 +20,9 @@ How a call works (``upsert`` or ``append``)
      * **staged path** — ``COPY`` into a temporary table, drop rows that fail the target's other
        CHECK constraints, then ``INSERT … ON CONFLICT (key) DO UPDATE`` (``DO NOTHING`` for
        ``append``) that skips rows whose values did not change.
-  5. A ``load_stats`` row is written in the same transaction (or, when the write fails, in its
-     own transaction with the error) so the health dashboard sees every write.
+  5. The write is journaled (:mod:`krxflow.journal`: a ``load_stats`` row) in the same transaction
+     (or, when the write fails, in its own transaction with the error) so the health dashboard
+     sees every write.
 
 All or nothing: an error anywhere leaves the table exactly as it was.
 """
@@ -30,7 +31,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -43,8 +43,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from airflow.providers.postgres.hooks.postgres import PostgresHook
 from psycopg import sql
-from psycopg.types.json import Jsonb
 
+from krxflow import journal
 from krxflow.db import partitions
 from krxflow.hooks.table_spec import TableSpec
 from krxflow.hooks.validation import validate, writable_key_range
@@ -133,18 +133,6 @@ class BatchedPostgresHook(PostgresHook):
                *, batch_size: int | None = None) -> WriteResult:
         """Insert rows whose key is new; rows already present are left alone (insert-only tables)."""
         return self._write("append", table, data, None, columns, batch_size)
-
-    def log_stats(self, table: str, operation: str, *, rows_in: int = 0, inserted: int = 0, updated: int = 0,
-                  rejected: int = 0, seconds: float = 0.0, status: str = "ok", error: str | None = None,
-                  details: dict[str, Any] | None = None) -> None:
-        """Write one ``load_stats`` row that is not a table write: a quality check, a polling window.
-
-        ``details`` holds the figures specific to the operation (gaps found, requests, throttles…).
-        """
-        result = WriteResult(table, operation, rows_in=rows_in, inserted=inserted, updated=updated,
-                             rejected=rejected, seconds=seconds)
-        with self._open() as conn, conn.transaction():
-            self._record(conn, result, status=status, error=error, extra=details)
 
     def ensure_partitions(self, table: str, first, last) -> list[str]:
         """Create the partitions of ``table`` covering ``first``..``last`` (KST); returns those created."""
@@ -267,37 +255,24 @@ class BatchedPostgresHook(PostgresHook):
             params.update({f"prefix_{i}": column_values for i, column_values in enumerate(values)})
         return not conn.execute(statement, params).fetchone()[0]
 
-    # ------------------------------------------------------------------ load_stats
-    def _context(self) -> dict[str, Any]:
-        if self.stats_context is not None:
-            return self.stats_context
-        try:
-            from airflow.sdk import get_current_context
+    # ------------------------------------------------------------------ the journal
+    def journal_context(self) -> dict[str, Any]:
+        """The task a journal row of this hook names: ``stats_context``, or the running task's."""
+        return self.stats_context if self.stats_context is not None else journal.task_context()
 
-            ti = get_current_context()["ti"]
-            return {"dag_id": ti.dag_id, "run_id": ti.run_id, "task_id": ti.task_id,
-                    "map_index": ti.map_index if ti.map_index is not None and ti.map_index >= 0 else None}
-        except Exception:  # not inside a running task: fall back to the env Airflow exports, or nothing
-            map_index = os.environ.get("AIRFLOW_CTX_MAP_INDEX")
-            return {"dag_id": os.environ.get("AIRFLOW_CTX_DAG_ID"), "run_id": os.environ.get("AIRFLOW_CTX_DAG_RUN_ID"),
-                    "task_id": os.environ.get("AIRFLOW_CTX_TASK_ID"),
-                    "map_index": int(map_index) if map_index not in (None, "", "-1") else None}
-
-    def _record(self, conn, result: WriteResult, status: str, error: str | None = None,
-                extra: dict[str, Any] | None = None) -> None:
+    def _record(self, conn, result: WriteResult, status: str, exc: Exception | None = None) -> None:
+        """Journal this write on ``conn`` (inside the write's transaction)."""
         if not self.record_stats:
             return
-        details = dict(extra) if extra is not None else {
-            "fast_path": result.fast_path, "partitions_created": result.partitions_created}
+        details = {"fast_path": result.fast_path, "partitions_created": result.partitions_created}
         if result.reject_sample:
             details["reject_sample"] = result.reject_sample
-        conn.execute(template("queries/writer/record_load_stats.sql"), {
-            **{"dag_id": None, "run_id": None, "task_id": None, "map_index": None}, **self._context(),
-            "table_name": result.table, "operation": result.operation, "rows_in": result.rows_in,
-            "inserted": result.inserted, "updated": result.updated, "unchanged": result.unchanged,
-            "duplicates": result.duplicates, "rejected": result.rejected, "seconds": result.seconds,
-            "status": status, "error": error, "details": Jsonb(details),
-        })
+        entry = journal.Entry(result.table, result.operation, rows_in=result.rows_in, inserted=result.inserted,
+                              updated=result.updated, unchanged=result.unchanged, duplicates=result.duplicates,
+                              rejected=result.rejected, seconds=result.seconds, status=status, details=details)
+        if exc is not None:
+            entry.fail(exc)
+        journal.write_entry(conn, entry, self.journal_context())
 
     def _record_failure(self, conn, result: WriteResult, exc: Exception) -> None:
         if not self.record_stats or conn.closed:
@@ -305,7 +280,7 @@ class BatchedPostgresHook(PostgresHook):
         try:
             with conn.transaction():
                 result.inserted = result.updated = result.unchanged = 0
-                self._record(conn, result, status="failed", error=f"{type(exc).__name__}: {exc}"[:2000])
+                self._record(conn, result, status=journal.Status.FAILED, exc=exc)
         except (psycopg.Error, BadInputError):  # the table itself may be missing; the original error matters
             log.exception("could not record the failed write of %s in load_stats", result.table)
 

@@ -34,10 +34,10 @@ from dataclasses import dataclass, field
 import redis.exceptions
 
 from krxflow import cache
+from krxflow.journal import Journal, Operation, Status
 from krxflow.kis.buffer import CONSUMER, GROUP, stream_key
 from krxflow.kis.errors import KisResponseError
 from krxflow.kis.parsing import BOOK_COLUMNS, QUOTE_COLUMNS, decode_row
-from krxflow.sqlfiles import template
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +175,7 @@ def follow(name: str, *, until, hook=None, client=None, chunk: int = 20, consume
     if hook is None:
         from krxflow.hooks import BatchedPostgresHook
 
-        hook = BatchedPostgresHook(record_stats=False)  # one load_stats row per ws_stats entry instead
+        hook = BatchedPostgresHook(record_stats=False)  # one journal row per ws_stats entry instead
     client = client or cache.client()
     result = DrainResult()
     next_claim = 0.0
@@ -315,12 +315,10 @@ def _raw_row(rx: int, tr_id: str, reason: str, payload: dict) -> dict:
 
 
 def record_stream_stats(hook, name: str, stats: dict, result: DrainResult) -> None:
-    """One ``load_stats`` row per ``ws_stats`` entry (skipped if an earlier drain already wrote it)."""
-    with hook.get_conn() as conn:
-        already = conn.execute(template("queries/kis/stream_stats_logged.sql"),
-                               {"stream": name, "window": str(stats.get("window")),
-                                "seq": str(stats.get("seq"))}).fetchone()[0]
-    if already:
+    """One journal row per ``ws_stats`` entry (skipped if an earlier drain already wrote it)."""
+    recorder = Journal(hook)
+    if recorder.recorded(Operation.KIS_WS_STATS, stream=name, window=str(stats.get("window")),
+                         seq=str(stats.get("seq"))):
         return
     p50, p99 = result.lag_percentile(0.5), result.lag_percentile(0.99)
     details = {**stats, "stream": name, "window": str(stats.get("window")), "seq": str(stats.get("seq")),
@@ -336,26 +334,15 @@ def record_stream_stats(hook, name: str, stats: dict, result: DrainResult) -> No
     if stats.get("redis_errors") or stats.get("redis_restarts"):
         problems.append(f"Redis trouble: {stats.get('redis_errors', 0)} errors, {stats.get('redis_restarts', 0)} "
                         "restarts")
-    recorder = hook if hook.record_stats else _stats_recorder(hook)
-    recorder.log_stats("trades", "kis_ws_stats", rows_in=int(stats.get("messages", 0)),
-                       seconds=float(stats.get("seconds", 0.0)), status="warning" if problems else "ok",
-                       error="; ".join(problems) or None, details=details)
-
-
-def _stats_recorder(hook):
-    """A hook on the same Connection that records ``load_stats`` (the follow drain's writes don't)."""
-    from krxflow.hooks import BatchedPostgresHook
-
-    return BatchedPostgresHook(postgres_conn_id=hook.postgres_conn_id, record_stats=True,
-                               stats_context=hook.stats_context)
+    recorder.record("trades", Operation.KIS_WS_STATS, rows_in=int(stats.get("messages", 0)),
+                    seconds=float(stats.get("seconds", 0.0)), status=Status.WARNING if problems else Status.OK,
+                    error="; ".join(problems) or None, details=details)
 
 
 def record_window(hook, name: str, summary: dict, written: dict) -> None:
-    """One ``load_stats`` row for a polling window (skipped if an earlier drain already wrote it)."""
-    with hook.get_conn() as conn:
-        already = conn.execute(template("queries/kis/window_logged.sql"),
-                               {"stream": name, "window": str(summary.get("window"))}).fetchone()[0]
-    if already:
+    """One journal row for a polling window (skipped if an earlier drain already wrote it)."""
+    recorder = Journal(hook)
+    if recorder.recorded(Operation.KIS_POLL_WINDOW, stream=name, window=str(summary.get("window"))):
         log.info("KIS drain %s: window %s already recorded", name, summary.get("window"))
         return
     details = {**summary, "stream": name, "window": str(summary.get("window")),
@@ -372,10 +359,10 @@ def record_window(hook, name: str, summary: dict, written: dict) -> None:
         problems.append(f"{summary['errors']} failed calls")
     if written.get("rejected"):
         problems.append(f"{written['rejected']} rows rejected by the writer")
-    hook.log_stats("intraday_quotes", "kis_poll_window", rows_in=int(written.get("rows_in", 0)),
-                   inserted=int(written.get("rows_written", 0)), rejected=int(written.get("rejected", 0)),
-                   seconds=float(summary.get("seconds", 0.0)), status="warning" if problems else "ok",
-                   error="; ".join(problems) or None, details=details)
+    recorder.record("intraday_quotes", Operation.KIS_POLL_WINDOW, rows_in=int(written.get("rows_in", 0)),
+                    inserted=int(written.get("rows_written", 0)), rejected=int(written.get("rejected", 0)),
+                    seconds=float(summary.get("seconds", 0.0)), status=Status.WARNING if problems else Status.OK,
+                    error="; ".join(problems) or None, details=details)
 
 
 def write_entries(name: str, entries: list[dict], *, hook=None) -> DrainResult:

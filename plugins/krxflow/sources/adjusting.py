@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from krxflow.adjustment import FACTOR_COLUMNS, adjusted_series, detect_factors
+from krxflow.journal import Entry, Journal, Operation, Status
 from krxflow.sources.base import as_date
 from krxflow.sources.loading import for_hook, read_frame, shared_hook
 
@@ -114,8 +115,9 @@ def adjust_session(day, *, hook=None) -> AdjustResult:
         result.rows_written += hook.upsert("daily_prices_adjusted",
                                            for_hook(adjusted_series(raw, later))).rows_written
     result.seconds = time.perf_counter() - started
-    hook.log_stats("daily_prices_adjusted", "adjust_session", rows_in=result.rows, inserted=result.rows_written,
-                   seconds=result.seconds, details={"day": day.isoformat(), **result.as_dict()})
+    Journal(hook).record("daily_prices_adjusted", Operation.ADJUST_SESSION, rows_in=result.rows,
+                         inserted=result.rows_written, seconds=result.seconds,
+                         details={"day": day.isoformat(), **result.as_dict()})
     log.info("adjusted %s: %s tickers, %s factors found, %s rewritten, %s rows written in %.2fs", day,
              result.tickers, result.factors_found, len(result.rewritten), result.rows_written, result.seconds)
     return result
@@ -168,7 +170,7 @@ def cross_check(source, day, *, rotating: int = 0, hook=None) -> dict:
     Checked: every ticker with an ex-date on ``day``, plus ``rotating`` tickers picked from the
     session's rows by the date (a different few each day; 0 in backfills, to keep within the
     request budget). Differences beyond :data:`CHECK_TOLERANCE` won and flagged factors go to
-    ``load_stats`` (operation ``adjust_cross_check``, status ``warning``) with ticker and dates.
+    the journal (operation ``adjust_cross_check``, status ``warning``) with ticker and dates.
     """
     hook = hook or shared_hook()
     day = as_date(day)
@@ -195,14 +197,13 @@ def cross_check(source, day, *, rotating: int = 0, hook=None) -> dict:
                 {"trade_date": r.trade_date.isoformat(), "ours": float(r.close), "krx": float(r.close_krx)})
     flagged = [{"ticker": f.ticker, "ex_date": f.ex_date.isoformat(), "note": f.note}
                for f in factors.itertuples(index=False) if f.flagged]
-    status = "warning" if mismatches or flagged else "ok"
-    details = {"day": day.isoformat(), "checked": tickers, "mismatches": mismatches, "flagged": flagged,
-               "source": source.name}
-    hook.log_stats("daily_prices_adjusted", "adjust_cross_check", rows_in=len(tickers), status=status,
-                   error=(f"adjusted series differs from KRX's for {sorted(mismatches)}" if mismatches else
-                          f"flagged factors: {[f['ticker'] for f in flagged]}" if flagged else None),
-                   details=details)
-    if status == "warning":
+    entry = Entry("daily_prices_adjusted", Operation.ADJUST_CROSS_CHECK, rows_in=len(tickers),
+                  details={"day": day.isoformat(), "checked": tickers, "mismatches": mismatches,
+                           "flagged": flagged, "source": source.name})
+    entry.warn([f"adjusted series differs from KRX's for {sorted(mismatches)}"] if mismatches else
+               [f"flagged factors: {[f['ticker'] for f in flagged]}"] if flagged else [])
+    Journal(hook).write(entry)
+    if entry.status == Status.WARNING:
         log.warning("cross-check of %s: mismatches %s, flagged %s", day, mismatches, flagged)
     return {"checked": len(tickers), "mismatches": len(mismatches), "flagged": len(flagged)}
 

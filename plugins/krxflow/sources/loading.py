@@ -1,7 +1,7 @@
 """What the KRX DAGs do, as plain functions: source → ``BatchedPostgresHook`` → tables.
 
 The DAG files only wire these together (no SQL, no HTTP there). Every write goes through the
-hook, quality figures through ``hook.log_stats``. Every function is idempotent: the same source
+hook, quality figures and outcomes through the journal (:mod:`krxflow.journal`). Every function is idempotent: the same source
 rows written twice leave the tables exactly as after the first time.
 """
 
@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import time
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 
 import pandas as pd
 
+from krxflow.journal import Journal, Operation, Status
 from krxflow.sources.base import DAILY_COLUMNS, LISTING_COLUMNS, KrxSource, as_date
 from krxflow.sqlfiles import template
 
@@ -227,32 +227,31 @@ def load_daily_prices(source: KrxSource, day, *, hook=None) -> dict:
 
 
 def check_daily_quality(day, *, hook=None) -> dict:
-    """Quality figures of session ``day`` of ``daily_prices`` → one ``load_stats`` row (operation quality_check)."""
+    """Quality figures of session ``day`` of ``daily_prices`` → the journal (operation quality_check)."""
     from krxflow.calendar import previous_trading_day
 
     hook = hook or shared_hook()
     day = as_date(day)
-    started = time.perf_counter()
-    figures = read_frame(hook, "queries/krx/daily_quality.sql",
-                    {"day": day, "previous": previous_trading_day(day)}).iloc[0].to_dict()
-    figures = {k: (list(v) if isinstance(v, (list, tuple)) else int(v)) for k, v in figures.items()}
-    problems = []
-    if figures["rows"] == 0:
-        problems.append("no rows")
-    if figures["bad_ohlc"]:
-        problems.append(f"{figures['bad_ohlc']} rows break low <= open/close <= high")
-    if figures["negative_volume"]:
-        problems.append(f"{figures['negative_volume']} negative volumes")
-    if figures["missing"]:
-        problems.append(f"{figures['missing']} listed tickers without a row")
-    if figures["gaps"]:
-        problems.append(f"{figures['gaps']} tickers traded on the previous session but not today")
-    status = "warning" if problems else "ok"
-    hook.log_stats("daily_prices", "quality_check", rows_in=figures["rows"],
-                   rejected=figures["bad_ohlc"] + figures["negative_volume"], seconds=time.perf_counter() - started,
-                   status=status, error="; ".join(problems) or None, details={"day": day.isoformat(), **figures})
-    log.log(logging.WARNING if problems else logging.INFO, "quality of %s: %s %s", day, status, figures)
-    return {"day": day.isoformat(), "status": status, "problems": problems, **figures}
+    with Journal(hook).operation("daily_prices", Operation.QUALITY_CHECK, day=day.isoformat()) as entry:
+        figures = read_frame(hook, "queries/krx/daily_quality.sql",
+                             {"day": day, "previous": previous_trading_day(day)}).iloc[0].to_dict()
+        figures = {k: (list(v) if isinstance(v, (list, tuple)) else int(v)) for k, v in figures.items()}
+        problems = []
+        if figures["rows"] == 0:
+            problems.append("no rows")
+        if figures["bad_ohlc"]:
+            problems.append(f"{figures['bad_ohlc']} rows break low <= open/close <= high")
+        if figures["negative_volume"]:
+            problems.append(f"{figures['negative_volume']} negative volumes")
+        if figures["missing"]:
+            problems.append(f"{figures['missing']} listed tickers without a row")
+        if figures["gaps"]:
+            problems.append(f"{figures['gaps']} tickers traded on the previous session but not today")
+        entry.rows_in, entry.rejected = figures["rows"], figures["bad_ohlc"] + figures["negative_volume"]
+        entry.details.update(figures)
+        entry.warn(problems)
+    log.log(logging.WARNING if problems else logging.INFO, "quality of %s: %s %s", day, entry.status, figures)
+    return {"day": day.isoformat(), "status": str(entry.status), "problems": problems, **figures}
 
 
 # ---------------------------------------------------------------------------- history backfill
@@ -305,6 +304,11 @@ def backfill_tickers(source: KrxSource, wanted, *, hook=None) -> list[str]:
 ADJUSTED_FROM = ("krx", "naver")
 
 
+def history_table(adjusted_from: str) -> str:
+    """The table a history backfill writes its series to, and journals its outcome on."""
+    return "daily_prices_adjusted" if adjusted_from == "naver" else "daily_prices"
+
+
 def load_ticker_history(source: KrxSource, ticker: str, first, last, *, adjusted_from: str = "krx",
                         hook=None) -> TickerLoad:
     """One ticker's history.
@@ -345,10 +349,10 @@ def load_ticker_history(source: KrxSource, ticker: str, first, last, *, adjusted
     if result.adjusted_rows + result.raw_rows == 0:
         result.status = "empty"
     # The ticker's outcome, for the run's report (backfill_results) and the health dashboard.
-    hook.log_stats("daily_prices_adjusted" if adjusted_from == "naver" else "daily_prices", "history_ticker",
-                   rows_in=result.adjusted_rows + result.raw_rows, inserted=result.rows_written,
-                   status="ok" if result.status == "ok" else "warning",
-                   details={**result.as_dict(), "first": str(first), "last": str(last), "source": source.name})
+    Journal(hook).record(history_table(adjusted_from), Operation.HISTORY_TICKER,
+                         rows_in=result.adjusted_rows + result.raw_rows, inserted=result.rows_written,
+                         status=Status.OK if result.status == "ok" else Status.WARNING,
+                         details={**result.as_dict(), "first": str(first), "last": str(last), "source": source.name})
     log.info("%s: %s, %s adjusted + %s raw rows, %s written", ticker, result.status, result.adjusted_rows,
              result.raw_rows, result.rows_written)
     return result
@@ -357,7 +361,8 @@ def load_ticker_history(source: KrxSource, ticker: str, first, last, *, adjusted
 def backfill_results(dag_id: str, run_id: str, *, hook=None) -> list[dict]:
     """Each ticker's outcome in run ``run_id``: the last ``history_ticker`` row its task wrote."""
     hook = hook or shared_hook()
-    return read_frame(hook, "queries/krx/backfill_results.sql", {"dag_id": dag_id, "run_id": run_id})["details"].tolist()
+    return read_frame(hook, "queries/krx/backfill_results.sql",
+                      {"dag_id": dag_id, "run_id": run_id, "operation": str(Operation.HISTORY_TICKER)})["details"].tolist()
 
 
 def summarize_backfill(tickers: list[str], results: list[dict]) -> dict:
@@ -371,6 +376,21 @@ def summarize_backfill(tickers: list[str], results: list[dict]) -> dict:
             "adjusted_rows": sum(r["adjusted_rows"] for r in by_ticker.values()),
             "raw_rows": sum(r["raw_rows"] for r in by_ticker.values()),
             "empty_tickers": empty[:100], "failed_tickers": failed[:100]}
+
+
+def report_backfill(tickers: list[str], window: dict, *, years: int, adjusted_from: str, dag_id: str, run_id: str,
+                    hook=None) -> dict:
+    """The run's tickers ok / empty / failed and rows written → the log and one journal row."""
+    hook = hook or shared_hook()
+    summary = summarize_backfill(list(tickers), backfill_results(dag_id, run_id, hook=hook))
+    status = Status.FAILED if summary["failed"] else Status.WARNING if summary["empty"] else Status.OK
+    Journal(hook).record(history_table(adjusted_from), Operation.HISTORY_BACKFILL,
+                         rows_in=summary["adjusted_rows"] + summary["raw_rows"], inserted=summary["rows_written"],
+                         status=status, error=f"{summary['failed']} tickers failed" if summary["failed"] else None,
+                         details={**summary, **window, "years": years})
+    log.info("backfill: %(tickers)s tickers, %(ok)s ok, %(empty)s empty, %(failed)s failed, %(rows_written)s rows "
+             "written", summary)
+    return summary
 
 
 def check_backfill(summary: dict) -> None:

@@ -16,6 +16,7 @@ import time
 
 import pandas as pd
 
+from krxflow.journal import Journal, Operation
 from krxflow.sources.base import INDEX_COLUMNS, INVESTOR_TYPES, KrxSource, as_date
 from krxflow.sources.loading import for_hook, read_frame, shared_hook
 from krxflow.sources.report_catalog import REPORTS
@@ -103,19 +104,19 @@ def _problems(name: str, f: dict) -> list[str]:
 
 
 def check_report_quality(name: str, session, *, hook=None) -> dict:
-    """Quality figures of report ``name`` for the run of ``session`` → one ``load_stats`` row
+    """Quality figures of report ``name`` for the run of ``session`` → one journal row
     (operation ``quality_check`` on the report's table; status ``warning`` when something is off)."""
     report = REPORTS[name]
     hook = hook or shared_hook()
     day = report.day_for(as_date(session))
-    started = time.perf_counter()
-    figures = read_frame(hook, f"queries/reports/quality_{report.method}.sql",
-                         {"day": day, "types": len(INVESTOR_TYPES)}).iloc[0].to_dict()
-    figures = {k: (list(v) if isinstance(v, (list, tuple)) else int(v)) for k, v in figures.items()}
-    problems = _problems(name, figures)
-    status = "warning" if problems else "ok"
-    hook.log_stats(report.table, "quality_check", rows_in=figures["rows"], seconds=time.perf_counter() - started,
-                   status=status, error="; ".join(problems) or None,
-                   details={"report": name, "day": day.isoformat(), **figures})
+    with Journal(hook).operation(report.table, Operation.QUALITY_CHECK, report=name, day=day.isoformat()) as entry:
+        figures = read_frame(hook, f"queries/reports/quality_{report.method}.sql",
+                             {"day": day, "types": len(INVESTOR_TYPES)}).iloc[0].to_dict()
+        figures = {k: (list(v) if isinstance(v, (list, tuple)) else int(v)) for k, v in figures.items()}
+        problems = _problems(name, figures)
+        entry.rows_in = figures["rows"]
+        entry.details.update(figures)
+        entry.warn(problems)
+    status = str(entry.status)
     log.log(logging.WARNING if problems else logging.INFO, "quality of %s on %s: %s %s", name, day, status, figures)
     return {"report": name, "day": day.isoformat(), "status": status, "problems": problems, **figures}

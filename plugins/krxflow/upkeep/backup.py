@@ -33,6 +33,7 @@ import psycopg
 from psycopg import sql
 
 from krxflow.db.partitions import KST
+from krxflow.journal import Journal, Operation, journaled
 from krxflow.settings import POSTGRES_CONN_ID
 from krxflow.sqlfiles import template
 
@@ -154,12 +155,23 @@ def list_dump(path: Path, target: Target) -> list[str]:
     return entries
 
 
-def dump(target: Target, directory: Path, *, now: dt.datetime | None = None, with_counts: bool = False) -> DumpResult:
+def dump(target: Target, directory: Path, *, now: dt.datetime | None = None, with_counts: bool = False,
+         journal: Journal | None = None) -> DumpResult:
     """``pg_dump -Fc`` the market database into ``directory`` and check it with ``pg_restore --list``.
 
     :param with_counts: also count every table's rows in the dump's own snapshot (for a later
         :func:`restore_check`); costs a scan of each table.
+    :param journal: journal the dump (table ``backup``, operation ``pg_dump``), failed or not.
     """
+    with journaled(journal, "backup", Operation.PG_DUMP, directory=str(directory)) as entry:
+        result = _dump(target, directory, now=now, with_counts=with_counts)
+        entry.rows_in = sum((result.counts or {}).values())
+        entry.details = {"file": str(result.path), "bytes": result.bytes, "toc_entries": result.toc_entries,
+                         "restore_check_due": with_counts}
+    return result
+
+
+def _dump(target: Target, directory: Path, *, now: dt.datetime | None, with_counts: bool) -> DumpResult:
     _require_tools("pg_dump", "pg_restore")
     started = time.perf_counter()
     now = (now or dt.datetime.now(KST)).astimezone(KST)
@@ -263,12 +275,22 @@ class RestoreResult:
                 f"{self.rows:,} rows, {state} in {self.seconds:.1f}s")
 
 
-def restore_check(target: Target, path: Path, expected: dict[str, int], *, keep_database: bool = False) -> RestoreResult:
+def restore_check(target: Target, path: Path, expected: dict[str, int], *, keep_database: bool = False,
+                  journal: Journal | None = None) -> RestoreResult:
     """Restore ``path`` into a new scratch database and compare its row counts with ``expected``.
 
     Raises :class:`BackupError` when the restore fails or any table's count differs (or a table is
     missing on either side). The scratch database is dropped afterwards (unless ``keep_database``).
+    With ``journal``, the check is journaled (table ``backup``, operation ``restore_check``).
     """
+    with journaled(journal, "backup", Operation.RESTORE_CHECK, file=str(path)) as entry:
+        result = _restore_check(target, path, expected, keep_database=keep_database)
+        entry.rows_in = result.rows
+        entry.details["tables"] = result.tables
+    return result
+
+
+def _restore_check(target: Target, path: Path, expected: dict[str, int], *, keep_database: bool) -> RestoreResult:
     _require_tools("pg_restore")
     if not expected:
         raise BackupError("a restore check needs the source's row counts (dump with with_counts=True)")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
+from krxflow.journal import Journal, Operation, journaled
 from krxflow.sqlfiles import template
 
 log = logging.getLogger(__name__)
@@ -46,20 +47,25 @@ def is_populated(conn: psycopg.Connection, view: str) -> bool:
     return bool(row[0])
 
 
-def refresh(conn: psycopg.Connection, view: str) -> RefreshResult:
-    """Refresh one view: concurrently when it is populated, plainly the first time."""
+def refresh(conn: psycopg.Connection, view: str, *, journal: Journal | None = None) -> RefreshResult:
+    """Refresh one view: concurrently when it is populated, plainly the first time.
+
+    With ``journal``, the refresh is journaled (operation ``refresh`` on the view).
+    """
     if view not in VIEWS:
         raise MatviewError(f"{view} is not one of krxflow's materialized views: {', '.join(VIEWS)}")
-    started = time.perf_counter()
-    concurrently = is_populated(conn, view)
-    statement = "refresh_matview_concurrently.sql" if concurrently else "refresh_matview.sql"
-    conn.execute(template(f"queries/upkeep/{statement}", view=sql.Identifier(view)))
-    rows = conn.execute(template("queries/upkeep/count_rows.sql", table=sql.Identifier(view))).fetchone()[0]
-    result = RefreshResult(view, concurrently, rows, time.perf_counter() - started)
+    with journaled(journal, view, Operation.REFRESH) as entry:
+        started = time.perf_counter()
+        concurrently = is_populated(conn, view)
+        statement = "refresh_matview_concurrently.sql" if concurrently else "refresh_matview.sql"
+        conn.execute(template(f"queries/upkeep/{statement}", view=sql.Identifier(view)))
+        rows = conn.execute(template("queries/upkeep/count_rows.sql", table=sql.Identifier(view))).fetchone()[0]
+        result = RefreshResult(view, concurrently, rows, time.perf_counter() - started)
+        entry.rows_in, entry.details["concurrently"] = rows, concurrently
     log.info(result.summary())
     return result
 
 
-def refresh_all(conn: psycopg.Connection) -> list[RefreshResult]:
+def refresh_all(conn: psycopg.Connection, *, journal: Journal | None = None) -> list[RefreshResult]:
     """Refresh every view in :data:`VIEWS` (handy for tests and the read API's fixtures)."""
-    return [refresh(conn, view) for view in VIEWS]
+    return [refresh(conn, view, journal=journal) for view in VIEWS]

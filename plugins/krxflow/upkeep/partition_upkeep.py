@@ -14,6 +14,7 @@ import psycopg
 from psycopg import sql
 
 from krxflow.db import partitions
+from krxflow.journal import Journal, Operation, journaled
 from krxflow.sqlfiles import template
 
 log = logging.getLogger(__name__)
@@ -38,11 +39,12 @@ def oldest_day(conn: psycopg.Connection, policy: partitions.Policy) -> dt.date |
 
 
 def ensure_all(conn: psycopg.Connection, today: dt.date | None = None, ahead: int | None = None,
-               tables: list[str] | None = None) -> list[PartitionReport]:
+               tables: list[str] | None = None, journal: Journal | None = None) -> list[PartitionReport]:
     """Create the missing partitions of every table in ``krxflow_partitioning`` (or of ``tables``).
 
     :param today: the KST day to count ahead from (default: now in KST).
     :param ahead: periods to create ahead of today's period; default each table's ``premake``.
+    :param journal: journal each table (operation ``ensure_partitions``) with its own time.
     """
     if ahead is not None and ahead < 0:
         raise ValueError(f"ahead must be >= 0, got {ahead}")
@@ -55,12 +57,15 @@ def ensure_all(conn: psycopg.Connection, today: dt.date | None = None, ahead: in
         policies = [p for p in policies if p.parent in tables]
     reports = []
     for policy in policies:
-        oldest = oldest_day(conn, policy)
-        since = min(oldest, today) if oldest else today
-        periods_ahead = policy.premake if ahead is None else ahead
-        created = partitions.ensure_ahead(conn, policy.parent, today=today, premake=periods_ahead, since=since)
-        report = PartitionReport(policy.parent, since, periods_ahead, created,
-                                 len(partitions.list_partitions(conn, policy.parent)))
+        with journaled(journal, policy.parent, Operation.ENSURE_PARTITIONS) as entry:
+            oldest = oldest_day(conn, policy)
+            since = min(oldest, today) if oldest else today
+            periods_ahead = policy.premake if ahead is None else ahead
+            created = partitions.ensure_ahead(conn, policy.parent, today=today, premake=periods_ahead, since=since)
+            report = PartitionReport(policy.parent, since, periods_ahead, created,
+                                     len(partitions.list_partitions(conn, policy.parent)))
+            entry.details = {"created": report.created, "since": report.since.isoformat(), "ahead": report.ahead,
+                             "partitions": report.total}
         log.info("%s: %d partition(s) created (%s), %d in all, from %s to %d %s(s) ahead",
                  policy.parent, len(created), ", ".join(created) or "none", report.total, since,
                  periods_ahead, policy.granularity)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import psycopg
 
 from krxflow.db import partitions
+from krxflow.journal import Journal, Operation, journaled
 
 log = logging.getLogger(__name__)
 
@@ -73,13 +74,15 @@ def parse_days(table: str, value) -> int | None:
 
 
 def purge(conn: psycopg.Connection, *, today: dt.date | None = None, dry_run: bool = False,
-          override: Callable[[str], object | None] = lambda table: None) -> list[RetentionReport]:
+          override: Callable[[str], object | None] = lambda table: None,
+          journal: Journal | None = None) -> list[RetentionReport]:
     """Drop the expired partitions of every table with a retention.
 
     :param today: the KST day retention counts back from (default: now in KST); a partition is
         expired when its upper bound is on or before ``today - retention_days``.
     :param override: ``table -> value or None``, e.g. a Variable lookup; None keeps the policy.
     :param dry_run: report what would be dropped, drop nothing.
+    :param journal: journal each table (operation ``retention``) with its own time.
     """
     today = today or dt.datetime.now(partitions.KST).date()
     policies = partitions.all_policies(conn)
@@ -93,14 +96,18 @@ def purge(conn: psycopg.Connection, *, today: dt.date | None = None, dry_run: bo
             plans.append((policy, parse_days(policy.parent, value), "variable"))
     reports = []
     for policy, days, source in plans:
-        if days is None:
-            report = RetentionReport(policy.parent, None, source, None, dry_run)
-        else:
-            cutoff = today - dt.timedelta(days=days)
-            candidates = [p.name for p in partitions.expired_partitions(conn, policy.parent, cutoff)]
-            dropped = partitions.drop_partitions_older_than(conn, policy.parent, cutoff, dry_run=dry_run)
-            report = RetentionReport(policy.parent, days, source, cutoff, dry_run, dropped,
-                                     [name for name in candidates if name not in dropped])
+        with journaled(journal, policy.parent, Operation.RETENTION) as entry:
+            if days is None:
+                report = RetentionReport(policy.parent, None, source, None, dry_run)
+            else:
+                cutoff = today - dt.timedelta(days=days)
+                candidates = [p.name for p in partitions.expired_partitions(conn, policy.parent, cutoff)]
+                dropped = partitions.drop_partitions_older_than(conn, policy.parent, cutoff, dry_run=dry_run)
+                report = RetentionReport(policy.parent, days, source, cutoff, dry_run, dropped,
+                                         [name for name in candidates if name not in dropped])
+            entry.details = {"retention_days": report.retention_days, "source": report.source,
+                             "cutoff": report.cutoff.isoformat() if report.cutoff else None,
+                             "dry_run": dry_run, "dropped": report.dropped, "kept": report.kept}
         log.info(report.summary())
         reports.append(report)
     return reports
