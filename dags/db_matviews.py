@@ -32,8 +32,8 @@ import datetime as dt
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, PokeReturnValue, dag, task
 
 from krxflow.assets import DAILY_PRICES, DAILY_PRICES_ADJUSTED
+from krxflow.settings import MARKET_TZ
 
-MARKET_TZ = "Asia/Seoul"
 #: Materialized views refreshed by this DAG, in order (kept literal: DAG files import no DB code).
 VIEWS = ("daily_market_summary", "weekly_candles", "monthly_candles")
 #: The DAGs whose runs update the price Assets: while any of them has a queued or running run

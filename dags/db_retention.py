@@ -19,7 +19,7 @@ import datetime as dt
 
 from airflow.sdk import CronTriggerTimetable, Param, dag, task
 
-MARKET_TZ = "Asia/Seoul"
+from krxflow.settings import MARKET_TZ
 
 
 @dag(

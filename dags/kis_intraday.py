@@ -48,16 +48,15 @@ from airflow.sdk import Param, dag, task
 
 from krxflow.assets import INTRADAY_QUOTES, ORDER_BOOKS
 from krxflow.sensors.kis_session import KisSessionSensor
+from krxflow.settings import MARKET_TZ
 from krxflow.timetables import KRXSessionTimetable
-
-KST = "Asia/Seoul"
 
 
 @dag(
     dag_id="kis_intraday",
     doc_md=__doc__,
     schedule=KRXSessionTimetable(at="08:30"),
-    start_date=pendulum.datetime(2026, 1, 2, tz=KST),
+    start_date=pendulum.datetime(2026, 1, 2, tz=MARKET_TZ),
     catchup=False,
     max_active_runs=1,
     tags=["krxflow", "kis", "intraday"],
@@ -84,7 +83,7 @@ def kis_intraday():
 
         from krxflow.kis.session import closed_since
 
-        day = context["logical_date"].in_timezone(KST).date()
+        day = context["logical_date"].in_timezone(MARKET_TZ).date()
         params = context["params"]
         if not params.get("demo_seconds") and not is_trading_day(day):
             raise AirflowSkipException(f"{day} is not an XKRX session")

@@ -2,7 +2,7 @@
 ### krx_daily_prices — one XKRX session of the whole market into `daily_prices`
 
 One run per XKRX trading session (18:00 KST; `KRXSessionTimetable`: no runs on weekends or KRX
-holidays). The session is the run's `logical_date` **in Asia/Seoul** (`ds` is the UTC date and
+holidays). The session is the run's `logical_date` **in KST** (`ds` is the UTC date and
 is wrong here). `fetch_and_load` asks KRX for all tickers of that day in ONE request and upserts
 them through the batched hook. The same answer names every ticker listed that day, so it also
 places the ticker master (`stocks`) on that session: `first_seen`/`last_seen` widen, new listings,

@@ -3,7 +3,7 @@
 
 One run per XKRX trading session at 18:30 KST (`KRXSessionTimetable`; after `krx_daily_prices`
 at 18:00, whose rows the quality checks compare against). The session is the run's
-`logical_date` in Asia/Seoul. For each report, `load_<report>` asks KRX for the whole market of
+`logical_date` in KST. For each report, `load_<report>` asks KRX for the whole market of
 that day (a handful of requests, in the `krx_api` pool and the shared pacing) and upserts it
 through the batched hook; `check_<report>` writes its quality figures to `load_stats`
 (operation `quality_check`, status `warning` when something is off):

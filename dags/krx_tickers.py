@@ -8,7 +8,7 @@ the batched hook. Renames and market moves are kept in `stock_changes`; a ticker
 from the listing is marked delisted (`delisted_on` = the first session without it), and the
 tickers KRX knows as delisted are added as such. Emits the `stocks` Asset.
 
-The session is the run's `logical_date` in Asia/Seoul (a manual run on a holiday uses the
+The session is the run's `logical_date` in KST (a manual run on a holiday uses the
 previous session's listing). Source: `KRXFLOW_SOURCE` = `pykrx` (default) or `sample`. Runs in
 the `krx_api` pool; a KRX block fails the run at once and opens the circuit (no retries).
 """

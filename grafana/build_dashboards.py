@@ -7,11 +7,11 @@ panels are declared here and the JSON is generated: ``python grafana/build_dashb
 Conventions every panel follows
   * Datasource: the provisioned ``krxflow-pg`` (never the default, never a name).
   * Daily tables are keyed by a KST ``date``: the dashboard's time range is turned into KST
-    dates (``($__timeFrom()::timestamptz AT TIME ZONE 'Asia/Seoul')::date``) and a trading day is
-    drawn at KST midnight (``trade_date::timestamp AT TIME ZONE 'Asia/Seoul'``).
+    dates (``($__timeFrom()::timestamptz AT TIME ZONE <MARKET_TZ>)::date``) and a trading day is
+    drawn at KST midnight (``trade_date::timestamp AT TIME ZONE <MARKET_TZ>``).
   * ``timestamptz`` columns (ticks, order books, ``load_stats.finished_at``) use ``$__timeFilter``
     on that column, so partitions are pruned and indexes used. Days are grouped in KST with
-    ``date_trunc('day', ts AT TIME ZONE 'Asia/Seoul')``, never ``$__timeGroup(ts, '1d')`` (UTC days).
+    ``date_trunc('day', ts AT TIME ZONE <MARKET_TZ>)``, never ``$__timeGroup(ts, '1d')`` (UTC days).
   * Every table panel has a LIMIT; every time series is bounded by the time range.
 """
 
@@ -24,22 +24,23 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "plugins"))
 from krxflow.journal import Operation  # noqa: E402  (the journal's operation names)
+from krxflow.settings import MARKET_TZ  # noqa: E402
 from krxflow.sources.base import INSTITUTIONS  # noqa: E402  (plain constants, no dependencies)
 OUT = HERE / "dashboards"
 DS = {"type": "grafana-postgresql-datasource", "uid": "krxflow-pg"}
 
-KST_FROM = "($__timeFrom()::timestamptz AT TIME ZONE 'Asia/Seoul')::date"
-KST_TO = "($__timeTo()::timestamptz AT TIME ZONE 'Asia/Seoul')::date"
+KST_FROM = f"($__timeFrom()::timestamptz AT TIME ZONE '{MARKET_TZ}')::date"
+KST_TO = f"($__timeTo()::timestamptz AT TIME ZONE '{MARKET_TZ}')::date"
 
 
 def day_time(column: str) -> str:
     """A KST trading day drawn at KST midnight."""
-    return f"({column}::timestamp AT TIME ZONE 'Asia/Seoul')"
+    return f"({column}::timestamp AT TIME ZONE '{MARKET_TZ}')"
 
 
 def kst_day_bucket(column: str) -> str:
     """The KST calendar day of a timestamptz, as the instant of its KST midnight."""
-    return f"(date_trunc('day', {column} AT TIME ZONE 'Asia/Seoul') AT TIME ZONE 'Asia/Seoul')"
+    return f"(date_trunc('day', {column} AT TIME ZONE '{MARKET_TZ}') AT TIME ZONE '{MARKET_TZ}')"
 
 
 # ------------------------------------------------------------------------------------ Stock
@@ -267,10 +268,10 @@ FROM intraday_quotes
 WHERE ticker = '$ticker' AND $__timeFilter(ts)
 ORDER BY ts"""
 
-TICK_VOLUME_SQL = """SELECT $__timeGroupAlias(ts, $__interval), sum(traded) AS volume
+TICK_VOLUME_SQL = f"""SELECT $__timeGroupAlias(ts, $__interval), sum(traded) AS volume
 FROM (
     SELECT ts, greatest(cum_volume - lag(cum_volume) OVER (
-               PARTITION BY (ts AT TIME ZONE 'Asia/Seoul')::date ORDER BY ts), 0) AS traded
+               PARTITION BY (ts AT TIME ZONE '{MARKET_TZ}')::date ORDER BY ts), 0) AS traded
     FROM intraday_quotes
     WHERE ticker = '$ticker' AND $__timeFilter(ts)
 ) t
@@ -454,7 +455,7 @@ def dashboard(uid: str, title: str, description: str, panels: list[dict], variab
               time_from: str, time_to: str = "now", refresh: str = "", annotations: list[dict] = ()) -> dict:
     return {
         "uid": uid, "title": title, "description": description, "tags": ["krxflow"],
-        "timezone": "Asia/Seoul", "weekStart": "monday", "editable": False, "graphTooltip": 1,
+        "timezone": MARKET_TZ, "weekStart": "monday", "editable": False, "graphTooltip": 1,
         "schemaVersion": 39, "version": 1, "refresh": refresh,
         "time": {"from": time_from, "to": time_to},
         "templating": {"list": variables},

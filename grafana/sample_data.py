@@ -21,12 +21,9 @@ import datetime as dt
 import json
 import math
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo
 
 from krxflow.journal import Journal, Operation
-from krxflow.settings import MARKET_TZ
-
-KST = ZoneInfo(MARKET_TZ)
+from krxflow.market_time import KST
 
 
 @dataclass

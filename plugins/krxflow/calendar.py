@@ -25,13 +25,11 @@ import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from krxflow.settings import MARKET_TZ
+from krxflow.market_time import KST, kst_date, kst_today
 
-KST = ZoneInfo(MARKET_TZ)
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 log = logging.getLogger(__name__)
 
@@ -89,7 +87,7 @@ def _cache_file(today: dt.date) -> Path:
 @lru_cache(maxsize=1)
 def sessions() -> SessionTable:
     """The session table: from today's cache file, else built from ``exchange_calendars`` (and cached)."""
-    path = _cache_file(dt.datetime.now(KST).date())
+    path = _cache_file(kst_today())
     try:
         with np.load(path, allow_pickle=False) as data:
             return SessionTable(days=data["days"], opens=data["opens"], closes=data["closes"])
@@ -104,15 +102,6 @@ def sessions() -> SessionTable:
     except OSError as exc:
         log.debug("could not cache the XKRX sessions in %s: %s", path.parent, exc)
     return table
-
-
-def _as_date(day) -> dt.date:
-    if isinstance(day, dt.datetime):
-        return (day.astimezone(KST) if day.tzinfo else day).date()
-    if isinstance(day, dt.date):
-        return day
-    text = str(day).strip().replace("/", "-")
-    return dt.datetime.strptime(text, "%Y%m%d").date() if text.isdigit() else dt.date.fromisoformat(text[:10])
 
 
 def first_session() -> dt.date:
@@ -133,14 +122,14 @@ def _check_bounds(day: dt.date) -> None:
 
 def is_trading_day(day) -> bool:
     """True when ``day`` (a KST date, datetime or 'YYYY-MM-DD'/'YYYYMMDD') is an XKRX session."""
-    day = _as_date(day)
+    day = kst_date(day)
     _check_bounds(day)
     return sessions().index(day) >= 0
 
 
 def trading_days(first, last) -> list[dt.date]:
     """Every XKRX session from ``first`` to ``last`` inclusive, in order."""
-    first, last = _as_date(first), _as_date(last)
+    first, last = kst_date(first), kst_date(last)
     days = sessions().days
     lo = np.searchsorted(days, np.datetime64(first, "D"), side="left")
     hi = np.searchsorted(days, np.datetime64(last, "D"), side="right")
@@ -149,7 +138,7 @@ def trading_days(first, last) -> list[dt.date]:
 
 def previous_trading_day(day) -> dt.date:
     """The last session strictly before ``day``."""
-    day = _as_date(day)
+    day = kst_date(day)
     _check_bounds(day - dt.timedelta(days=1))  # so the first session lies on or before day - 1
     days = sessions().days
     return days[int(np.searchsorted(days, np.datetime64(day, "D"), side="left")) - 1].astype(dt.date)
@@ -157,7 +146,7 @@ def previous_trading_day(day) -> dt.date:
 
 def next_trading_day(day) -> dt.date:
     """The first session strictly after ``day``."""
-    day = _as_date(day)
+    day = kst_date(day)
     _check_bounds(day + dt.timedelta(days=1))  # so the last session lies on or after day + 1
     days = sessions().days
     return days[int(np.searchsorted(days, np.datetime64(day, "D"), side="right"))].astype(dt.date)
@@ -165,7 +154,7 @@ def next_trading_day(day) -> dt.date:
 
 def session_hours(day) -> tuple[dt.datetime, dt.datetime]:
     """Open and close of the session on ``day`` as tz-aware KST datetimes (ValueError on a holiday)."""
-    day = _as_date(day)
+    day = kst_date(day)
     _check_bounds(day)
     table = sessions()
     i = table.index(day)

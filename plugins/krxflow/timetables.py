@@ -7,7 +7,7 @@ election days...) that either fail or load nothing while looking green. This tim
 * each run belongs to one session ``D`` and starts at ``at`` KST on ``D`` (``"18:00"`` after the
   close for daily prices; the intraday DAG uses ``"08:30"``);
 * the run's data interval is ``[D 00:00 KST, D at KST]``, so
-  ``logical_date.in_timezone("Asia/Seoul").date()`` **is** the session date (``ds`` is the UTC
+  ``logical_date.in_timezone(MARKET_TZ).date()`` **is** the session date (``ds`` is the UTC
   date and is wrong here for early ``at`` times);
 * ``airflow backfill create --from-date X --to-date Y`` creates one run per session whose KST
   date lies in ``[X, Y]`` read as KST dates — a range with holidays gets runs only for sessions;
@@ -24,7 +24,8 @@ from typing import Any
 
 from airflow.timetables.base import DagRunInfo, DataInterval, Timetable
 
-MARKET_TZ = "Asia/Seoul"
+from krxflow.market_time import kst_date
+from krxflow.settings import MARKET_TZ
 
 
 def _parse_at(at: str) -> dt.time:
@@ -76,12 +77,6 @@ class KRXSessionTimetable(Timetable):
         end = start.add(hours=self._at.hour, minutes=self._at.minute)
         return DataInterval(start=start.in_timezone("UTC"), end=end.in_timezone("UTC"))
 
-    @staticmethod
-    def _kst_date(moment) -> dt.date:
-        import pendulum
-
-        return pendulum.instance(moment).in_timezone(MARKET_TZ).date()
-
     def _first_session_on_or_after(self, day: dt.date) -> dt.date | None:
         from krxflow import calendar
 
@@ -94,7 +89,7 @@ class KRXSessionTimetable(Timetable):
         """The last session whose run time ``at`` has already passed at ``now``."""
         from krxflow import calendar
 
-        today = self._kst_date(now)
+        today = kst_date(now)
         candidate = today if calendar.is_trading_day(today) else calendar.previous_trading_day(today)
         if self._interval(candidate).end > now:
             candidate = calendar.previous_trading_day(candidate)
@@ -105,7 +100,7 @@ class KRXSessionTimetable(Timetable):
         import pendulum
 
         run_after = pendulum.instance(run_after)
-        day = self._kst_date(run_after)
+        day = kst_date(run_after)
         start = pendulum.datetime(day.year, day.month, day.day, tz=MARKET_TZ).in_timezone("UTC")
         return DataInterval(start=start, end=max(run_after, start))
 
@@ -114,9 +109,9 @@ class KRXSessionTimetable(Timetable):
         import pendulum
 
         if last_automated_data_interval is not None:
-            after = self._kst_date(last_automated_data_interval.start) + dt.timedelta(days=1)
+            after = kst_date(last_automated_data_interval.start) + dt.timedelta(days=1)
         elif restriction.earliest is not None:
-            after = self._kst_date(restriction.earliest)
+            after = kst_date(restriction.earliest)
         else:
             return None  # no start_date: nothing to schedule
         if not restriction.catchup:
@@ -124,11 +119,11 @@ class KRXSessionTimetable(Timetable):
             if latest_started is not None:
                 after = max(after, latest_started)
             if restriction.earliest is not None:
-                after = max(after, self._kst_date(restriction.earliest))
+                after = max(after, kst_date(restriction.earliest))
         session = self._first_session_on_or_after(after)
         if session is None:
             return None
-        if restriction.latest is not None and session > self._kst_date(restriction.latest):
+        if restriction.latest is not None and session > kst_date(restriction.latest):
             return None
         interval = self._interval(session)
         return DagRunInfo.interval(start=interval.start, end=interval.end)

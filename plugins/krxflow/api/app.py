@@ -28,7 +28,6 @@ import datetime as dt
 from decimal import Decimal
 from enum import Enum
 from typing import Annotated
-from zoneinfo import ZoneInfo
 
 import psycopg
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, status
@@ -38,7 +37,7 @@ from pydantic import BaseModel, Field, PlainSerializer, WithJsonSchema
 from krxflow.api import docs
 from krxflow.api.auth import require_reader
 from krxflow.api.db import read_only_connection
-from krxflow.settings import MARKET_TZ
+from krxflow.market_time import kst_today
 from krxflow.sqlfiles import template
 
 MARKETS = ("KOSPI", "KOSDAQ", "KONEX")
@@ -223,7 +222,7 @@ def stock_prices(
     limit: Annotated[int, Query(ge=1, le=MAX_PRICES_PAGE, description="most rows in the answer")] = 1000,
 ) -> PricesPage:
     """Prices of ``ticker`` from ``start`` to ``end``, oldest first, at most ``limit`` rows."""
-    end = end or dt.datetime.now(ZoneInfo(MARKET_TZ)).date()
+    end = end or kst_today()
     start = start or max(MIN_DATE, end - dt.timedelta(days=DEFAULT_PRICES_DAYS))
     if start > end:
         raise _bad_request(f"start ({start}) is after end ({end})")
@@ -386,7 +385,7 @@ Limit = Annotated[int, Query(ge=1, le=MAX_PRICES_PAGE, description="rows (sessio
 
 
 def _report_range(start: dt.date | None, end: dt.date | None) -> tuple[dt.date, dt.date]:
-    end = end or dt.datetime.now(ZoneInfo(MARKET_TZ)).date()
+    end = end or kst_today()
     start = start or end - dt.timedelta(days=DEFAULT_PRICES_DAYS)
     if start > end:
         raise _bad_request(f"start ({start}) is after end ({end})")

@@ -15,17 +15,15 @@ import datetime as dt
 import logging
 import re
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo
 
 import psycopg
 from psycopg import sql
 
-from krxflow.settings import MARKET_TZ
+from krxflow.market_time import KST, kst_date, kst_today
 from krxflow.sqlfiles import template
 
 log = logging.getLogger(__name__)
 
-KST = ZoneInfo(MARKET_TZ)
 _BOUND = re.compile(r"FROM \('(?P<lower>[^']+)'\) TO \('(?P<upper>[^']+)'\)")
 
 
@@ -64,17 +62,6 @@ class Partition:
     name: str
     lower: dt.date
     upper: dt.date
-
-
-def as_kst_date(value) -> dt.date:
-    """The KST calendar date of a date, a datetime (naive = KST) or a pandas Timestamp."""
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(KST)
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    raise PartitionError(f"cannot place {value!r} in a time partition")
 
 
 def get_policy(conn: psycopg.Connection, parent: str) -> Policy | None:
@@ -128,7 +115,7 @@ def ensure_partitions(conn: psycopg.Connection, parent: str, first, last) -> lis
     parent's DDL lock. Returns the names of the partitions it created.
     """
     policy = _require_policy(conn, parent)
-    first_day, last_day = as_kst_date(first), as_kst_date(last)
+    first_day, last_day = kst_date(first), kst_date(last)
     wanted = periods(policy, first_day, last_day)
     is_ts = _key_is_timestamp(conn, policy)
     created: list[str] = []
@@ -158,7 +145,7 @@ def ensure_ahead(conn: psycopg.Connection, parent: str, today: dt.date | None = 
                  premake: int | None = None, since: dt.date | None = None) -> list[str]:
     """Partitions of ``parent`` from ``since`` (default: this period) to ``premake`` periods ahead."""
     policy = _require_policy(conn, parent)
-    today = today or dt.datetime.now(KST).date()
+    today = today or kst_today()
     ahead = policy.premake if premake is None else premake
     last = policy.period_start(today)
     for _ in range(ahead):
@@ -180,7 +167,7 @@ def list_partitions(conn: psycopg.Connection, parent: str) -> list[Partition]:
 def _parse_bound(text: str) -> dt.date:
     if len(text) == 10:
         return dt.date.fromisoformat(text)
-    return as_kst_date(dt.datetime.fromisoformat(text.replace(" ", "T")))
+    return kst_date(dt.datetime.fromisoformat(text.replace(" ", "T")))
 
 
 def expired_partitions(conn: psycopg.Connection, parent: str, cutoff: dt.date) -> list[Partition]:

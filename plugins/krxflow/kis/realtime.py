@@ -127,14 +127,14 @@ def split_frame(text: str) -> Frame:
 @lru_cache(maxsize=65536)
 def _kst_datetime(day: str, hhmmss: str) -> dt.datetime:
     """KST ``YYYYMMDD`` + ``HHMMSS`` → tz-aware datetime (cached: thousands of records share a second)."""
-    from krxflow.calendar import KST
+    from krxflow.market_time import KST
 
     return dt.datetime.strptime(day + hhmmss, "%Y%m%d%H%M%S").replace(tzinfo=KST)
 
 
 @lru_cache(maxsize=64)
 def _kst_day(epoch_second: int) -> str:
-    from krxflow.calendar import KST
+    from krxflow.market_time import KST
 
     return dt.datetime.fromtimestamp(epoch_second, KST).strftime("%Y%m%d")
 

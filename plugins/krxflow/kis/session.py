@@ -33,8 +33,6 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from krxflow.settings import MARKET_TZ
-
 #: The run ``make run`` starts in sample mode (2 minutes, 20 tickers, 30-s windows); ``bench/kis_poll.py
 #: --demo`` polls exactly this, window after window, the way the sensor does.
 DEMO_RUN = {"demo_seconds": 120, "watchlist_size": 20, "window_seconds": 30}
@@ -87,24 +85,22 @@ def session_window(day: dt.date, session_end: str = "close", demo_seconds: float
     KRX: the XKRX session (09:00–15:30, late opens and early closes included). KRX+NXT: 08:00 to
     20:00, or the XKRX session when it is longer (``session_end`` may still cut it short).
     """
-    from zoneinfo import ZoneInfo
-
     from krxflow.calendar import session_hours
+    from krxflow.market_time import KST
 
-    kst = ZoneInfo(MARKET_TZ)
-    now = (now or dt.datetime.now(kst)).astimezone(kst)
+    now = (now or dt.datetime.now(KST)).astimezone(KST)
     if float(demo_seconds) > 0:
         return now, now + dt.timedelta(seconds=float(demo_seconds))
     opens, closes = session_hours(day)
     hours = VENUES[venue(venue_name)][1]
     if hours is not None:
-        opens = min(opens, dt.datetime.combine(day, hours[0], kst))
-        closes = max(closes, dt.datetime.combine(day, hours[1], kst))
+        opens = min(opens, dt.datetime.combine(day, hours[0], KST))
+        closes = max(closes, dt.datetime.combine(day, hours[1], KST))
     end = closes
     if str(session_end).strip().lower() not in ("", "close"):
         try:
             hour, minute = (int(p) for p in str(session_end).strip().split(":"))
-            end = dt.datetime.combine(day, dt.time(hour, minute), kst)
+            end = dt.datetime.combine(day, dt.time(hour, minute), KST)
         except ValueError as exc:
             raise ValueError(f"session_end must be 'close' or 'HH:MM' (KST), not {session_end!r}") from exc
         if end <= opens:

@@ -28,9 +28,9 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
+from krxflow.market_time import kst_date
 from krxflow.adjustment import FACTOR_COLUMNS, adjusted_series, detect_factors
 from krxflow.journal import Entry, Journal, Operation, Status
-from krxflow.sources.base import as_date
 from krxflow.sources.loading import for_hook, read_frame, shared_hook
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ def adjust_tickers(tickers: list[str], *, hook=None, raw: pd.DataFrame | None = 
 def adjust_session(day, *, hook=None) -> AdjustResult:
     """Bring factors and adjusted rows up to date after session ``day``'s raw rows were loaded."""
     hook = hook or shared_hook()
-    day = as_date(day)
+    day = kst_date(day)
     started = time.perf_counter()
     rows = read_frame(hook, "queries/adjust/session_rows.sql", {"day": day})
     result = AdjustResult(tickers=len(rows), rows=len(rows))
@@ -173,7 +173,7 @@ def cross_check(source, day, *, rotating: int = 0, hook=None) -> dict:
     the journal (operation ``adjust_cross_check``, status ``warning``) with ticker and dates.
     """
     hook = hook or shared_hook()
-    day = as_date(day)
+    day = kst_date(day)
     factors = read_frame(hook, "queries/adjust/factors_on.sql", {"day": day})
     tickers = list(factors["ticker"])
     if rotating:

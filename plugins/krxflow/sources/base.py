@@ -12,7 +12,8 @@ Holidays are not errors: asking for a day that is not an XKRX session returns an
 from __future__ import annotations
 
 import abc
-import datetime as dt
+
+from krxflow.market_time import kst_date
 
 #: ``stocks`` columns a listing provides (first_seen/last_seen/delisted are the DAG's business).
 LISTING_COLUMNS = ["ticker", "name", "market", "isin", "sector", "listed_shares", "market_cap"]
@@ -60,13 +61,6 @@ SHORT_BALANCE_COLUMNS = ["ticker", "trade_date", "balance_quantity", "balance_va
 #: ``krx_foreign_ownership`` (MDCSTAT03701).
 FOREIGN_OWNERSHIP_COLUMNS = ["ticker", "trade_date", "listed_shares", "foreign_held", "foreign_share_rate",
                              "foreign_limit", "limit_exhaustion_rate"]
-
-
-def as_date(day) -> dt.date:
-    """A KST date from a date, a datetime (converted to KST) or 'YYYY-MM-DD' / 'YYYYMMDD'."""
-    from krxflow.calendar import _as_date
-
-    return _as_date(day)
 
 
 class KrxSource(abc.ABC):
@@ -118,7 +112,7 @@ class KrxSource(abc.ABC):
 
         from krxflow.calendar import is_trading_day
 
-        day = as_date(day)
+        day = kst_date(day)
         if not is_trading_day(day):
             return pd.DataFrame(columns=MARKET_DAY_COLUMNS)
         prices = self.daily_prices(day)

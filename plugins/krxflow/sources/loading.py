@@ -14,8 +14,9 @@ from functools import lru_cache
 
 import pandas as pd
 
+from krxflow.market_time import kst_date, kst_today
 from krxflow.journal import Journal, Operation, Status
-from krxflow.sources.base import DAILY_COLUMNS, LISTING_COLUMNS, KrxSource, as_date
+from krxflow.sources.base import DAILY_COLUMNS, LISTING_COLUMNS, KrxSource
 from krxflow.sqlfiles import template
 
 log = logging.getLogger(__name__)
@@ -31,16 +32,14 @@ def session_of(logical_date) -> dt.date:
     Airflow 3 allows runs without a logical date (triggered from the UI or API with none): those
     load the KST date of the run's ``run_after``, i.e. when it was asked for.
     """
-    import pendulum
-
     if logical_date is None:
         try:
             from airflow.sdk import get_current_context
 
             logical_date = get_current_context()["dag_run"].run_after
         except Exception:  # outside a task: today in KST
-            logical_date = pendulum.now("Asia/Seoul")
-    return pendulum.instance(logical_date).in_timezone("Asia/Seoul").date()
+            return kst_today()
+    return kst_date(logical_date)
 
 
 @lru_cache(maxsize=1)
@@ -87,7 +86,7 @@ def load_listing(source: KrxSource, day, *, hook=None, include_delisted: bool = 
     """
     from krxflow.calendar import is_trading_day, previous_trading_day
 
-    day = as_date(day)
+    day = kst_date(day)
     session = day if is_trading_day(day) else previous_trading_day(day)
     return update_master(source.listing(session), session, hook=hook,
                          known_delisted=source.delisted() if include_delisted else None)
@@ -215,7 +214,7 @@ def load_daily_prices(source: KrxSource, day, *, hook=None) -> dict:
     sessions they happened (:func:`update_master`), not on the day ``krx_tickers`` last ran.
     """
     hook = hook or shared_hook()
-    day = as_date(day)
+    day = kst_date(day)
     frame = source.market_day(day)
     if frame.empty:
         return {"day": day.isoformat(), "rows_in": 0, "inserted": 0, "updated": 0, "unchanged": 0, "rejected": 0}
@@ -231,7 +230,7 @@ def check_daily_quality(day, *, hook=None) -> dict:
     from krxflow.calendar import previous_trading_day
 
     hook = hook or shared_hook()
-    day = as_date(day)
+    day = kst_date(day)
     with Journal(hook).operation("daily_prices", Operation.QUALITY_CHECK, day=day.isoformat()) as entry:
         figures = read_frame(hook, "queries/krx/daily_quality.sql",
                              {"day": day, "previous": previous_trading_day(day)}).iloc[0].to_dict()
@@ -274,7 +273,7 @@ def history_window(years: int, today: dt.date | None = None) -> tuple[dt.date, d
 
     if years < 1:
         raise ValueError("years must be at least 1")
-    last = previous_trading_day(today or pd.Timestamp.now(tz="Asia/Seoul").date())
+    last = previous_trading_day(today or kst_today())
     try:
         first = last.replace(year=last.year - years)
     except ValueError:  # 29 February
@@ -296,7 +295,7 @@ def backfill_tickers(source: KrxSource, wanted, *, hook=None) -> list[str]:
     known = read_frame(hook, "queries/krx/backfill_tickers.sql")
     if len(known):
         return known["ticker"].tolist()
-    listing = source.listing(pd.Timestamp.now(tz="Asia/Seoul").date())
+    listing = source.listing(kst_today())
     return sorted(listing["ticker"].tolist())
 
 

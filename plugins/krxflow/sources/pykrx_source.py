@@ -41,12 +41,13 @@ from typing import Callable, NamedTuple
 
 import pandas as pd
 
+from krxflow.market_time import kst_date
 from krxflow.settings import KRX_CONN_ID
 from krxflow.sources import report_frames as frames
 from krxflow.sources.base import (ADJUSTED_COLUMNS, DAILY_COLUMNS, DELISTED_COLUMNS, FOREIGN_OWNERSHIP_COLUMNS,
                                   FUNDAMENTAL_COLUMNS, INDEX_GROUPS, INDEX_PRICE_COLUMNS, INVESTOR_COLUMNS,
                                   INVESTOR_TYPES, KRX_ADJUSTED_COLUMNS, LISTING_COLUMNS, MARKET_DAY_COLUMNS, MARKETS,
-                                  SHORT_BALANCE_COLUMNS, SHORT_SELLING_COLUMNS, KrxSource, as_date)
+                                  SHORT_BALANCE_COLUMNS, SHORT_SELLING_COLUMNS, KrxSource)
 from krxflow.sources.errors import (KrxBadAnswerError, KrxEmptyAnswerError, KrxLoginError, KrxLogoutError,
                                     KrxSourceError)
 from krxflow.sources.gated_http import GatedSession
@@ -267,7 +268,7 @@ class PykrxSource(KrxSource):
     def listing(self, day) -> pd.DataFrame:
         from krxflow.calendar import is_trading_day, previous_trading_day
 
-        day = as_date(day)
+        day = kst_date(day)
         session = day if is_trading_day(day) else previous_trading_day(day)
         return self._market_day(session)[LISTING_COLUMNS].reset_index(drop=True)
 
@@ -286,7 +287,7 @@ class PykrxSource(KrxSource):
         """Prices and listing of session ``day`` from KRX's one all-market answer (one request)."""
         from krxflow.calendar import is_trading_day
 
-        day = as_date(day)
+        day = kst_date(day)
         if not is_trading_day(day):
             return pd.DataFrame(columns=MARKET_DAY_COLUMNS)
         return self._market_day(day)[MARKET_DAY_COLUMNS].reset_index(drop=True)
@@ -294,14 +295,14 @@ class PykrxSource(KrxSource):
     def daily_prices(self, day) -> pd.DataFrame:
         from krxflow.calendar import is_trading_day
 
-        day = as_date(day)
+        day = kst_date(day)
         if not is_trading_day(day):
             log.info("%s is not an XKRX session: no prices, no request", day)
             return pd.DataFrame(columns=DAILY_COLUMNS)
         return self._market_day(day)[DAILY_COLUMNS].reset_index(drop=True)
 
     def history(self, ticker: str, first, last, *, adjusted: bool = True, isin: str | None = None) -> pd.DataFrame:
-        first, last = as_date(first), as_date(last)
+        first, last = kst_date(first), kst_date(last)
         if adjusted:
             return self._naver_history(ticker, first, last)
         _import_pykrx()
@@ -316,7 +317,7 @@ class PykrxSource(KrxSource):
         return ticker_history_frame(raw, ticker)
 
     def krx_adjusted(self, ticker: str, first, last, *, isin: str | None = None) -> pd.DataFrame:
-        first, last = as_date(first), as_date(last)
+        first, last = kst_date(first), kst_date(last)
         _import_pykrx()
         from pykrx.website.krx.market.core import 개별종목시세
 
@@ -407,7 +408,7 @@ class PykrxSource(KrxSource):
     def _session_or_none(self, day) -> dt.date | None:
         from krxflow.calendar import is_trading_day
 
-        day = as_date(day)
+        day = kst_date(day)
         if not is_trading_day(day):
             log.info("%s is not an XKRX session: no report, no request", day)
             return None

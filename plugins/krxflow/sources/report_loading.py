@@ -16,8 +16,9 @@ import time
 
 import pandas as pd
 
+from krxflow.market_time import kst_date
 from krxflow.journal import Journal, Operation
-from krxflow.sources.base import INDEX_COLUMNS, INVESTOR_TYPES, KrxSource, as_date
+from krxflow.sources.base import INDEX_COLUMNS, INVESTOR_TYPES, KrxSource
 from krxflow.sources.loading import for_hook, read_frame, shared_hook
 from krxflow.sources.report_catalog import REPORTS
 
@@ -28,7 +29,7 @@ def load_report(source: KrxSource, name: str, session, *, hook=None) -> dict:
     """Report ``name`` of the run for session ``session`` → its table (nothing on a holiday)."""
     report = REPORTS[name]
     hook = hook or shared_hook()
-    session = as_date(session)
+    session = kst_date(session)
     day = report.day_for(session)
     started = time.perf_counter()
     requests_before = source.requests_sent()
@@ -108,7 +109,7 @@ def check_report_quality(name: str, session, *, hook=None) -> dict:
     (operation ``quality_check`` on the report's table; status ``warning`` when something is off)."""
     report = REPORTS[name]
     hook = hook or shared_hook()
-    day = report.day_for(as_date(session))
+    day = report.day_for(kst_date(session))
     with Journal(hook).operation(report.table, Operation.QUALITY_CHECK, report=name, day=day.isoformat()) as entry:
         figures = read_frame(hook, f"queries/reports/quality_{report.method}.sql",
                              {"day": day, "types": len(INVESTOR_TYPES)}).iloc[0].to_dict()

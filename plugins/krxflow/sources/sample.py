@@ -34,8 +34,9 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
+from krxflow.market_time import kst_date
 from krxflow.sources.base import (ADJUSTED_COLUMNS, DAILY_COLUMNS, DELISTED_COLUMNS, KRX_ADJUSTED_COLUMNS,
-                                  LISTING_COLUMNS, MARKET_DAY_COLUMNS, KrxSource, as_date)
+                                  LISTING_COLUMNS, MARKET_DAY_COLUMNS, KrxSource)
 
 #: The first session of the sample market.
 UNIVERSE_START = dt.date(2016, 1, 4)
@@ -405,7 +406,7 @@ class SampleSource(KrxSource):
         self.market = SampleMarket(tickers)
 
     def listing(self, day) -> pd.DataFrame:
-        frame = self.market.day(_previous_session(as_date(day)))
+        frame = self.market.day(_previous_session(kst_date(day)))
         return frame[LISTING_COLUMNS].reset_index(drop=True)
 
     def delisted(self) -> pd.DataFrame:
@@ -419,31 +420,31 @@ class SampleSource(KrxSource):
         return pd.DataFrame(rows, columns=DELISTED_COLUMNS)
 
     def daily_prices(self, day) -> pd.DataFrame:
-        return self.market.day(as_date(day))[DAILY_COLUMNS].reset_index(drop=True)
+        return self.market.day(kst_date(day))[DAILY_COLUMNS].reset_index(drop=True)
 
     def market_day(self, day) -> pd.DataFrame:
-        return self.market.day(as_date(day))[MARKET_DAY_COLUMNS].reset_index(drop=True)
+        return self.market.day(kst_date(day))[MARKET_DAY_COLUMNS].reset_index(drop=True)
 
     def history(self, ticker: str, first, last, *, adjusted: bool = True, isin: str | None = None) -> pd.DataFrame:
-        return self.market.history(ticker, as_date(first), as_date(last), adjusted).reset_index(drop=True)
+        return self.market.history(ticker, kst_date(first), kst_date(last), adjusted).reset_index(drop=True)
 
     def krx_adjusted(self, ticker: str, first, last, *, isin: str | None = None) -> pd.DataFrame:
-        return self.market.krx_adjusted(ticker, as_date(first), as_date(last))
+        return self.market.krx_adjusted(ticker, kst_date(first), kst_date(last))
 
     def index_prices(self, day) -> pd.DataFrame:
-        return self.market.report("index_prices", as_date(day))
+        return self.market.report("index_prices", kst_date(day))
 
     def investor_trading(self, day) -> pd.DataFrame:
-        return self.market.report("investor_trading", as_date(day))
+        return self.market.report("investor_trading", kst_date(day))
 
     def fundamentals(self, day) -> pd.DataFrame:
-        return self.market.report("fundamentals", as_date(day))
+        return self.market.report("fundamentals", kst_date(day))
 
     def short_selling(self, day) -> pd.DataFrame:
-        return self.market.report("short_selling", as_date(day))
+        return self.market.report("short_selling", kst_date(day))
 
     def short_balance(self, day) -> pd.DataFrame:
-        return self.market.report("short_balance", as_date(day))
+        return self.market.report("short_balance", kst_date(day))
 
     def foreign_ownership(self, day) -> pd.DataFrame:
-        return self.market.report("foreign_ownership", as_date(day))
+        return self.market.report("foreign_ownership", kst_date(day))

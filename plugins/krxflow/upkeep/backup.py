@@ -32,7 +32,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from krxflow.db.partitions import KST
+from krxflow.market_time import KST
 from krxflow.journal import Journal, Operation, journaled
 from krxflow.settings import POSTGRES_CONN_ID
 from krxflow.sqlfiles import template

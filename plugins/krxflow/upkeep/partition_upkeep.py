@@ -15,6 +15,7 @@ from psycopg import sql
 
 from krxflow.db import partitions
 from krxflow.journal import Journal, Operation, journaled
+from krxflow.market_time import kst_date, kst_today
 from krxflow.sqlfiles import template
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ def oldest_day(conn: psycopg.Connection, policy: partitions.Policy) -> dt.date |
     """The KST date of the oldest row of ``policy.parent`` (None when the table is empty)."""
     value = conn.execute(template("queries/upkeep/oldest_key.sql", parent=sql.Identifier(policy.parent),
                                   key=sql.Identifier(policy.key_column))).fetchone()[0]
-    return None if value is None else partitions.as_kst_date(value)
+    return None if value is None else kst_date(value)
 
 
 def ensure_all(conn: psycopg.Connection, today: dt.date | None = None, ahead: int | None = None,
@@ -48,7 +49,7 @@ def ensure_all(conn: psycopg.Connection, today: dt.date | None = None, ahead: in
     """
     if ahead is not None and ahead < 0:
         raise ValueError(f"ahead must be >= 0, got {ahead}")
-    today = today or dt.datetime.now(partitions.KST).date()
+    today = today or kst_today()
     policies = partitions.all_policies(conn)
     if tables is not None:
         unknown = sorted(set(tables) - {p.parent for p in policies})

@@ -19,6 +19,7 @@ import psycopg
 
 from krxflow.db import partitions
 from krxflow.journal import Journal, Operation, journaled
+from krxflow.market_time import kst_today
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ def purge(conn: psycopg.Connection, *, today: dt.date | None = None, dry_run: bo
     :param dry_run: report what would be dropped, drop nothing.
     :param journal: journal each table (operation ``retention``) with its own time.
     """
-    today = today or dt.datetime.now(partitions.KST).date()
+    today = today or kst_today()
     policies = partitions.all_policies(conn)
     # validate every override before touching anything
     plans = []
