@@ -4,8 +4,8 @@
 Runs nightly (20:30 KST) **and** whenever a loader updates the `daily_prices` or
 `daily_prices_adjusted` Asset.
 
-* `daily_market_summary`, `weekly_candles`, `monthly_candles` are materialized views (migration
-  0200) refreshed with `REFRESH MATERIALIZED VIEW CONCURRENTLY`, so dashboards keep reading the
+* `daily_market_summary` and `period_candles` (weekly and monthly candles; `weekly_candles` and
+  `monthly_candles` are plain views over it) are materialized views (migrations 0200, 1300) refreshed with `REFRESH MATERIALIZED VIEW CONCURRENTLY`, so dashboards keep reading the
   old rows during a refresh (a never-populated view gets one plain refresh first).
 * `daily_indicators` is a table (MA 5/20/60/120/200, Bollinger 20/2, Wilder RSI 14, MACD 12/26/9,
   slow Stochastic 14/3/3 over each ticker's full history) written through `BatchedPostgresHook`:
@@ -35,7 +35,7 @@ from krxflow.assets import DAILY_PRICES, DAILY_PRICES_ADJUSTED
 from krxflow.settings import MARKET_TZ
 
 #: Materialized views refreshed by this DAG, in order (kept literal: DAG files import no DB code).
-VIEWS = ("daily_market_summary", "weekly_candles", "monthly_candles")
+VIEWS = ("daily_market_summary", "period_candles")
 #: The DAGs whose runs update the price Assets: while any of them has a queued or running run
 #: (a backfill), the read models wait and are then brought current in one pass.
 LOADER_DAGS = ("krx_daily_prices", "krx_history_backfill")

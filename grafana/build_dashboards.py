@@ -60,7 +60,7 @@ DAILY_OHLCV = f"""
     WHERE $adjusted AND ticker = '$ticker' AND trade_date BETWEEN {KST_FROM} AND {KST_TO}"""
 
 
-def period_candles(view: str, unit: str) -> str:
+def period_candles(unit: str) -> str:
     """Week or month candles with moving averages over that period's closes (in that unit)."""
     return f"""
     SELECT period_start, open, high, low, close, volume,
@@ -68,8 +68,8 @@ def period_candles(view: str, unit: str) -> str:
            CASE WHEN count(*) OVER w20 = 20 THEN avg(close) OVER w20 END AS ma20,
            CASE WHEN count(*) OVER w60 = 60 THEN avg(close) OVER w60 END AS ma60,
            CASE WHEN count(*) OVER w120 = 120 THEN avg(close) OVER w120 END AS ma120
-    FROM {view}
-    WHERE '$interval' = '{unit}' AND ticker = '$ticker' AND adjusted = $adjusted AND period_start <= {KST_TO}
+    FROM period_candles
+    WHERE '$interval' = '{unit}' AND period = '{unit}' AND ticker = '$ticker' AND adjusted = $adjusted AND period_start <= {KST_TO}
     WINDOW w5 AS (ORDER BY period_start ROWS 4 PRECEDING), w20 AS (ORDER BY period_start ROWS 19 PRECEDING),
            w60 AS (ORDER BY period_start ROWS 59 PRECEDING), w120 AS (ORDER BY period_start ROWS 119 PRECEDING)"""
 
@@ -85,10 +85,10 @@ FROM (
            ON i.ticker = '$ticker' AND i.adjusted = $adjusted AND i.trade_date = d.trade_date
     WHERE '$interval' = 'day'
     UNION ALL
-    SELECT * FROM ({period_candles('weekly_candles', 'week')}
+    SELECT * FROM ({period_candles('week')}
     ) w WHERE period_start >= date_trunc('week', {KST_FROM})::date
     UNION ALL
-    SELECT * FROM ({period_candles('monthly_candles', 'month')}
+    SELECT * FROM ({period_candles('month')}
     ) m WHERE period_start >= date_trunc('month', {KST_FROM})::date
 ) c
 ORDER BY 1"""
@@ -98,12 +98,12 @@ FROM (
     SELECT trade_date AS period_start, volume, trading_value FROM ({DAILY_OHLCV}
     ) d WHERE '$interval' = 'day'
     UNION ALL
-    SELECT period_start, volume, trading_value::numeric FROM weekly_candles
-    WHERE '$interval' = 'week' AND ticker = '$ticker' AND adjusted = $adjusted
+    SELECT period_start, volume, trading_value::numeric FROM period_candles
+    WHERE '$interval' = 'week' AND period = 'week' AND ticker = '$ticker' AND adjusted = $adjusted
       AND period_start BETWEEN date_trunc('week', {KST_FROM})::date AND {KST_TO}
     UNION ALL
-    SELECT period_start, volume, trading_value::numeric FROM monthly_candles
-    WHERE '$interval' = 'month' AND ticker = '$ticker' AND adjusted = $adjusted
+    SELECT period_start, volume, trading_value::numeric FROM period_candles
+    WHERE '$interval' = 'month' AND period = 'month' AND ticker = '$ticker' AND adjusted = $adjusted
       AND period_start BETWEEN date_trunc('month', {KST_FROM})::date AND {KST_TO}
 ) v
 ORDER BY 1"""

@@ -50,7 +50,7 @@ def test_backup_dump_is_checked_and_restore_counts_match(backed_db, target, tmp_
     assert result.bytes == result.path.stat().st_size > 0 and result.toc_entries > 20
     assert [p.name for p in (tmp_path / "dumps").iterdir()] == [result.path.name]  # no .partial left
     counts = result.counts
-    assert counts["stocks"] == 3 and counts["weekly_candles"] > 0 and counts["schema_migrations"] >= 2
+    assert counts["stocks"] == 3 and counts["period_candles"] > 0 and counts["schema_migrations"] >= 2
     assert sum(v for k, v in counts.items() if k.startswith("daily_prices_p")) == len(market.candle_days()) * 3
     assert sum(v for k, v in counts.items() if k.startswith("daily_indicators_p")) == len(market.candle_days()) * 6
 

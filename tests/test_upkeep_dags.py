@@ -74,7 +74,7 @@ def test_matview_dag_runs_on_known_data(dagbag, airflow_db, clean_db):
     assert clean_db.execute("SELECT count(*) FROM daily_market_summary").fetchone()[0] == days * 2
     assert clean_db.execute("SELECT count(*) FROM daily_indicators").fetchone()[0] == days * 6
     refreshed = {row[0]: row for row in _stats(clean_db, "refresh")}
-    assert set(refreshed) == {"daily_market_summary", "weekly_candles", "monthly_candles"}
+    assert set(refreshed) == {"daily_market_summary", "period_candles"}
     assert all(row[1] == "ok" for row in refreshed.values())
     writes = _stats(clean_db, "upsert")
     assert sum(row[2] for row in writes if row[0] == "daily_indicators") == days * 6
@@ -132,7 +132,7 @@ def test_matview_dag_waits_for_a_running_backfill_then_does_one_pass(dagbag, cle
     assert released, "the run finished before the backfill did"
     first_write = clean_db.execute(
         "SELECT extract(epoch FROM min(finished_at)) FROM load_stats WHERE id > %s AND table_name IN "
-        "('daily_market_summary', 'weekly_candles', 'monthly_candles', 'daily_indicators')", (before,)).fetchone()[0]
+        "('daily_market_summary', 'period_candles', 'daily_indicators')", (before,)).fetchone()[0]
     assert float(first_write) >= released[0], "the read models were written while the backfill still ran"
     assert clean_db.execute("SELECT count(*) FROM daily_indicators").fetchone()[0] == len(market.candle_days()) * 6
 

@@ -6,7 +6,7 @@ Routes (all require an Airflow login, see :mod:`krxflow.api.auth`):
     The ticker master in ticker order, a page at a time (``limit`` ≤ 1000, ``next_offset``).
 ``GET /krx/stocks/{ticker}/prices?start=&end=&interval=day|week|month&adjusted=&limit=``
     Daily prices (``daily_prices`` or, adjusted, ``daily_prices_adjusted``) or week/month candles
-    (the ``weekly_candles``/``monthly_candles`` views; weeks start on the KST Monday), oldest
+    (the ``period_candles`` view; weeks start on the KST Monday), oldest
     first, at most ``limit`` (≤ 5000) rows; ``next_start`` continues a longer range. The adjusted
     series is derived from KRX's base prices and covers delisted tickers too.
 ``GET /krx/stocks/{ticker}/factors``
@@ -31,7 +31,6 @@ from typing import Annotated
 
 import psycopg
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, status
-from psycopg import sql
 from pydantic import BaseModel, Field, PlainSerializer, WithJsonSchema
 
 from krxflow.api import docs
@@ -234,8 +233,8 @@ def stock_prices(
     if interval is Interval.day:
         statement = template("queries/api/prices_day_adjusted.sql" if adjusted else "queries/api/prices_day_raw.sql")
     else:
-        view = "weekly_candles" if interval is Interval.week else "monthly_candles"
-        statement = template("queries/api/prices_period.sql", view=sql.Identifier(view))
+        statement = template("queries/api/prices_period.sql")
+        params["period"] = interval.value
     rows = db.execute(statement, params).fetchall()
     next_start = rows[limit]["date"] if len(rows) > limit else None
     model = AdjustedPrice if adjusted else RawPrice

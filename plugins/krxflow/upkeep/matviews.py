@@ -21,7 +21,7 @@ from krxflow.sqlfiles import template
 log = logging.getLogger(__name__)
 
 #: The materialized views the db_matviews DAG keeps fresh, in refresh order.
-VIEWS = ("daily_market_summary", "weekly_candles", "monthly_candles")
+VIEWS = ("daily_market_summary", "period_candles")
 
 
 class MatviewError(RuntimeError):
@@ -57,8 +57,9 @@ def refresh(conn: psycopg.Connection, view: str, *, journal: Journal | None = No
     with journaled(journal, view, Operation.REFRESH) as entry:
         started = time.perf_counter()
         concurrently = is_populated(conn, view)
-        statement = "refresh_matview_concurrently.sql" if concurrently else "refresh_matview.sql"
-        conn.execute(template(f"queries/upkeep/{statement}", view=sql.Identifier(view)))
+        statement = ("queries/upkeep/refresh_matview_concurrently.sql" if concurrently
+                     else "queries/upkeep/refresh_matview.sql")
+        conn.execute(template(statement, view=sql.Identifier(view)))
         rows = conn.execute(template("queries/upkeep/count_rows.sql", table=sql.Identifier(view))).fetchone()[0]
         result = RefreshResult(view, concurrently, rows, time.perf_counter() - started)
         entry.rows_in, entry.details["concurrently"] = rows, concurrently
