@@ -141,6 +141,14 @@ def airflow_db():
     return os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
 
 
+@pytest.fixture(scope="module")
+def dagbag(airflow_db):
+    """Every DAG in ``dags/``, parsed once per test module (tests may adjust a DAG's tasks)."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(Path(__file__).resolve().parents[1] / "dags"))
+
+
 @pytest.fixture
 def scratch_database():
     """A factory of empty databases on the test server, dropped after the test; returns each one's URL."""

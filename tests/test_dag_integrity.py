@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DAG_FILES = sorted(p for p in (ROOT / "dags").glob("*.py") if not p.name.startswith("_"))
 # Modules that DAG files must leave to task time (the SDK itself already brings httpx and SQLAlchemy).
 HEAVY = ["pandas", "pyarrow", "numpy", "pykrx", "matplotlib", "exchange_calendars", "psycopg", "psycopg2",
-         "aiohttp", "redis", "krxflow.hooks"]
+         "aiohttp", "websockets", "redis", "krxflow.hooks"]
 
 _PROBE = r"""
 import importlib.util, json, sys, time
@@ -34,13 +34,6 @@ heavy = json.loads(sys.argv[2])
 loaded = sorted({m for m in set(sys.modules) - before if any(m == h or m.startswith(h + ".") for h in heavy)})
 print(json.dumps({"seconds": seconds, "heavy": loaded}))
 """
-
-
-@pytest.fixture(scope="module")
-def dagbag(airflow_db):
-    from airflow.dag_processing.dagbag import DagBag
-
-    return DagBag(dag_folder=str(ROOT / "dags"))
 
 
 def test_dags_folder_has_dags():

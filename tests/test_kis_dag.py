@@ -23,13 +23,6 @@ from tests.fakes.kis_server import FakeKis, FakeKisThread
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def dagbag():
-    from airflow.dag_processing.dagbag import DagBag
-
-    return DagBag(dag_folder=str(ROOT / "dags" / "kis_intraday.py"))
-
-
 def test_dag_loads_and_is_wired(dagbag):
     assert dagbag.import_errors == {}
     dag = dagbag.dags["kis_intraday"]
@@ -42,18 +35,6 @@ def test_dag_loads_and_is_wired(dagbag):
     assert dag.get_task("drain_leftovers").trigger_rule == "none_skipped"
     for name in ("kis_watchlist", "kis_watchlist_size", "kis_window_seconds", "kis_session_end", "kis_demo_seconds"):
         assert name in dag.doc_md
-
-
-def test_dag_file_parses_fast_without_heavy_imports():
-    code = ("import sys, time; sys.path.insert(0, 'plugins'); import airflow.sdk; t = time.perf_counter(); "
-            "import importlib.util as u; s = u.spec_from_file_location('k', 'dags/kis_intraday.py'); "
-            "m = u.module_from_spec(s); s.loader.exec_module(m); took = time.perf_counter() - t; "
-            "heavy = [n for n in ('pandas', 'pyarrow', 'exchange_calendars', 'krxflow.hooks', 'aiohttp', 'pykrx') "
-            "if n in sys.modules]; print(heavy)")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
-                         env={**os.environ})
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
 def test_watchlist_from_variables_and_stocks(clean_db):

@@ -322,15 +322,6 @@ def test_report_selection():
 
 
 # ---------------------------------------------------------------------------- the DAG
-@pytest.fixture(scope="module")
-def dagbag(airflow_db):
-    from pathlib import Path
-
-    from airflow.dag_processing.dagbag import DagBag
-
-    return DagBag(dag_folder=str(Path(__file__).resolve().parents[1] / "dags"))
-
-
 def _kst(day: str, hour: int = 18, minute: int = 30):
     import pendulum
 

@@ -16,14 +16,6 @@ ROOT = Path(__file__).resolve().parents[1]
 UPKEEP_DAGS = ("db_partitions", "db_matviews", "db_retention", "db_backup")
 
 
-@pytest.fixture(scope="module")
-def dagbag():
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(ROOT / "dags"))
-    return bag
-
-
 def _states(run) -> dict[str, str]:
     return {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
 
