@@ -50,7 +50,7 @@ def test_backfill_create_loads_the_reports_of_each_session_only(airflow_db, clea
     }
     for leaked in ("KRX_ID", "KRX_PW"):
         env.pop(leaked, None)
-    from krxflow.sources.pacing import KRX_POOL, KRX_POOL_DESCRIPTION, KRX_POOL_SLOTS
+    from krxflow.krx.pacing import KRX_POOL, KRX_POOL_DESCRIPTION, KRX_POOL_SLOTS
 
     airflow_cli(env, "dags", "reserialize", timeout=CLI_TIMEOUT)
     airflow_cli(env, "pools", "set", KRX_POOL, str(KRX_POOL_SLOTS), KRX_POOL_DESCRIPTION, timeout=CLI_TIMEOUT)
