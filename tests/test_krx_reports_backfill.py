@@ -29,8 +29,13 @@ DAG_ID = "krx_market_reports"
 
 @pytest.mark.integration
 def test_backfill_create_loads_the_reports_of_each_session_only(airflow_db, clean_db, redis_client):
-    pg = clean_db
-    pg.execute("TRUNCATE krx_fundamentals, krx_foreign_ownership")
+    from psycopg import sql
+
+    from krxflow.krx.report_catalog import REPORTS
+
+    pg = clean_db  # every report table empty: the run must fill exactly the two reports asked for
+    pg.execute(sql.SQL("TRUNCATE {}").format(sql.SQL(", ").join(sql.Identifier(t) for t in
+                                                                 sorted({r.table for r in REPORTS.values()}))))
     port = free_port()
     logs = Path(tempfile.mkdtemp(prefix="krxflow-reports-backfill-it-"))
     env = {
