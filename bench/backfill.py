@@ -187,7 +187,7 @@ def run_backfill_local_executor(tickers: list[str], years: int, parallelism: int
                                 timeout: float) -> dict:
     """A real scheduler + LocalExecutor (+ the Execution API), as in production; the run is triggered once."""
     from tests.fakes.airflow_processes import airflow_cli, start_airflow, stop_process
-    from tests.fakes.kis_server import free_port
+    from krxflow.sample.kis_server import free_port
 
     port = free_port()
     log_dir = Path(tempfile.mkdtemp(prefix="krxflow-bench-logs-"))

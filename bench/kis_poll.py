@@ -1,6 +1,6 @@
 """Bench: intraday KIS polling against the fake KIS server at 18 req/s, 200 tickers.
 
-Starts the fake server as a process (``python -m tests.fakes.kis_server --rate 18``) and polls it
+Starts the fake server as a process (``python -m krxflow.sample.kis_server --rate 18``) and polls it
 the way ``kis_intraday``'s sensor does (:func:`tests.fakes.kis_session.run_session`): one
 production polling trigger (:class:`krxflow.triggers.kis_poll.KisPollTrigger`, rebuilt from its
 serialized form as the triggerer does) per window of ``--window-seconds``, each followed by the
@@ -61,10 +61,10 @@ def admin(statement: sql.Composable) -> None:
 
 
 def start_fake(rate: int, sample: bool = False) -> tuple[subprocess.Popen, str]:
-    from tests.fakes.kis_server import free_port
+    from krxflow.sample.kis_server import free_port
 
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "tests.fakes.kis_server", "--host", "127.0.0.1", "--port", str(port),
+    proc = subprocess.Popen([sys.executable, "-m", "krxflow.sample.kis_server", "--host", "127.0.0.1", "--port", str(port),
                              "--rate", str(rate), *(["--sample"] if sample else [])],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
@@ -107,7 +107,7 @@ def main() -> None:
     if args.demo:
         args.seconds, args.window_seconds = DEMO_RUN["demo_seconds"], DEMO_RUN["window_seconds"]
 
-    from tests.fakes.kis_server import connection_json
+    from krxflow.sample.kis_server import connection_json
 
     admin(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(BENCH_DB)))
     proc = None

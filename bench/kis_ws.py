@@ -1,6 +1,6 @@
 """Bench: KIS realtime push end to end — fake WebSocket → trigger → Redis stream → drain → PostgreSQL.
 
-Starts the fake KIS realtime server as a process (``python -m tests.fakes.kis_ws_server``) pushing
+Starts the fake KIS realtime server as a process (``python -m krxflow.sample.kis_ws_server``) pushing
 ``--rate`` records per second (up to ``--records-per-frame`` per frame, as KIS batches under load)
 for 40 registrations (20 tickers' trades + 20 tickers' books, the default cap), runs the
 production trigger (:class:`krxflow.triggers.kis_ws.KisStreamTrigger`, rebuilt from its serialized
@@ -89,10 +89,10 @@ def control(url: str, path: str, body: dict | None = None) -> dict:
 
 
 def start_fake(rate: float, per_frame: int) -> tuple[subprocess.Popen, str, str]:
-    from tests.fakes.kis_server import free_port
+    from krxflow.sample.kis_server import free_port
 
     rest_port, ws_port = free_port(), free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "tests.fakes.kis_ws_server", "--rest-port", str(rest_port),
+    proc = subprocess.Popen([sys.executable, "-m", "krxflow.sample.kis_ws_server", "--rest-port", str(rest_port),
                              "--ws-port", str(ws_port), "--rate", str(rate), "--records-per-frame", str(per_frame)],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{rest_port}"
@@ -131,7 +131,7 @@ def main() -> None:
     parser.add_argument("--registrations", type=int, default=40)
     args = parser.parse_args()
 
-    from tests.fakes.kis_server import connection_json
+    from krxflow.sample.kis_server import connection_json
 
     admin(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(BENCH_DB)))
     fake = drainer = None

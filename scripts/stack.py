@@ -17,7 +17,7 @@ What ``up`` does, in order, each step printed with its time:
    creates Grafana's read-only login role (``grafana/provisioning/create_login_role.sql`` with psql).
 3. ``python -m krxflow.bootstrap``: Connections, Pools, Variables.
 4. Sample mode (no ``KRX_ID``/``KRX_PW``, no ``KIS_APPKEY``/``KIS_APPSECRET``): ``KRXFLOW_SOURCE=sample``
-   and the local fake KIS server (``python -m tests.fakes.kis_server``) as a process, and says so.
+   and the local fake KIS server (``python -m krxflow.sample.kis_server``) as a process, and says so.
 5. ``airflow standalone`` (scheduler, dag-processor, triggerer, api-server; LocalExecutor) with the
    krxflow DAG bundle, parallelism sized for the machine, ``max_map_length`` raised, examples off.
    Started with SIGINT restored (a background standalone otherwise ignores it) and stopped with SIGINT.
@@ -692,7 +692,7 @@ def up(settings: Settings) -> dict[str, Any]:
         step = time.monotonic()
         from krxflow.bootstrap import SAMPLE_KIS_APPKEY, SAMPLE_KIS_APPSECRET
 
-        pid = spawn(settings, state, "fake_kis", [str(VENV_BIN / "python"), "-m", "tests.fakes.kis_server",
+        pid = spawn(settings, state, "fake_kis", [str(VENV_BIN / "python"), "-m", "krxflow.sample.kis_server",
                                                   "--host", "127.0.0.1", "--port", str(state["fake_kis_port"]),
                                                   "--env", "live", "--appkey", SAMPLE_KIS_APPKEY,
                                                   "--appsecret", SAMPLE_KIS_APPSECRET,

@@ -40,7 +40,7 @@ def _env(service: dict) -> dict[str, str]:
 
 def _code_text(services: dict) -> str:
     """The code that can read env names: the package, the DAGs, and airflow-init's own shell script."""
-    files = [*ROOT.glob("plugins/**/*.py"), *ROOT.glob("dags/*.py"), *ROOT.glob("tests/fakes/*.py")]
+    files = [*ROOT.glob("plugins/**/*.py"), *ROOT.glob("dags/*.py")]
     init_script = " ".join(services["airflow-init"]["command"])
     shell_reads = " ".join(f'"{name}"' for name in re.findall(r"\$\$\{(\w+)", init_script))
     return "\n".join(p.read_text() for p in files) + shell_reads

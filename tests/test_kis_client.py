@@ -22,7 +22,7 @@ from krxflow.kis.client import KisClient
 from krxflow.kis.config import KisConfig
 from krxflow.kis.parsing import parse_book, parse_decimal, parse_int, parse_quote
 from krxflow.kis.ratelimit import RateLimiter
-from tests.fakes.kis_server import (DEMO_APPKEY, DEMO_APPSECRET, OTHER_ENV_APPKEY, FakeKis, FakeKisThread,
+from krxflow.sample.kis_server import (DEMO_APPKEY, DEMO_APPSECRET, OTHER_ENV_APPKEY, FakeKis, FakeKisThread,
                                     connection_json)
 
 ROOT = Path(__file__).resolve().parents[1]

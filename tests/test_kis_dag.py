@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes.kis_server import FakeKis, FakeKisThread
+from krxflow.sample.kis_server import FakeKis, FakeKisThread
 
 ROOT = Path(__file__).resolve().parents[1]
 

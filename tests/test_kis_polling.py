@@ -21,7 +21,7 @@ import pytest
 
 from krxflow.kis import drain as kis_drain
 from krxflow.triggers.kis_poll import KisPollTrigger
-from tests.fakes.kis_server import FakeKis, FakeKisThread, free_port
+from krxflow.sample.kis_server import FakeKis, FakeKisThread, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 TICKERS = ["005930", "000660", "035420", "005380", "051910", "000001", "999999"]  # 000001 halted, 999999 unknown
@@ -242,7 +242,7 @@ def test_sample_quotes_start_from_the_sample_close_and_stay_within_its_limits(cl
     from krxflow.hooks import BatchedPostgresHook
     from krxflow.krx import loading
     from krxflow.sources.sample import SampleSource
-    from tests.fakes.kis_server import price_limits, tick_size
+    from krxflow.sample.kis_server import price_limits, tick_size
 
     source = SampleSource(tickers=60)
     last_close_day = previous_trading_day(dt.date.today())  # KST date; the fake and the loader agree

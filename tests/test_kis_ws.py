@@ -2,7 +2,7 @@
 
 Real Redis (the session's namespace, or a private ``redis-server`` for the restart test), real
 PostgreSQL (the session's throwaway market database), the fake KIS realtime server
-(:mod:`tests.fakes.kis_ws_server`) over loopback.
+(:mod:`krxflow.sample.kis_ws_server`) over loopback.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import pytest
 from krxflow.kis import drain as kis_drain
 from krxflow.kis import realtime
 from krxflow.triggers.kis_ws import KisStreamTrigger, registrations
-from tests.fakes.kis_ws_server import FakeRealtime, FakeRealtimeThread
+from krxflow.sample.kis_ws_server import FakeRealtime, FakeRealtimeThread
 from tests.test_kis_polling import private_redis  # noqa: F401 (fixture)
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -21,7 +21,7 @@ import pytest
 
 from krxflow.settings import LOCAL_EXECUTOR_PRELOAD
 from tests.fakes.airflow_processes import airflow_cli, start_airflow, stop_process
-from tests.fakes.kis_server import free_port
+from krxflow.sample.kis_server import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 SESSIONS = [dt.date(2024, 2, 7), dt.date(2024, 2, 8), dt.date(2024, 2, 13), dt.date(2024, 2, 14)]

@@ -20,7 +20,7 @@ import pytest
 
 from krxflow.settings import LOCAL_EXECUTOR_PRELOAD
 from tests.fakes.airflow_processes import airflow_cli, start_airflow, stop_process
-from tests.fakes.kis_server import free_port
+from krxflow.sample.kis_server import free_port
 from tests.test_krx_backfill_cli import CLI_TIMEOUT, DEADLINE_SECONDS, SESSIONS, _run_states
 
 ROOT = Path(__file__).resolve().parents[1]

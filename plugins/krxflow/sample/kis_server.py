@@ -26,7 +26,7 @@ It follows ``shared/reference/kis-open-api.md``:
 Tests drive it in-process (:class:`FakeKis` + :func:`serve`) or over HTTP through the
 ``/_fake/*`` control endpoints when it runs as a process::
 
-    python -m tests.fakes.kis_server --host 127.0.0.1 --port 18080 [--rate 18] [--env live|paper] [--sample]
+    python -m krxflow.sample.kis_server --host 127.0.0.1 --port 18080 [--rate 18] [--env live|paper] [--sample]
 
 Control endpoints (JSON): ``GET /_fake/stats``, ``POST /_fake/expire_tokens``,
 ``POST /_fake/config`` (``rate``, ``token_interval``, ``move_probability``, ``halted``,
@@ -46,11 +46,10 @@ import socket
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
-from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-KST = ZoneInfo("Asia/Seoul")
+from krxflow.market_time import KST
 
 #: Demo credentials: what ``make run`` puts into the ``kis_default`` Connection.
 DEMO_APPKEY = "PSfakeKrxflowDemoAppKey0000000000000"
@@ -505,13 +504,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sample", action="store_true",
                         help="quote the offline sample market from its last close (KRXFLOW_SAMPLE_TICKERS tickers)")
     args = parser.parse_args(argv)
-    if args.sample:  # krxflow's sample market, importable however the fake was started; loaded before serving
-        import sys
-        from pathlib import Path
-
-        plugins = str(Path(__file__).resolve().parents[2] / "plugins")
-        if plugins not in sys.path:
-            sys.path.insert(0, plugins)
+    if args.sample:  # load the sample market before serving
         sample_base("005930")
     fake = FakeKis(env=args.env, rate=args.rate, accounts={args.appkey: args.appsecret},
                    token_interval=args.token_interval, move_probability=args.move_probability, sample=args.sample)

@@ -4,7 +4,7 @@ Follows ``shared/reference/kis-open-api.md`` §8 and the official samples (``exa
 
 * ``POST /oauth2/Approval`` (``appkey`` + ``secretkey``) → ``{"approval_key": <uuid>}``; bad
   credentials → 403 in the ``error_code``/``error_description`` envelope. Served next to the REST
-  fake (:func:`tests.fakes.kis_server.make_app`, unchanged) on the same port.
+  fake (:func:`krxflow.sample.kis_server.make_app`, unchanged) on the same port.
 * The WebSocket (any path, plain ``ws://``): one JSON text frame per (un)registration
   (``tr_type`` ``1``/``2``). Answers: ``OPSP0000`` SUBSCRIBE SUCCESS (with ``output.iv/key``),
   ``OPSP0001`` UNSUBSCRIBE SUCCESS, ``OPSP0002`` ALREADY IN SUBSCRIBE, ``OPSP0003``
@@ -24,7 +24,7 @@ Control endpoints on the REST port: ``GET /_fake_ws/stats``, ``POST /_fake_ws/co
 ``records_per_frame``, ``cap``, ``ping_interval``, ``pong_timeout``, ``extra_trade_field``),
 ``POST /_fake_ws/drop`` (``{"abrupt": true|false}``). As a process (bench)::
 
-    python -m tests.fakes.kis_ws_server --rest-port 18081 --ws-port 18082 --rate 5000
+    python -m krxflow.sample.kis_ws_server --rest-port 18081 --ws-port 18082 --rate 5000
 """
 
 from __future__ import annotations
@@ -44,9 +44,9 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from websockets.asyncio.server import ServerConnection, serve
 
-from tests.fakes.kis_server import DEMO_APPKEY, DEMO_APPSECRET, KST, FakeKis, _Ticker, connection_json, free_port
-from tests.fakes.kis_server import make_app as make_rest_app
-from tests.fakes.kis_server import tick_size
+from krxflow.sample.kis_server import DEMO_APPKEY, DEMO_APPSECRET, KST, FakeKis, _Ticker, connection_json, free_port
+from krxflow.sample.kis_server import make_app as make_rest_app
+from krxflow.sample.kis_server import tick_size
 
 FIELD_COUNTS = {"H0STCNT0": 46, "H0UNCNT0": 46, "H0STASP0": 59, "H0UNASP0": 65}
 TRADE_TRS = {"H0STCNT0", "H0UNCNT0"}
