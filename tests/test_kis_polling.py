@@ -21,6 +21,7 @@ import pytest
 
 from krxflow.kis import drain as kis_drain
 from krxflow.triggers.kis_poll import KisPollTrigger
+from krxflow.triggers.running import first_event
 from krxflow.sample.kis_server import FakeKis, FakeKisThread, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,14 +41,7 @@ def window_end(seconds: float) -> str:
 
 async def run_trigger(trigger: KisPollTrigger) -> dict:
     """Run a trigger the way the triggerer does: rebuilt from its serialized form, first event wins."""
-    import importlib
-
-    classpath, kwargs = trigger.serialize()
-    module, name = classpath.rsplit(".", 1)
-    rebuilt = getattr(importlib.import_module(module), name)(**kwargs)
-    async for event in rebuilt.run():
-        return event.payload
-    raise AssertionError("the trigger ended without an event")
+    return await first_event(trigger)
 
 
 def table_count(pg, table: str) -> int:

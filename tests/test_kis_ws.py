@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import importlib
 import json
 import os
 import subprocess
@@ -23,6 +22,7 @@ import pytest
 from krxflow.kis import drain as kis_drain
 from krxflow.kis import realtime
 from krxflow.triggers.kis_ws import KisStreamTrigger, registrations
+from krxflow.triggers.running import first_event
 from krxflow.sample.kis_ws_server import FakeRealtime, FakeRealtimeThread
 from tests.test_kis_polling import private_redis  # noqa: F401 (fixture)
 
@@ -55,12 +55,7 @@ def window_end(seconds: float) -> str:
 
 async def run_trigger(trigger: KisStreamTrigger) -> dict:
     """Run a trigger the way the triggerer does: rebuilt from its serialized form, first event wins."""
-    classpath, kwargs = trigger.serialize()
-    module, name = classpath.rsplit(".", 1)
-    rebuilt = getattr(importlib.import_module(module), name)(**kwargs)
-    async for event in rebuilt.run():
-        return event.payload
-    raise AssertionError("the trigger ended without an event")
+    return await first_event(trigger)
 
 
 def trigger(stream: str, seconds: float, trades=TICKERS, books=TICKERS[:2], **kwargs) -> KisStreamTrigger:

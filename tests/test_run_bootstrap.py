@@ -37,7 +37,7 @@ def test_sample_plan_without_credentials():
     assert kis.host == "http://127.0.0.1:40001" and kis.extra["sample"] is True
     from krxflow.kis.config import KisConfig
 
-    config = KisConfig._from_parts(kis.host, kis.port, kis.login, kis.password, kis.extra, {})
+    config = KisConfig.from_parts(kis.host, kis.port, kis.login, kis.password, kis.extra, {})
     assert config.base_url == "http://127.0.0.1:40001" and config.rate == 18
     variables = {v.key: v for v in plan.variables}
     assert variables["KRXFLOW_SOURCE"].value == "sample"

@@ -14,17 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import importlib
 import time
-
-
-async def _run_trigger(trigger) -> dict:
-    classpath, kwargs = trigger.serialize()
-    module, name = classpath.rsplit(".", 1)
-    rebuilt = getattr(importlib.import_module(module), name)(**kwargs)
-    async for event in rebuilt.run():
-        return event.payload
-    raise RuntimeError("the trigger fired no event")
 
 
 async def _busy_neighbour(stall: float, every: float) -> None:
@@ -43,6 +33,7 @@ async def run_session(tickers: list[str], stream: str, seconds: float, window_se
     """
     from krxflow.kis import drain as kis_drain
     from krxflow.triggers.kis_poll import KisPollTrigger
+    from krxflow.triggers.running import first_event
 
     end = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=seconds)
     neighbour = asyncio.ensure_future(_busy_neighbour(stall, stall_every)) if stall > 0 else None
@@ -50,7 +41,7 @@ async def run_session(tickers: list[str], stream: str, seconds: float, window_se
     try:
         while (now := dt.datetime.now(dt.timezone.utc)) < end:
             window_end = min(end, now + dt.timedelta(seconds=window_seconds))
-            payload = await _run_trigger(KisPollTrigger(tickers=tickers, stream=stream, window=int(now.timestamp()),
+            payload = await first_event(KisPollTrigger(tickers=tickers, stream=stream, window=int(now.timestamp()),
                                                         window_end=window_end.isoformat(), order_books=order_books))
             payloads.append(payload)
             if drain:

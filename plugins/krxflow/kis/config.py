@@ -70,11 +70,11 @@ class KisConfig:
     @classmethod
     def from_connection(cls, conn, **overrides) -> "KisConfig":
         """Build from an Airflow Connection object (sdk or core)."""
-        return cls._from_parts(conn.host, conn.port, conn.login, conn.password, conn.extra_dejson or {}, overrides,
-                               conn_type=getattr(conn, "conn_type", None))
+        return cls.from_parts(conn.host, conn.port, conn.login, conn.password, conn.extra_dejson or {}, overrides,
+                              conn_type=getattr(conn, "conn_type", None))
 
     @classmethod
-    def _from_parts(cls, host, port, login, password, extra: dict, overrides: dict,
+    def from_parts(cls, host, port, login, password, extra: dict, overrides: dict,
                     conn_type=None) -> "KisConfig":
         env = str(extra.get("env", "live")).lower()
         base_url = (host or "").strip()
@@ -94,18 +94,16 @@ class KisConfig:
         return cls(**values)
 
 
-def load(conn_id: str = KIS_CONN_ID, **overrides) -> KisConfig:
-    """The config of Airflow Connection ``conn_id`` (synchronous: tasks, CLI, bench)."""
-    from airflow.sdk import BaseHook
 
-    return KisConfig.from_connection(BaseHook.get_connection(conn_id), **overrides)
+def load(conn_id: str = KIS_CONN_ID, **overrides) -> KisConfig:
+    """The config of Airflow Connection ``conn_id`` (synchronous: tasks, CLI, bench); see :class:`KisHook`."""
+    from krxflow.hooks.kis import KisHook
+
+    return KisHook(conn_id, **overrides).get_conn()
 
 
 async def aload(conn_id: str = KIS_CONN_ID, **overrides) -> KisConfig:
     """The config of Airflow Connection ``conn_id`` without blocking the event loop (triggers)."""
-    from airflow.sdk import BaseHook
+    from krxflow.hooks.kis import KisHook
 
-    conn = await BaseHook.aget_connection(conn_id)
-    extra = await conn.aextra_dejson() if hasattr(conn, "aextra_dejson") else conn.extra_dejson
-    return KisConfig._from_parts(conn.host, conn.port, conn.login, conn.password, extra, overrides,
-                                 conn_type=conn.conn_type)
+    return await KisHook(conn_id, **overrides).aget_conn()

@@ -42,7 +42,6 @@ import datetime as dt
 import json
 import random
 import secrets
-import socket
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
@@ -50,6 +49,10 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from krxflow.market_time import KST
+from krxflow.sample.serving import BackgroundServer, free_port, serve_app
+
+__all__ = ["DEMO_APPKEY", "DEMO_APPSECRET", "FakeKis", "FakeKisThread", "OTHER_ENV_APPKEY", "connection_json",
+           "free_port", "make_app", "price_limits", "sample_base", "serve", "tick_size"]
 
 #: Demo credentials: what ``make run`` puts into the ``kis_default`` Connection.
 DEMO_APPKEY = "PSfakeKrxflowDemoAppKey0000000000000"
@@ -412,22 +415,12 @@ def make_app(fake: FakeKis) -> web.Application:
     return app
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
-
-
 async def serve(fake: FakeKis, host: str = "127.0.0.1", port: int = 0) -> tuple[web.AppRunner, str]:
     """Start ``fake`` on ``host:port`` in the running loop; returns the runner and the base URL."""
-    runner = web.AppRunner(make_app(fake), access_log=None)
-    await runner.setup()
-    port = port or free_port(host)
-    await web.TCPSite(runner, host, port).start()
-    return runner, f"http://{host}:{port}"
+    return await serve_app(make_app(fake), host, port)
 
 
-class FakeKisThread:
+class FakeKisThread(BackgroundServer):
     """Serve a :class:`FakeKis` from a background thread with its own event loop.
 
     For tests: the client under test (in the test's loop, or in subprocesses) talks to it over
@@ -437,48 +430,17 @@ class FakeKisThread:
             server.url, server.fake.stats()
     """
 
+    thread_name = "fake-kis"
+
     def __init__(self, fake: FakeKis | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__()
         self.fake = fake or FakeKis()
         self.host, self.port = host, port
         self.url = ""
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread = None
 
-    def __enter__(self) -> "FakeKisThread":
-        import threading
-
-        ready = threading.Event()
-        failure: list[BaseException] = []
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            asyncio.set_event_loop(loop)
-            try:
-                runner, self.url = loop.run_until_complete(serve(self.fake, self.host, self.port))
-            except BaseException as exc:  # report to the starting thread
-                failure.append(exc)
-                ready.set()
-                return
-            ready.set()
-            try:
-                loop.run_forever()
-            finally:
-                loop.run_until_complete(runner.cleanup())
-                loop.close()
-
-        self._thread = threading.Thread(target=run, name="fake-kis", daemon=True)
-        self._thread.start()
-        ready.wait(10)
-        if failure:
-            raise failure[0]
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread is not None:
-            self._thread.join(10)
+    async def start_serving(self):
+        runner, self.url = await serve(self.fake, self.host, self.port)
+        return runner.cleanup
 
     def connection_json(self, appkey: str = DEMO_APPKEY, appsecret: str = DEMO_APPSECRET, **extra) -> str:
         """An ``AIRFLOW_CONN_KIS_DEFAULT`` value (JSON form) pointing at this server."""

@@ -35,7 +35,6 @@ import datetime as dt
 import json
 import random
 import secrets
-import threading
 import time
 import uuid
 from collections import defaultdict
@@ -44,9 +43,10 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from websockets.asyncio.server import ServerConnection, serve
 
-from krxflow.sample.kis_server import DEMO_APPKEY, DEMO_APPSECRET, KST, FakeKis, _Ticker, connection_json, free_port
+from krxflow.sample.kis_server import DEMO_APPKEY, DEMO_APPSECRET, KST, FakeKis, _Ticker, connection_json
 from krxflow.sample.kis_server import make_app as make_rest_app
 from krxflow.sample.kis_server import tick_size
+from krxflow.sample.serving import BackgroundServer, free_port, serve_app
 
 FIELD_COUNTS = {"H0STCNT0": 46, "H0UNCNT0": 46, "H0STASP0": 59, "H0UNASP0": 65}
 TRADE_TRS = {"H0STCNT0", "H0UNCNT0"}
@@ -323,69 +323,37 @@ def make_app(rest: FakeKis, realtime: FakeRealtime) -> web.Application:
 async def start(rest: FakeKis, realtime: FakeRealtime, host: str = "127.0.0.1", rest_port: int = 0,
                 ws_port: int = 0):
     """Start both servers in the running loop; returns (runner, ws server, rest url, ws url)."""
-    runner = web.AppRunner(make_app(rest, realtime), access_log=None)
-    await runner.setup()
-    rest_port = rest_port or free_port(host)
-    await web.TCPSite(runner, host, rest_port).start()
+    runner, rest_url = await serve_app(make_app(rest, realtime), host, rest_port)
     ws_port = ws_port or free_port(host)
     server = await serve(realtime.handle, host, ws_port, create_connection=_Connection, ping_interval=None,
                          compression=None, max_queue=None)
-    return runner, server, f"http://{host}:{rest_port}", f"ws://{host}:{ws_port}"
+    return runner, server, rest_url, f"ws://{host}:{ws_port}"
 
 
-class FakeRealtimeThread:
+class FakeRealtimeThread(BackgroundServer):
     """Serve the REST fake + the realtime fake from a background thread (tests)::
 
         with FakeRealtimeThread(FakeRealtime(rate=500)) as srv:
             srv.connection_json(), srv.realtime.stats(), srv.call(srv.realtime.drop())
     """
 
+    thread_name = "fake-kis-ws"
+
     def __init__(self, realtime: FakeRealtime | None = None, rest: FakeKis | None = None) -> None:
+        super().__init__()
         self.realtime = realtime or FakeRealtime()
         self.rest = rest or FakeKis(rate=18)
         self.url = self.ws_url = ""
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
 
-    def __enter__(self) -> "FakeRealtimeThread":
-        ready = threading.Event()
-        failure: list[BaseException] = []
+    async def start_serving(self):
+        runner, server, self.url, self.ws_url = await start(self.rest, self.realtime)
 
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self.loop = loop
-            asyncio.set_event_loop(loop)
-            try:
-                runner, server, self.url, self.ws_url = loop.run_until_complete(start(self.rest, self.realtime))
-            except BaseException as exc:
-                failure.append(exc)
-                ready.set()
-                return
-            ready.set()
-            try:
-                loop.run_forever()
-            finally:
-                server.close()
-                loop.run_until_complete(server.wait_closed())
-                loop.run_until_complete(runner.cleanup())
-                loop.close()
+        async def stop() -> None:
+            server.close()
+            await server.wait_closed()
+            await runner.cleanup()
 
-        self._thread = threading.Thread(target=run, name="fake-kis-ws", daemon=True)
-        self._thread.start()
-        ready.wait(10)
-        if failure:
-            raise failure[0]
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        if self.loop is not None:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-        if self._thread is not None:
-            self._thread.join(10)
-
-    def call(self, coroutine, timeout: float = 10.0):
-        """Run ``coroutine`` in the server's loop (e.g. ``srv.call(srv.realtime.drop())``)."""
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+        return stop
 
     def connection_json(self, appkey: str = DEMO_APPKEY, appsecret: str = DEMO_APPSECRET, **extra) -> str:
         return connection_json(self.url, appkey, appsecret, env=self.rest.env, ws_url=self.ws_url, **extra)

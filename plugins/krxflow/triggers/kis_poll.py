@@ -79,9 +79,9 @@ class KisPollTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from krxflow.kis.buffer import async_redis
-        from krxflow.kis.config import aload
+        from krxflow.hooks.kis import KisHook
 
-        config = await aload(self.kis_conn_id)
+        config = await KisHook(self.kis_conn_id).aget_conn()
         redis = await async_redis(self.redis_conn_id)
         try:
             payload = await poll_window(config, redis, self.tickers, self.stream, self.window,

@@ -93,9 +93,9 @@ class KisStreamTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from krxflow.kis.buffer import async_redis
-        from krxflow.kis.config import aload
+        from krxflow.hooks.kis import KisHook
 
-        config = await aload(self.kis_conn_id, **({"market": self.market} if self.market else {}))
+        config = await KisHook(self.kis_conn_id, **({"market": self.market} if self.market else {})).aget_conn()
         redis = await async_redis(self.redis_conn_id)
         try:
             payload = await stream_window(
