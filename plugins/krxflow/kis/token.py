@@ -53,13 +53,18 @@ class TokenManager:
     :param session: the ``aiohttp.ClientSession`` to call ``/oauth2/tokenP`` with.
     """
 
+    #: What the credential is called in its Redis keys and in messages.
+    credential = "token"
+    #: Where it is issued.
+    path = "/oauth2/tokenP"
+
     def __init__(self, config: KisConfig, redis, session) -> None:
         self.config = config
         self.redis = redis
         self.session = session
-        self.token_key = cache.key("kis", "token", config.key_id)
-        self.lock_key = cache.key("kis", "token", "lock", config.key_id)
-        self.guard_key = cache.key("kis", "token", "issued", config.key_id)
+        self.token_key = cache.key("kis", self.credential, config.key_id)
+        self.lock_key = cache.key("kis", self.credential, "lock", config.key_id)
+        self.guard_key = cache.key("kis", self.credential, "issued", config.key_id)
         self.issued = 0          # tokens this process obtained from /oauth2/tokenP
         self.renewals = 0        # invalidations after EGW00123/EGW00121
         self.redis_errors = 0
@@ -164,42 +169,57 @@ class TokenManager:
         if shared:
             await self.redis.set(self.guard_key, "1", px=int(self.config.token_interval * 1000))
 
+    # ---------------------------------------------------------------- the request (what approval.py varies)
+    def _request_body(self) -> dict:
+        """The JSON body of the issuance request."""
+        return {"grant_type": "client_credentials", "appkey": self.config.appkey, "appsecret": self.config.appsecret}
+
+    def _read_answer(self, payload: dict) -> tuple[str, float] | None:
+        """(credential, expiry as epoch seconds) from a successful answer; None when it has none."""
+        if not payload.get("access_token"):
+            return None
+        log.info("KIS token: obtained a token for %s valid until %s KST", self.config.key_id,
+                 payload.get("access_token_token_expired"))
+        return payload["access_token"], time.time() + float(payload.get("expires_in") or 86400)
+
+    async def _ask(self, *, shared: bool) -> tuple[str, float]:
+        """One POST to ``path``: the credential, or the classified :class:`KisError` (fatal for bad credentials)."""
+        label = f"KIS {self.credential}"
+        url = f"{self.config.base_url}{self.path}"
+        try:
+            async with self.session.post(url, json=self._request_body(),
+                                         headers={"content-type": "application/json"}) as resp:
+                status, text = resp.status, await resp.text()
+        except (asyncio.TimeoutError, OSError) as exc:
+            raise KisTransientError(f"{label}: {url} unreachable: {exc!r}") from exc
+        except Exception as exc:  # aiohttp.ClientError
+            raise KisTransientError(f"{label}: {url} failed: {exc!r}") from exc
+        try:
+            payload = json.loads(text)
+        except json.JSONDecodeError:
+            raise KisTransientError(f"{label}: HTTP {status} without JSON: {text[:200]!r}", status=status)
+        answer = self._read_answer(payload) if status == 200 else None
+        if answer is not None:
+            await self._set_guard(shared)
+            self.issued += 1
+            self._token, self._expires_at = answer
+            self._rejected.discard(self._token)
+            return answer
+        error = classify(payload.get("error_code") or payload.get("msg_cd"),
+                         payload.get("error_description") or payload.get("msg1") or text[:200], status)
+        if not isinstance(error, KisTokenRateLimited) and (isinstance(error, KisConfigError) or status in (401, 403)):
+            self._fatal = KisConfigError(str(error), msg_cd=error.msg_cd, status=status)
+            raise self._fatal
+        raise error
+
     async def _request_token(self, *, shared: bool) -> tuple[str, float]:
         """POST /oauth2/tokenP, waiting out EGW00133 (at most 3 times)."""
-        body = {"grant_type": "client_credentials", "appkey": self.config.appkey,
-                "appsecret": self.config.appsecret}
-        url = f"{self.config.base_url}/oauth2/tokenP"
         for attempt in range(1, 4):
             try:
-                async with self.session.post(url, json=body, headers={"content-type": "application/json"}) as resp:
-                    status, text = resp.status, await resp.text()
-            except (asyncio.TimeoutError, OSError) as exc:
-                raise KisTransientError(f"KIS token: {url} unreachable: {exc!r}") from exc
-            except Exception as exc:  # aiohttp.ClientError
-                raise KisTransientError(f"KIS token: {url} failed: {exc!r}") from exc
-            try:
-                payload = json.loads(text)
-            except json.JSONDecodeError:
-                raise KisTransientError(f"KIS token: HTTP {status} without JSON: {text[:200]!r}", status=status)
-            if status == 200 and payload.get("access_token"):
-                await self._set_guard(shared)
-                self.issued += 1
-                expires_at = time.time() + float(payload.get("expires_in") or 86400)
-                self._token, self._expires_at = payload["access_token"], expires_at
-                self._rejected.discard(payload["access_token"])
-                log.info("KIS token: obtained a token for %s valid until %s KST", self.config.key_id,
-                         payload.get("access_token_token_expired"))
-                return self._token, expires_at
-            error = classify(payload.get("error_code") or payload.get("msg_cd"),
-                             payload.get("error_description") or payload.get("msg1") or text[:200], status)
-            if isinstance(error, KisTokenRateLimited):
+                return await self._ask(shared=shared)
+            except KisTokenRateLimited:
                 await self._set_guard(shared)
                 log.warning("KIS token: EGW00133 (one token per minute); waiting %ss (attempt %d)",
                             self.config.token_interval, attempt)
                 await asyncio.sleep(self.config.token_interval + 0.5)
-                continue
-            if isinstance(error, KisConfigError) or status in (401, 403):
-                self._fatal = KisConfigError(str(error), msg_cd=error.msg_cd, status=status)
-                raise self._fatal
-            raise error
         raise KisTokenRateLimited("KIS token: still EGW00133 after three waits", msg_cd="EGW00133", status=403)
