@@ -148,3 +148,26 @@ def test_load_day_is_idempotent_and_matches_the_fake(server, bars_db, monkeypatc
                           "ORDER BY minute OFFSET 100 LIMIT 1").fetchone()
     assert row == tuple(int(expected[k]) for k in ("stck_oprc", "stck_hgpr", "stck_lwpr", "stck_prpr", "cntg_vol"))
     assert server.fake.counts["throttled"] == 0
+
+
+def test_universe_and_backfill_dates(bars_db):
+    bars_db.execute("INSERT INTO stocks (ticker, name, market, market_cap) VALUES "
+                    "('005930', 'A', 'KOSPI', 300), ('000660', 'B', 'KOSPI', 200), ('035720', 'C', 'KOSDAQ', 100)")
+    assert minute_bars.tickers_to_fetch({"universe": "top", "top_n": 2}, bars_db) == ["005930", "000660"]
+    assert sorted(minute_bars.tickers_to_fetch({"universe": "all"}, bars_db)) == ["000660", "005930", "035720"]
+    assert minute_bars.tickers_to_fetch({"universe": "005930,000660"}, bars_db) == ["005930", "000660"]
+    session = dt.date(2026, 11, 27)
+    assert minute_bars.days_to_fetch(session, None) == ["2026-11-27"]
+    # the Saturday is no session; duplicates collapse
+    assert minute_bars.days_to_fetch(session, ["2026-11-21", "2026-11-20", "2026-11-20"]) == ["2026-11-20"]
+    with pytest.raises(ValueError, match="a year"):
+        minute_bars.days_to_fetch(session, ["2025-11-01"])
+
+
+def test_dag_is_wired(dagbag):
+    assert dagbag.import_errors == {}
+    dag = dagbag.dags["kis_minute_bars"]
+    assert set(dag.task_ids) == {"plan_days", "plan_tickers", "load_day"}
+    assert dag.default_args["retries"] >= 2
+    assert dag.timetable.serialize() == {"at": "20:10"}
+    assert dag.get_task("load_day").max_active_tis_per_dag == 1

@@ -198,3 +198,57 @@ def load_day(tickers: list[str], day: dt.date, *, today: bool, hook=None, kis_co
             await redis.aclose()
 
     return asyncio.run(run())
+
+
+# ------------------------------------------------------------------ what a run fetches
+#: param name: (Variable, default) — a run's Param overrides the Variable, the Variable the default.
+SETTINGS = {
+    "universe": ("kis_minute_bars_universe", "watchlist"),
+    "top_n": ("kis_minute_bars_top_n", 200),
+}
+
+
+def universe(conn, value, top_n) -> list[str]:
+    """The tickers: ``watchlist`` (the KIS watchlist), ``top`` (top ``top_n`` by market cap), ``all``
+    (every listed stock, ~2,700), or explicit tickers (``"005930,000660"`` or a JSON list)."""
+    from krxflow.kis import watchlist
+
+    if value in (None, "", "watchlist"):
+        return watchlist.from_variables(conn)
+    if value == "top":
+        return watchlist.resolve(conn, None, top_n)
+    return watchlist.resolve(conn, value)
+
+
+def days_to_fetch(session_day: dt.date, dates) -> list[str]:
+    """The run's days (ISO): the given ``dates`` (backfill: trading days only, at most a year back),
+    else the run's session day."""
+    from krxflow.calendar import is_trading_day
+
+    if not dates:
+        return [session_day.isoformat()]
+    wanted = sorted({dt.date.fromisoformat(str(d)) for d in dates})
+    too_old = [d for d in wanted if (session_day - d).days > 365 or d > session_day]
+    if too_old:
+        raise ValueError(f"KIS keeps minute bars for a year: {too_old[0]} is outside {session_day} − 365 days")
+    return [d.isoformat() for d in wanted if is_trading_day(d)]
+
+
+def tickers_to_fetch(params: dict, conn) -> list[str]:
+    """The run's universe from its params and the Variables (see :data:`SETTINGS`)."""
+    from krxflow.kis.session import setting
+
+    return universe(conn, setting("universe", params, SETTINGS), int(setting("top_n", params, SETTINGS)))
+
+
+def load_planned_day(day: str, tickers: list[str]) -> dict:
+    """A planned day: today's TR while it is still that day in KST, else the past-day TR; raises
+    (after writing every other ticker) when a ticker failed, so the task's retry fetches again."""
+    from krxflow.market_time import kst_today
+
+    when = dt.date.fromisoformat(day)
+    result = load_day(tickers, when, today=when == kst_today())
+    log.info("minute bars %s: %s", day, result.as_dict())
+    if result.failed:
+        raise RuntimeError(f"minute bars of {day}: {len(result.failed)} tickers failed: {result.failed[:20]}")
+    return result.as_dict()
