@@ -12,6 +12,7 @@ import pytest
 from krxflow.kis import minute_bars
 from krxflow.kis.config import KisConfig
 from krxflow.kis.errors import KisConfigError, KisResponseError
+from krxflow.market_time import KST
 from tests.fakes.kis_minute_bars import MinuteBarMarket, day_bars, session_minutes
 from tests.fakes.kis_server import DEMO_APPKEY, DEMO_APPSECRET, FakeKis, FakeKisThread
 
@@ -21,7 +22,7 @@ PAST = dt.date(2026, 11, 20)
 
 def fake(env: str = "live", rate: int = 18) -> FakeKis:
     kis = FakeKis(env=env, rate=rate)
-    kis.minute_bars = MinuteBarMarket(today=TODAY, now="160000")
+    kis.minute_bars = MinuteBarMarket(KST, today=TODAY, now="160000")
     return kis
 
 

@@ -18,7 +18,8 @@ volume), ``acml_tr_pbmn`` (the day's cumulative traded value up to that bar).
 
 A session's bars run 09:00–15:19 every minute plus the 15:30 closing auction (381 bars); a
 ticker's bars are a deterministic random walk of (ticker, date), so a re-fetch returns the same
-rows. ``now`` (``HHMMSS`` KST, or None for the clock) bounds today's bars.
+rows. :class:`MinuteBarMarket` holds "today" and "now" (``HHMMSS`` in the market's zone; None:
+the clock), which bound today's bars; tests set them.
 """
 
 from __future__ import annotations
@@ -79,19 +80,16 @@ def _previous_weekday(day: dt.date) -> dt.date:
 class MinuteBarMarket:
     """What the two TRs answer (see the module doc)."""
 
-    def __init__(self, today=None, now: str | None = None) -> None:
+    def __init__(self, zone: dt.tzinfo, today: dt.date | None = None, now: str | None = None) -> None:
+        self.zone = zone
         self._today = today
         self.now = now
 
     def today(self) -> dt.date:
-        from krxflow.market_time import kst_today
-
-        return self._today or kst_today()
+        return self._today or dt.datetime.now(self.zone).date()
 
     def clock(self) -> str:
-        from krxflow.market_time import KST
-
-        return self.now or dt.datetime.now(KST).strftime("%H%M%S")
+        return self.now or dt.datetime.now(self.zone).strftime("%H%M%S")
 
     def page(self, ticker: str, day: dt.date, hour: str, rows: int, previous_days: bool, up_to: str) -> list[dict]:
         """Up to ``rows`` bars at or before ``day`` ``hour`` (not after ``up_to`` today), newest first."""
@@ -122,9 +120,8 @@ def _hour(value: str) -> str | None:
     return value if len(value) == 6 and value.isdigit() else None
 
 
-def register(app: web.Application, fake, quote, market: MinuteBarMarket | None = None) -> MinuteBarMarket:
+def register(app: web.Application, fake, quote, market: MinuteBarMarket) -> MinuteBarMarket:
     """Add both TRs to ``app``; ``quote(request, tr_id, answer)`` runs the gateway's checks first."""
-    market = market or MinuteBarMarket()
     envelope = {"rt_cd": "0", "msg_cd": "MCA00000", "msg1": "정상처리 되었습니다."}
     invalid = {"rt_cd": "1", "msg_cd": "OPSQ0003", "msg1": "입력값이 유효하지 않습니다."}
 
