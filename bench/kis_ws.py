@@ -55,6 +55,8 @@ os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
 import psycopg  # noqa: E402
 from psycopg import sql  # noqa: E402
 
+from bench.kis_fake import drop_redis_namespace  # noqa: E402
+
 DRAIN = """
     import json, resource, sys
     from krxflow import cache
@@ -200,14 +202,7 @@ def main() -> None:
             if proc is not None and proc.poll() is None:
                 proc.terminate()
                 proc.wait(10)
-        try:
-            from krxflow import cache
-
-            client = cache.client()
-            for key in client.scan_iter(match=cache.prefix() + "*", count=1000):
-                client.delete(key)
-        except Exception as exc:  # never hide the result behind cleanup
-            print(f"could not clean Redis keys: {exc}", file=sys.stderr)
+        drop_redis_namespace()
         admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(BENCH_DB)))
 
 

@@ -20,13 +20,8 @@ Usage: ``.venv/bin/python bench/minute_bars.py [--tickers 2700] [--rate 18] [--t
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
 import os
-import subprocess
 import sys
-import time
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -44,33 +39,12 @@ os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
 import psycopg  # noqa: E402
 from psycopg import sql  # noqa: E402
 
+from bench.kis_fake import drop_redis_namespace, fake_stats, start_fake  # noqa: E402
+
 
 def admin(statement: sql.Composable) -> None:
     with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as conn:
         conn.execute(statement)
-
-
-def fake_stats(url: str) -> dict:
-    with urllib.request.urlopen(url + "/_fake/stats", timeout=5) as resp:
-        return json.loads(resp.read())
-
-
-def start_fake(rate: int) -> tuple[subprocess.Popen, str]:
-    from tests.fakes.kis_server import free_port
-
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "tests.fakes.kis_server", "--host", "127.0.0.1", "--port", str(port),
-                             "--rate", str(rate)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            fake_stats(url)
-            return proc, url
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"fake KIS server did not start: {proc.stderr.read().decode()[-2000:]}")
-            time.sleep(0.1)
 
 
 def main() -> None:
@@ -113,14 +87,7 @@ def main() -> None:
         if fake is not None and fake.poll() is None:
             fake.terminate()
             fake.wait(10)
-        try:
-            from krxflow import cache
-
-            client = cache.client()
-            for key in client.scan_iter(match=cache.prefix() + "*", count=1000):
-                client.delete(key)
-        except Exception as exc:  # never hide the result behind cleanup
-            print(f"could not clean Redis keys: {exc}", file=sys.stderr)
+        drop_redis_namespace()
         admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(BENCH_DB)))
 
 
