@@ -46,16 +46,10 @@ os.environ.setdefault("AIRFLOW_HOME", str(ROOT / ".run" / "bench-airflow-home"))
 os.environ.setdefault("KRXFLOW_SQL_DIR", str(ROOT / "include" / "sql"))
 os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
 
-import psycopg  # noqa: E402
 from psycopg import sql  # noqa: E402
 
-from bench.kis_fake import drop_redis_namespace, fake_stats, start_fake  # noqa: E402
-from krxflow.kis.session import DEMO_RUN  # noqa: E402
-
-
-def admin(statement: sql.Composable) -> None:
-    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as conn:
-        conn.execute(statement)
+from bench.harness import admin, drop_redis_namespace, fake_stats, start_fake  # noqa: E402
+from krxflow.kis.session import DEMO_RUN# noqa: E402
 
 
 def combine(payloads: list[dict]) -> dict:

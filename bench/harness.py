@@ -1,4 +1,4 @@
-"""What the KIS benches share: the fake KIS gateway as a process, its counters, and Redis cleanup.
+"""What the benches share: throwaway databases, Redis cleanup, the fake KIS gateway as a process.
 
 Import after the bench has set its environment (``KRXFLOW_REDIS_PREFIX`` …): nothing here reads it
 at import time.
@@ -7,6 +7,7 @@ at import time.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -14,6 +15,15 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def admin(statement) -> None:
+    """Run ``statement`` (CREATE/DROP DATABASE …) on the bench server's ``postgres`` database."""
+    import psycopg
+
+    server = os.environ.get("KRXFLOW_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
+        conn.execute(statement)
 
 
 def fake_stats(url: str) -> dict:
