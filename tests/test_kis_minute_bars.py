@@ -172,3 +172,32 @@ def test_dag_is_wired(dagbag):
     assert dag.default_args["retries"] >= 2
     assert dag.timetable.serialize() == {"at": "20:10"}
     assert dag.get_task("load_day").max_active_tis_per_dag == 1
+
+
+def test_minute_bars_have_daily_partitions_kept_400_days(bars_db):
+    from krxflow.db.partitions import ensure_partitions, get_policy
+
+    policy = get_policy(bars_db, "minute_bars")
+    assert (policy.granularity, policy.retention_days) == ("day", 400)
+    created = ensure_partitions(bars_db, "minute_bars", PAST, PAST + dt.timedelta(days=1))
+    existing = {r[0] for r in bars_db.execute(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = 'minute_bars'::regclass")}
+    assert {"minute_bars_p20261120", "minute_bars_p20261121"} <= existing
+    assert set(created) <= {"minute_bars_p20261120", "minute_bars_p20261121"}
+
+
+def test_dag_test_backfills_a_past_day_and_a_rerun_changes_nothing(dagbag, server, bars_db, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_KIS_DEFAULT", server.connection_json())
+    dag = dagbag.dags["kis_minute_bars"]
+    conf = {"universe": "005930,000660", "dates": [PAST.isoformat()]}
+    logical = dt.datetime(2026, 11, 27, 20, 10, tzinfo=KST)
+    run = dag.test(logical_date=logical, run_conf=conf)
+    assert run.state == "success"
+    count = "SELECT count(*) FROM minute_bars WHERE (minute AT TIME ZONE 'Asia/Seoul')::date = %s"
+    assert bars_db.execute(count, (PAST,)).fetchone()[0] == 2 * 381
+    snapshot = bars_db.execute("SELECT * FROM minute_bars ORDER BY ticker, minute").fetchall()
+    rerun = dag.test(logical_date=logical + dt.timedelta(seconds=1), run_conf=conf)
+    assert rerun.state == "success"
+    assert bars_db.execute("SELECT * FROM minute_bars ORDER BY ticker, minute").fetchall() == snapshot
+    assert server.fake.counts["throttled"] == 0
