@@ -267,6 +267,16 @@ def kis_number(key: str) -> str:
     return f"coalesce((details ->> '{key}')::numeric, 0)"
 
 
+def stats_series(source: str, *columns: str) -> str:
+    """A time series of ``columns`` (aggregates over load_stats details) of the rows ``source`` selects."""
+    listed = ",\n       ".join(columns)
+    return f"""SELECT $__timeGroupAlias(finished_at, $__interval),
+       {listed}
+{source}
+GROUP BY 1
+ORDER BY 1"""
+
+
 TICKS_SQL = """SELECT ts AS "time", price
 FROM intraday_quotes
 WHERE ticker = '$ticker' AND $__timeFilter(ts)
@@ -334,19 +344,18 @@ ORDER BY minute"""
 
 KIS_WS_STATS = f"FROM load_stats WHERE operation = '{Operation.KIS_WS_STATS}' AND $__timeFilter(finished_at)"
 
-COLLECTOR_RATE_SQL = f"""SELECT $__timeGroupAlias(finished_at, $__interval),
-       sum({kis_number('messages')}) / nullif(sum(seconds), 0) AS messages_per_second,
-       max((details ->> 'lag_p50_s')::numeric) AS lag_p50_s, max((details ->> 'lag_p99_s')::numeric) AS lag_p99_s
-{KIS_WS_STATS}
-GROUP BY 1
-ORDER BY 1"""
+COLLECTOR_RATE_SQL = stats_series(
+    KIS_WS_STATS,
+    f"sum({kis_number('messages')}) / nullif(sum(seconds), 0) AS messages_per_second",
+    "max((details ->> 'lag_p50_s')::numeric) AS lag_p50_s",
+    "max((details ->> 'lag_p99_s')::numeric) AS lag_p99_s")
 
-COLLECTOR_TROUBLE_SQL = f"""SELECT $__timeGroupAlias(finished_at, $__interval),
-       sum({kis_number('reconnects')}) AS reconnects, sum({kis_number('unparsed')}) AS unparsed_frames,
-       sum({kis_number('redis_errors')}) AS redis_errors, max({kis_number('refused')}) AS refused_registrations
-{KIS_WS_STATS}
-GROUP BY 1
-ORDER BY 1"""
+COLLECTOR_TROUBLE_SQL = stats_series(
+    KIS_WS_STATS,
+    f"sum({kis_number('reconnects')}) AS reconnects",
+    f"sum({kis_number('unparsed')}) AS unparsed_frames",
+    f"sum({kis_number('redis_errors')}) AS redis_errors",
+    f"max({kis_number('refused')}) AS refused_registrations")
 
 # ------------------------------------------------------------------------------------ Pipeline health
 LAST_LOAD_PER_DAG_SQL = """WITH RECURSIVE dags AS (
@@ -397,27 +406,23 @@ LIMIT 200"""
 KIS_WINDOWS = f"FROM load_stats WHERE operation = '{Operation.KIS_POLL_WINDOW}' AND $__timeFilter(finished_at)"
 
 
-KIS_REQUESTS_SQL = f"""SELECT $__timeGroupAlias(finished_at, $__interval),
-       sum({kis_number('requests')}) AS requests, sum({kis_number('successes')}) AS successes,
-       sum({kis_number('throttles')}) AS throttles, sum({kis_number('retries')}) AS retries
-{KIS_WINDOWS}
-GROUP BY 1
-ORDER BY 1"""
+KIS_REQUESTS_SQL = stats_series(
+    KIS_WINDOWS,
+    f"sum({kis_number('requests')}) AS requests",
+    f"sum({kis_number('successes')}) AS successes",
+    f"sum({kis_number('throttles')}) AS throttles",
+    f"sum({kis_number('retries')}) AS retries")
 
-KIS_THROUGHPUT_SQL = f"""SELECT $__timeGroupAlias(finished_at, $__interval),
-       sum({kis_number('requests')}) / nullif(sum(seconds), 0) AS requests_per_second,
-       sum({kis_number('rows_written')}) / nullif(sum(seconds), 0) AS rows_per_second,
-       avg((details ->> 'sweep_seconds')::numeric) AS sweep_seconds
-{KIS_WINDOWS}
-GROUP BY 1
-ORDER BY 1"""
+KIS_THROUGHPUT_SQL = stats_series(
+    KIS_WINDOWS,
+    f"sum({kis_number('requests')}) / nullif(sum(seconds), 0) AS requests_per_second",
+    f"sum({kis_number('rows_written')}) / nullif(sum(seconds), 0) AS rows_per_second",
+    "avg((details ->> 'sweep_seconds')::numeric) AS sweep_seconds")
 
-KIS_DEDUPE_SQL = f"""SELECT $__timeGroupAlias(finished_at, $__interval),
-       100.0 * sum({kis_number('dedupe_hits')}) / nullif(sum({kis_number('successes')}), 0) AS dedupe_hit_rate_pct,
-       100.0 * sum({kis_number('throttles')}) / nullif(sum({kis_number('requests')}), 0) AS throttle_rate_pct
-{KIS_WINDOWS}
-GROUP BY 1
-ORDER BY 1"""
+KIS_DEDUPE_SQL = stats_series(
+    KIS_WINDOWS,
+    f"100.0 * sum({kis_number('dedupe_hits')}) / nullif(sum({kis_number('successes')}), 0) AS dedupe_hit_rate_pct",
+    f"100.0 * sum({kis_number('throttles')}) / nullif(sum({kis_number('requests')}), 0) AS throttle_rate_pct")
 
 BACKUP_AGE_SQL = f"""SELECT max(finished_at) AS "time", extract(epoch from now() - max(finished_at)) AS backup_age_seconds
 FROM load_stats
