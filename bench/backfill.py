@@ -93,14 +93,9 @@ def teardown() -> None:
             admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
         except psycopg.Error as exc:
             print(f"could not drop {name}: {exc}", file=sys.stderr)
-    try:
-        from krxflow import cache
+    from bench.harness import drop_redis_namespace
 
-        client = cache.client()
-        for key in client.scan_iter(match=cache.prefix() + "*", count=1000):
-            client.delete(key)
-    except Exception as exc:
-        print(f"could not clean Redis keys: {exc}", file=sys.stderr)
+    drop_redis_namespace()
 
 
 def _role(proc: psutil.Process) -> str:

@@ -29,12 +29,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -49,40 +46,10 @@ os.environ.setdefault("AIRFLOW_HOME", str(ROOT / ".run" / "bench-airflow-home"))
 os.environ.setdefault("KRXFLOW_SQL_DIR", str(ROOT / "include" / "sql"))
 os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
 
-import psycopg  # noqa: E402
 from psycopg import sql  # noqa: E402
 
+from bench.harness import admin, drop_redis_namespace, fake_stats, start_fake  # noqa: E402
 from krxflow.kis.session import DEMO_RUN  # noqa: E402
-
-
-def admin(statement: sql.Composable) -> None:
-    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as conn:
-        conn.execute(statement)
-
-
-def start_fake(rate: int, sample: bool = False) -> tuple[subprocess.Popen, str]:
-    from krxflow.sample.kis_server import free_port
-
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "krxflow.sample.kis_server", "--host", "127.0.0.1", "--port", str(port),
-                             "--rate", str(rate), *(["--sample"] if sample else [])],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60  # --sample loads the sample market's calendar first
-    while True:
-        try:
-            with urllib.request.urlopen(url + "/_fake/stats", timeout=1) as resp:
-                resp.read()
-            return proc, url
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"fake KIS server did not start: {proc.stderr.read().decode()[-2000:]}")
-            time.sleep(0.1)
-
-
-def fake_stats(url: str) -> dict:
-    with urllib.request.urlopen(url + "/_fake/stats", timeout=5) as resp:
-        return json.loads(resp.read())
 
 
 def combine(payloads: list[dict]) -> dict:
@@ -164,14 +131,7 @@ def main() -> None:
         if proc is not None:
             proc.terminate()
             proc.wait(10)
-        try:
-            from krxflow import cache
-
-            client = cache.client()
-            for key in client.scan_iter(match=cache.prefix() + "*", count=1000):
-                client.delete(key)
-        except Exception as exc:  # never hide the result behind cleanup
-            print(f"could not clean Redis keys: {exc}", file=sys.stderr)
+        drop_redis_namespace()
         admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(BENCH_DB)))
 
 

@@ -52,8 +52,9 @@ os.environ.setdefault("AIRFLOW_HOME", str(ROOT / ".run" / "bench-airflow-home"))
 os.environ.setdefault("KRXFLOW_SQL_DIR", str(ROOT / "include" / "sql"))
 os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
 
-import psycopg  # noqa: E402
 from psycopg import sql  # noqa: E402
+
+from bench.harness import admin, drop_redis_namespace  # noqa: E402
 
 DRAIN = """
     import json, resource, sys
@@ -73,11 +74,6 @@ DRAIN = """
                       "unparsed": result.unparsed, "rejected": result.rejected, "entries": result.entries,
                       "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
-
-
-def admin(statement: sql.Composable) -> None:
-    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as conn:
-        conn.execute(statement)
 
 
 def control(url: str, path: str, body: dict | None = None) -> dict:
@@ -200,14 +196,7 @@ def main() -> None:
             if proc is not None and proc.poll() is None:
                 proc.terminate()
                 proc.wait(10)
-        try:
-            from krxflow import cache
-
-            client = cache.client()
-            for key in client.scan_iter(match=cache.prefix() + "*", count=1000):
-                client.delete(key)
-        except Exception as exc:  # never hide the result behind cleanup
-            print(f"could not clean Redis keys: {exc}", file=sys.stderr)
+        drop_redis_namespace()
         admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(BENCH_DB)))
 
 

@@ -263,6 +263,20 @@ INDEX_CHOICES = [("코스피", "1001"), ("코스피 200", "1028"), ("코스닥",
 
 
 # ------------------------------------------------------------------------------------ Intraday
+def kis_number(key: str) -> str:
+    return f"coalesce((details ->> '{key}')::numeric, 0)"
+
+
+def stats_series(source: str, *columns: str) -> str:
+    """A time series of ``columns`` (aggregates over load_stats details) of the rows ``source`` selects."""
+    listed = ",\n       ".join(columns)
+    return f"""SELECT $__timeGroupAlias(finished_at, $__interval),
+       {listed}
+{source}
+GROUP BY 1
+ORDER BY 1"""
+
+
 TICKS_SQL = """SELECT ts AS "time", price
 FROM intraday_quotes
 WHERE ticker = '$ticker' AND $__timeFilter(ts)
@@ -309,6 +323,39 @@ FROM intraday_quotes
 WHERE ticker = '$ticker' AND $__timeFilter(ts)
 ORDER BY ts DESC
 LIMIT 1"""
+
+TRADES_SQL = """SELECT ts AS "time", price
+FROM trades
+WHERE ticker = '$ticker' AND $__timeFilter(ts)
+ORDER BY ts, cum_volume"""
+
+TRADE_VOLUME_SQL = """SELECT $__timeGroupAlias(ts, $__interval),
+       sum(volume) FILTER (WHERE side = 'buy') AS buy_volume, sum(volume) FILTER (WHERE side = 'sell') AS sell_volume,
+       sum(volume) AS volume
+FROM trades
+WHERE ticker = '$ticker' AND $__timeFilter(ts)
+GROUP BY 1
+ORDER BY 1"""
+
+MINUTE_CANDLES_SQL = """SELECT minute AS "time", open, high, low, close, volume, value
+FROM minute_bars
+WHERE ticker = '$ticker' AND $__timeFilter(minute)
+ORDER BY minute"""
+
+KIS_WS_STATS = f"FROM load_stats WHERE operation = '{Operation.KIS_WS_STATS}' AND $__timeFilter(finished_at)"
+
+COLLECTOR_RATE_SQL = stats_series(
+    KIS_WS_STATS,
+    f"sum({kis_number('messages')}) / nullif(sum(seconds), 0) AS messages_per_second",
+    "max((details ->> 'lag_p50_s')::numeric) AS lag_p50_s",
+    "max((details ->> 'lag_p99_s')::numeric) AS lag_p99_s")
+
+COLLECTOR_TROUBLE_SQL = stats_series(
+    KIS_WS_STATS,
+    f"sum({kis_number('reconnects')}) AS reconnects",
+    f"sum({kis_number('unparsed')}) AS unparsed_frames",
+    f"sum({kis_number('redis_errors')}) AS redis_errors",
+    f"max({kis_number('refused')}) AS refused_registrations")
 
 # ------------------------------------------------------------------------------------ Pipeline health
 LAST_LOAD_PER_DAG_SQL = """WITH RECURSIVE dags AS (
@@ -359,31 +406,23 @@ LIMIT 200"""
 KIS_WINDOWS = f"FROM load_stats WHERE operation = '{Operation.KIS_POLL_WINDOW}' AND $__timeFilter(finished_at)"
 
 
-def kis_number(key: str) -> str:
-    return f"coalesce((details ->> '{key}')::numeric, 0)"
+KIS_REQUESTS_SQL = stats_series(
+    KIS_WINDOWS,
+    f"sum({kis_number('requests')}) AS requests",
+    f"sum({kis_number('successes')}) AS successes",
+    f"sum({kis_number('throttles')}) AS throttles",
+    f"sum({kis_number('retries')}) AS retries")
 
+KIS_THROUGHPUT_SQL = stats_series(
+    KIS_WINDOWS,
+    f"sum({kis_number('requests')}) / nullif(sum(seconds), 0) AS requests_per_second",
+    f"sum({kis_number('rows_written')}) / nullif(sum(seconds), 0) AS rows_per_second",
+    "avg((details ->> 'sweep_seconds')::numeric) AS sweep_seconds")
 
-KIS_REQUESTS_SQL = f"""SELECT $__timeGroupAlias(finished_at, $__interval),
-       sum({kis_number('requests')}) AS requests, sum({kis_number('successes')}) AS successes,
-       sum({kis_number('throttles')}) AS throttles, sum({kis_number('retries')}) AS retries
-{KIS_WINDOWS}
-GROUP BY 1
-ORDER BY 1"""
-
-KIS_THROUGHPUT_SQL = f"""SELECT $__timeGroupAlias(finished_at, $__interval),
-       sum({kis_number('requests')}) / nullif(sum(seconds), 0) AS requests_per_second,
-       sum({kis_number('rows_written')}) / nullif(sum(seconds), 0) AS rows_per_second,
-       avg((details ->> 'sweep_seconds')::numeric) AS sweep_seconds
-{KIS_WINDOWS}
-GROUP BY 1
-ORDER BY 1"""
-
-KIS_DEDUPE_SQL = f"""SELECT $__timeGroupAlias(finished_at, $__interval),
-       100.0 * sum({kis_number('dedupe_hits')}) / nullif(sum({kis_number('successes')}), 0) AS dedupe_hit_rate_pct,
-       100.0 * sum({kis_number('throttles')}) / nullif(sum({kis_number('requests')}), 0) AS throttle_rate_pct
-{KIS_WINDOWS}
-GROUP BY 1
-ORDER BY 1"""
+KIS_DEDUPE_SQL = stats_series(
+    KIS_WINDOWS,
+    f"100.0 * sum({kis_number('dedupe_hits')}) / nullif(sum({kis_number('successes')}), 0) AS dedupe_hit_rate_pct",
+    f"100.0 * sum({kis_number('throttles')}) / nullif(sum({kis_number('requests')}), 0) AS throttle_rate_pct")
 
 BACKUP_AGE_SQL = f"""SELECT max(finished_at) AS "time", extract(epoch from now() - max(finished_at)) AS backup_age_seconds
 FROM load_stats
@@ -619,9 +658,25 @@ def intraday_dashboard() -> dict:
               custom=TS_LINES, options=LEGEND,
               overrides=[{"matcher": {"id": "byName", "options": "spread"},
                           "properties": [{"id": "custom.axisPlacement", "value": "right"}]}]),
+        panel(6, "$ticker every trade (KIS push)", "timeseries", TRADES_SQL, "time_series", (0, 26, 18, 10),
+              unit="locale", custom=TS_LINES, options=LEGEND,
+              description="Every trade KIS pushed over the WebSocket (trades), exchange time."),
+        panel(7, "Traded volume per $__interval by side (push)", "timeseries", TRADE_VOLUME_SQL, "time_series",
+              (18, 26, 6, 10), custom=TS_BARS, options=LEGEND),
+        panel(8, "$ticker 1-minute candles", "candlestick", MINUTE_CANDLES_SQL, "time_series", (0, 36, 24, 10),
+              description="minute_bars (kis_minute_bars DAG, after the close).",
+              options={"mode": "candles+volume", "candleStyle": "candles", "colorStrategy": "open-close",
+                       "colors": {"up": "red", "down": "blue"}, **LEGEND}),
+        panel(9, "Collector: messages/s and lag (exchange time → commit)", "timeseries", COLLECTOR_RATE_SQL,
+              "time_series", (0, 46, 12, 8), custom=TS_LINES, options=LEGEND,
+              overrides=[{"matcher": {"id": "byRegexp", "options": "lag_.*"},
+                          "properties": [{"id": "custom.axisPlacement", "value": "right"}, {"id": "unit", "value": "s"}]}]),
+        panel(10, "Collector: reconnects, unparsed frames, Redis errors", "timeseries", COLLECTOR_TROUBLE_SQL,
+              "time_series", (12, 46, 12, 8), custom=TS_BARS, options=LEGEND),
     ]
-    return dashboard("krxflow-intraday", "krxflow · Intraday", "Today's KIS snapshots and order books for one "
-                     "stock.", panels, [ticker_variable()], time_from="now/d", refresh="30s")
+    return dashboard("krxflow-intraday", "krxflow · Intraday", "KIS snapshots, every pushed trade, the live order "
+                     "book, minute candles and the realtime collector's health for one stock.", panels,
+                     [ticker_variable()], time_from="now/d", refresh="10s")
 
 
 def pipeline_dashboard() -> dict:

@@ -139,6 +139,48 @@ def load_intraday(hook, tickers: list[str], day: dt.date, *, every_seconds: int 
     return q, b
 
 
+def load_realtime(hook, conn, tickers: list[str], day: dt.date, *, trades_per_minute: int = 3):
+    """Pushed trades, 1-minute bars and the collector's ``kis_ws_stats`` rows over the session of ``day``."""
+    import pandas as pd
+
+    from krxflow.journal import Operation
+
+    trades, bars = [], []
+    for n, ticker in enumerate(tickers):
+        base, cum_volume, price = 10_000 * (n + 1), 0, 10_000 * (n + 1)
+        for i, minute in enumerate(session_minutes(day)):
+            open_ = price
+            prices = []
+            for k in range(trades_per_minute):
+                price = max(10, open_ + 10 * ((i + k + n) % 5 - 2))
+                volume = 10 + (i * 7 + k * 3 + n) % 90
+                cum_volume += volume
+                prices.append((price, volume))
+                ts = minute + dt.timedelta(seconds=k * (60 // trades_per_minute))
+                trades.append({"ticker": ticker, "ts": ts, "cum_volume": cum_volume, "price": price,
+                               "volume": volume, "side": "buy" if (i + k) % 2 else "sell", "halted": False,
+                               "change": price - base, "received_at": ts + dt.timedelta(milliseconds=300)})
+            bars.append({"ticker": ticker, "minute": minute, "open": open_, "high": max(p for p, _ in prices),
+                         "low": min(p for p, _ in prices), "close": price, "volume": sum(v for _, v in prices),
+                         "value": sum(p * v for p, v in prices)})
+    stats = [{"table_name": "trades", "operation": str(Operation.KIS_WS_STATS), "status": "ok",
+              "finished_at": minute, "seconds": 60.0, "rows_in": 5000 * 60,
+              "details": {"messages": 5000 * 60, "unparsed": int(i % 7 == 0), "reconnects": int(i == 90),
+                          "redis_errors": 0, "refused": 0, "lag_p50_s": 0.6, "lag_p99_s": 1.2 + (i % 3) / 10}}
+             for i, minute in enumerate(session_minutes(day))]
+    hook.ensure_partitions("trades", day, day)
+    hook.ensure_partitions("minute_bars", day, day)
+    t = hook.upsert("trades", pd.DataFrame(trades))
+    b = hook.upsert("minute_bars", pd.DataFrame(bars))
+    ids = conn.execute("SELECT nextval(pg_get_serial_sequence('load_stats', 'id')) FROM generate_series(1, %s)",
+                       (len(stats),)).fetchall()
+    frame = pd.DataFrame(stats)
+    frame.insert(0, "id", [i[0] for i in ids])
+    frame["details"] = frame["details"].map(json.dumps)
+    hook.append("load_stats", frame)
+    return t, b
+
+
 def load_pipeline_stats(hook, now: dt.datetime, *, days: int = 3, windows_per_day: int = 12) -> int:
     """KIS polling windows, daily-price quality checks and backups over the ``days`` before ``now``."""
     journal = Journal(hook)

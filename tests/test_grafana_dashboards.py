@@ -65,6 +65,11 @@ EXPECTED_COLUMNS = {
     ("krxflow-intraday", 3): ["time", "volume"],
     ("krxflow-intraday", 4): ["price", "ask_qty", "bid_qty"],
     ("krxflow-intraday", 5): ["time", "total_bid_qty", "total_ask_qty", "spread"],
+    ("krxflow-intraday", 6): ["time", "price"],
+    ("krxflow-intraday", 7): ["time", "buy_volume", "sell_volume", "volume"],
+    ("krxflow-intraday", 8): ["time", "open", "high", "low", "close", "volume", "value"],
+    ("krxflow-intraday", 9): ["time", "messages_per_second", "lag_p50_s", "lag_p99_s"],
+    ("krxflow-intraday", 10): ["time", "reconnects", "unparsed_frames", "redis_errors", "refused_registrations"],
     ("krxflow-pipeline", 1): ["dag_id", "last_success", "table_name", "rows_written", "age_seconds", "last_attempt",
                               "last_status"],
     ("krxflow-pipeline", 2): ["time", "backup_age_seconds"],
@@ -144,13 +149,15 @@ def test_time_filters_use_the_right_columns():
     """$__timeFilter only on timestamptz columns; KST dates for date columns; never UTC day buckets."""
     for q in ALL_QUERIES:
         for column in re.findall(r"\$__timeFilter\(([^)]*)\)", q.raw_sql):
-            assert column in ("ts", "finished_at"), (q.name, column)
+            assert column in ("ts", "finished_at", "minute"), (q.name, column)
         assert not re.search(r"\$__timeGroup\w*\([^,]+,\s*'?1d", q.raw_sql), q.name
         if re.search(r"\b(trade_date|period_start)\b", q.raw_sql):
             assert "$__timeFilter" not in q.raw_sql
             assert "AT TIME ZONE 'Asia/Seoul'" in q.raw_sql
-        if re.search(r"\b(intraday_quotes|order_books)\b", q.raw_sql):
+        if re.search(r"\b(intraday_quotes|order_books|trades)\b", q.raw_sql):
             assert "$__timeFilter(ts)" in q.raw_sql, q.name
+        if re.search(r"\bminute_bars\b", q.raw_sql):
+            assert "$__timeFilter(minute)" in q.raw_sql, q.name
 
 
 def test_table_panels_are_bounded():
@@ -172,7 +179,7 @@ def loaded():
 
     with connection() as conn:
         conn.execute(sql.SQL("TRUNCATE stocks, daily_prices, daily_prices_adjusted, daily_indicators, "
-                             "intraday_quotes, order_books, load_stats, krx_indices, krx_index_prices, "
+                             "intraday_quotes, order_books, trades, minute_bars, load_stats, krx_indices, krx_index_prices, "
                              "krx_investor_trading, krx_fundamentals, krx_short_selling, krx_short_balance, "
                              "krx_foreign_ownership"))
         hook = BatchedPostgresHook(stats_context={"dag_id": "krx_daily_prices", "run_id": "test", "task_id": "load"})
@@ -182,6 +189,7 @@ def loaded():
         tickers = [SAMSUNG] + [r[0] for r in conn.execute(
             "SELECT ticker FROM stocks WHERE NOT delisted AND ticker <> %s ORDER BY ticker LIMIT 2", (SAMSUNG,))]
         sample_data.load_intraday(hook, tickers, INTRADAY_DAY)
+        sample_data.load_realtime(hook, conn, tickers, INTRADAY_DAY)
         now = dt.datetime.now(KST)
         sample_data.load_pipeline_stats(hook, now)
         from krxflow.krx import loading
@@ -317,6 +325,19 @@ def test_pipeline_health_reads_kis_windows_quality_gaps_and_backups(grafana_conn
     assert all(0 < r[1] < 100 and 0 < r[2] < 100 for r in dedupe)
     _, failed = _one(grafana_conn, "krxflow-pipeline", 9, {}, loaded["now"])
     assert {"warning"} == {r[6] for r in failed}
+
+
+def test_collector_health_and_minute_candles_on_the_intraday_dashboard(grafana_conn, loaded):
+    columns, rows = _one(grafana_conn, "krxflow-intraday", 9, {"ticker": SAMSUNG}, loaded["now"])
+    rates = [r[columns.index("messages_per_second")] for r in rows]
+    assert rates and all(rate == 5000 for rate in rates)
+    assert max(r[columns.index("lag_p99_s")] for r in rows) == Decimal("1.4")
+    columns, rows = _one(grafana_conn, "krxflow-intraday", 10, {"ticker": SAMSUNG}, loaded["now"])
+    assert sum(r[columns.index("reconnects")] for r in rows) == 1
+    columns, rows = _one(grafana_conn, "krxflow-intraday", 8, {"ticker": SAMSUNG}, loaded["now"])
+    assert len(rows) == 391 and all(r[2] >= max(r[1], r[4]) and r[3] <= min(r[1], r[4]) for r in rows)
+    columns, rows = _one(grafana_conn, "krxflow-intraday", 7, {"ticker": SAMSUNG}, loaded["now"])
+    assert all(r[1] + r[2] == r[3] for r in rows if r[1] is not None and r[2] is not None)
 
 
 def test_order_book_depth_lists_ten_levels_each_side(grafana_conn, loaded):

@@ -71,3 +71,30 @@ def test_the_command_line_migrates_and_reports_status():
     assert "schema is up to date" in run.stdout  # conftest already migrated the session's database
     status = subprocess.run([sys.executable, "-m", "krxflow.db", "status"], capture_output=True, text=True, timeout=120)
     assert status.returncode == 0 and "0001 core_schema" in status.stdout and "pending" not in status.stdout
+
+
+def test_minute_bars_move_from_monthly_to_daily_partitions_with_their_rows(scratch_db, tmp_path):
+    import datetime as dt
+    import shutil
+
+    from krxflow.db.partitions import ensure_partitions, list_partitions
+    from krxflow.market_time import KST
+
+    for migration in migrations.discover():
+        if migration.version < "1000":
+            shutil.copy(migration.path, tmp_path / migration.path.name)
+    migrations.migrate(scratch_db, tmp_path)
+    ensure_partitions(scratch_db, "minute_bars", dt.date(2026, 10, 30), dt.date(2026, 11, 2))
+    assert [p.name for p in list_partitions(scratch_db, "minute_bars")] == ["minute_bars_p202610", "minute_bars_p202611"]
+    bars = [(ticker, dt.datetime(2026, month, day, 9, 0, tzinfo=KST), 100, 110, 90, 105, 7, 735)
+            for ticker in ("005930", "000660") for month, day in ((10, 30), (11, 2))]
+    with scratch_db.cursor() as cur:
+        cur.executemany("INSERT INTO minute_bars VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", bars)
+
+    assert migrations.migrate(scratch_db) == ["1000"] + [m.version for m in migrations.discover() if m.version > "1000"]
+    assert [p.name for p in list_partitions(scratch_db, "minute_bars")] == ["minute_bars_p20261030",
+                                                                            "minute_bars_p20261102"]
+    assert scratch_db.execute("SELECT * FROM minute_bars ORDER BY minute, ticker").fetchall() == sorted(
+        bars, key=lambda bar: (bar[1], bar[0]))
+    assert scratch_db.execute("SELECT granularity, retention_days FROM krxflow_partitioning "
+                              "WHERE parent_table = 'minute_bars'").fetchone() == ("day", 400)

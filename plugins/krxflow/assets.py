@@ -62,3 +62,4 @@ KRX_REPORT_ASSETS = {table: table_asset(table) for table in (
     "krx_index_prices", "krx_investor_trading", "krx_fundamentals", "krx_short_selling", "krx_short_balance",
     "krx_foreign_ownership")}
 TRADES = table_asset("trades")
+MINUTE_BARS = table_asset("minute_bars")

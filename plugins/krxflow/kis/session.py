@@ -54,14 +54,14 @@ SETTINGS = {  # param name: (Variable, default)
 VENUES = {"KRX": ("J", None), "KRX+NXT": ("UN", (dt.time(8, 0), dt.time(20, 0)))}
 
 
-def setting(name: str, params: dict | None) -> Any:
-    """A run's setting: the Param if given, else the Variable, else the default."""
+def setting(name: str, params: dict | None, table: dict | None = None) -> Any:
+    """A run's setting: the Param if given, else the Variable, else the default (of ``table``, default :data:`SETTINGS`)."""
     from airflow.sdk import Variable
 
     value = (params or {}).get(name)
     if value not in (None, ""):
         return value
-    variable, default = SETTINGS[name]
+    variable, default = (table or SETTINGS)[name]
     value = Variable.get(variable, default=None)
     return default if value in (None, "") else value
 

@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from krxflow.market_time import KST
+from krxflow.sample import kis_minute_bars
 from krxflow.sample.serving import BackgroundServer, free_port, serve_app
 
 __all__ = ["DEMO_APPKEY", "DEMO_APPSECRET", "FakeKis", "FakeKisThread", "OTHER_ENV_APPKEY", "connection_json",
@@ -330,7 +331,8 @@ def make_app(fake: FakeKis) -> web.Application:
         status, payload = fake.issue_token(appkey, appsecret)
         return web.json_response(payload, status=status)
 
-    async def quote(request: web.Request, tr_id: str) -> web.Response:
+    async def quote(request: web.Request, tr_id: str, answer=None) -> web.Response:
+        """The gateway's checks, then ``tr_id``'s answer (``answer(query, code)``: a body or a Response)."""
         fake.counts["requests"] += 1
         fake.arrivals.append(time.monotonic())
         if fake.slow_next > 0:
@@ -371,6 +373,12 @@ def make_app(fake: FakeKis) -> web.Application:
         code = query.get("FID_INPUT_ISCD", "")
         if query.get("FID_COND_MRKT_DIV_CODE") not in ("J", "NX", "UN") or not code:
             return _gateway_error("OPSQ0002", "필수항목 입력값이 누락되었습니다.")
+        if answer is not None:
+            body = answer(query, code)
+            if isinstance(body, web.Response):
+                return body
+            fake.counts["served"] += 1
+            return web.json_response(body, headers=_ok_headers(tr_id))
         fake.counts["served"] += 1
         envelope = {"rt_cd": "0", "msg_cd": "MCA00000", "msg1": "정상처리 되었습니다."}
         if tr_id == TR_PRICE:
@@ -408,6 +416,8 @@ def make_app(fake: FakeKis) -> web.Application:
     app.router.add_post("/oauth2/tokenP", token)
     app.router.add_get(PRICE_PATH, price)
     app.router.add_get(BOOK_PATH, book)
+    fake.minute_bars = kis_minute_bars.register(app, fake, quote, getattr(fake, "minute_bars", None)
+                                                or kis_minute_bars.MinuteBarMarket(KST))
     app.router.add_get("/_fake/stats", control_stats)
     app.router.add_post("/_fake/expire_tokens", control_expire)
     app.router.add_post("/_fake/reset", control_reset)
