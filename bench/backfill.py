@@ -197,7 +197,7 @@ def run_backfill_local_executor(tickers: list[str], years: int, parallelism: int
            "AIRFLOW__API_AUTH__JWT_SECRET": f"krxflow-bench-{TOKEN}",
            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False", "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
            "AIRFLOW__SCHEDULER__MAX_TIS_PER_QUERY": "64"}
-    from krxflow.settings import LOCAL_EXECUTOR_PRELOAD
+    from krxflow.environment import LOCAL_EXECUTOR_PRELOAD
     from krxflow.sources.pacing import KRX_POOL
 
     env.update(LOCAL_EXECUTOR_PRELOAD)

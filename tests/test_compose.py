@@ -164,9 +164,9 @@ def test_env_example_lists_every_interpolated_variable():
 
 
 def test_env_example_names_the_stack_settings_make_run_reads():
-    stack = (ROOT / "scripts/stack.py").read_text()
+    stack = (ROOT / "plugins/krxflow/stack/env.py").read_text()
     read = set(re.findall(r'env\.get\("(KRXFLOW_\w+)"', stack))
-    assert read, "scripts/stack.py reads its settings from the environment"
+    assert read, "krxflow.stack.env reads its settings from the environment"
     assert read <= set(_env_example()), read - set(_env_example())
 
 

@@ -28,10 +28,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
+from krxflow.stack import demo as stack_demo, env as stack_env, processes as stack_processes
 
-import stack  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -72,7 +71,7 @@ def running_stack(request):
     env.update({
         "KRXFLOW_RUN_DIR": str(run_dir), "KRXFLOW_PG_SERVER": PG_SERVER, "KRXFLOW_REDIS_URL": REDIS_URL,
         "KRXFLOW_MARKET_DB": market_db, "KRXFLOW_AIRFLOW_DB": airflow_db,
-        "KRXFLOW_API_PORT": str(stack.free_port()), "KRXFLOW_FAKE_KIS_PORT": str(stack.free_port()),
+        "KRXFLOW_API_PORT": str(stack_processes.free_port()), "KRXFLOW_FAKE_KIS_PORT": str(stack_processes.free_port()),
         "KRXFLOW_REDIS_PREFIX": f"krxflow-e2e-{token}:", "KRXFLOW_DEMO": "0", "KRXFLOW_PARALLELISM": "4",
         "KRXFLOW_SAMPLE_TICKERS": str(SAMPLE_TICKERS),
         "KRXFLOW_KRX_POOL_SLOTS": "4", "KRXFLOW_BACKUP_DIR": str(run_dir / "backups"),
@@ -85,10 +84,10 @@ def running_stack(request):
             "up_output": up.stdout + up.stderr, "up_seconds": time.monotonic() - started}
     try:
         assert up.returncode == 0, f"stack.py up failed:\n{info['up_output'][-4000:]}"
-        state = stack.load_state(stack.Settings.from_env(env))
+        state = stack_processes.load_state(stack_env.Settings.from_env(env))
         info["state"] = state
         info["cli_env"] = _cli_env(run_dir / "env.sh")
-        info["api"] = stack.AirflowApi(state["ui_url"], "admin", stack.admin_password(stack.Settings.from_env(env)))
+        info["api"] = stack_demo.AirflowApi(state["ui_url"], "admin", stack_demo.admin_password(stack_env.Settings.from_env(env)))
         yield info
     finally:
         if "api" in info:
@@ -97,7 +96,7 @@ def running_stack(request):
                               capture_output=True, text=True, timeout=120)
         info["down_output"] = down.stdout + down.stderr
         leftovers = [name for name, p in info.get("state", {}).get("processes", {}).items()
-                     if stack.pid_alive(p["pid"]) or stack._group_alive(p["pid"])]
+                     if stack_processes.pid_alive(p["pid"]) or stack_processes._group_alive(p["pid"])]
         with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as admin:
             for name in (market_db, airflow_db):
                 admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
@@ -192,7 +191,7 @@ def test_make_run_stack_end_to_end(running_stack):
     timings = {"up": round(info["up_seconds"], 1)}
     _progress(f"stack up in {timings['up']} s")
     assert "SAMPLE MODE" in info["up_output"], info["up_output"][-2000:]
-    assert f"admin / {stack.admin_password(stack.Settings.from_env(info['env']))}" in info["up_output"]
+    assert f"admin / {stack_demo.admin_password(stack_env.Settings.from_env(info['env']))}" in info["up_output"]
 
     # The deployment as bootstrap declared it, seen through the REST API.
     connections = {c["connection_id"]: c for c in api.get("/connections", limit=100)["connections"]}
@@ -203,7 +202,7 @@ def test_make_run_stack_end_to_end(running_stack):
 
     assert pools[KRX_POOL]["slots"] == 4, "slots from KRXFLOW_KRX_POOL_SLOTS"
     assert api.get("/variables/KRXFLOW_SOURCE")["value"] == "sample"
-    dag_ids = set(stack.krxflow_dag_ids(api))
+    dag_ids = set(stack_demo.krxflow_dag_ids(api))
     assert {"krx_tickers", "krx_daily_prices", "krx_history_backfill", *UPKEEP_DAGS} <= dag_ids
     assert not api.get("/importErrors")["import_errors"]
     # Unpause only what each step needs (the upkeep DAGs later), so db_matviews is not run by

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from krxflow.settings import LOCAL_EXECUTOR_PRELOAD
+from krxflow.environment import LOCAL_EXECUTOR_PRELOAD
 from tests.fakes.airflow_processes import airflow_cli, start_airflow, stop_process
 from tests.fakes.kis_server import free_port
 

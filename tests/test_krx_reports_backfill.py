@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from krxflow.settings import LOCAL_EXECUTOR_PRELOAD
+from krxflow.environment import LOCAL_EXECUTOR_PRELOAD
 from tests.fakes.airflow_processes import airflow_cli, start_airflow, stop_process
 from tests.fakes.kis_server import free_port
 from tests.test_krx_backfill_cli import CLI_TIMEOUT, DEADLINE_SECONDS, SESSIONS, _run_states
