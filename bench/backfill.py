@@ -199,7 +199,7 @@ def run_backfill_scheduled(tickers: list[str], years: int, parallelism: int, api
     celery = executor == environment.CELERY_EXECUTOR
     options = {"celery_broker_url": celery_broker_url(INSTALLATION["redis_url"]),
                "celery_concurrency": max(1, parallelism // celery_workers)} if celery else {}
-    env = {**os.environ,
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__")},  # the builder's only
            **environment.airflow_environment(**INSTALLATION, api_port=port, parallelism=parallelism,
                                              executor=executor, logging_level=os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"],
                                              **options),

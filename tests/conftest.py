@@ -35,6 +35,10 @@ AIRFLOW_DB = f"krxflow_test_{_TOKEN}_af"
 _AIRFLOW_HOME = tempfile.mkdtemp(prefix="krxflow-airflow-home-")
 
 
+#: Said in the session's first lines of output (pytest captures what conftest prints at import).
+_SESSION_NOTES: list[str] = []
+
+
 def _test_servers() -> tuple[str, str, dict]:
     """PostgreSQL and Redis for the session: ``KRXFLOW_TEST_PG`` / ``KRXFLOW_TEST_REDIS`` when reachable,
     else private ones started by the same code as ``make run`` (:func:`krxflow.stack.servers.ensure_servers`),
@@ -48,8 +52,10 @@ def _test_servers() -> tuple[str, str, dict]:
     servers.ensure_servers(settings, state)
     started = [name for name in ("postgres", "redis") if name in state["processes"]]
     if started:
-        print(f"[krxflow] tests: started private {' and '.join(started)} (as `make run` does), "
-              f"run dir {settings.run_dir}", flush=True)
+        unreachable = {"postgres": settings.pg_server, "redis": settings.redis_url}
+        _SESSION_NOTES.extend(f"[krxflow] tests: no {name} at {unreachable[name]}: started a private one with "
+                              f"`make run`'s code at {state['pg_server' if name == 'postgres' else 'redis_url']} "
+                              f"(run dir {settings.run_dir})" for name in started)
         # the tests that start `make run`'s stack or Airflow components use the same servers
         os.environ["KRXFLOW_TEST_PG"], os.environ["KRXFLOW_TEST_REDIS"] = state["pg_server"], state["redis_url"]
     return state["pg_server"].rstrip("/"), state["redis_url"], state
@@ -80,6 +86,16 @@ import pytest  # noqa: E402
 def _admin(sql_text: str) -> None:
     with psycopg.connect(f"{_PG_SERVER}/postgres", autocommit=True) as conn:
         conn.execute(sql_text)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionstart(session):
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    for note in _SESSION_NOTES:
+        if reporter is not None:
+            reporter.write_line(note)
+        else:
+            print(note, flush=True)
 
 
 def pytest_configure(config):
@@ -172,8 +188,9 @@ def airflow_components_env():
     Celery workers) on the session's databases: the one builder's, for ``api_port`` and the executor."""
 
     def make(api_port: int, **options) -> dict[str, str]:
-        env = {**os.environ, **environment.airflow_environment(**_INSTALLATION, api_port=api_port,
-                                                                 **{"logging_level": "INFO", **options})}
+        base = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__")}  # the builder's only
+        env = {**base, **environment.airflow_environment(**_INSTALLATION, api_port=api_port,
+                                                         **{"logging_level": "INFO", **options})}
         for leaked in ("KRX_ID", "KRX_PW"):
             env.pop(leaked, None)
         return env
