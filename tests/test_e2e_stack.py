@@ -9,6 +9,8 @@ krx_tickers → ``airflow backfill create`` for krx_daily_prices over two weeks 
 for 20 tickers → the upkeep DAGs (db_partitions, db_matviews, db_retention, db_backup); the rows
 are checked in Postgres; a rerun of the same work changes no row; ``stack.py down`` stops every
 process it started. Bounded: every wait has a deadline and the whole test stays under 10 minutes.
+The whole drive runs twice: with the LocalExecutor (``make run``) and with the CeleryExecutor and two
+workers (``KRXFLOW_EXECUTOR=celery make run``).
 """
 
 from __future__ import annotations
@@ -61,7 +63,13 @@ class Deadline:
         return min(cap, remaining)
 
 
-@pytest.fixture(scope="module")
+#: ``make run`` with each executor: LocalExecutor (standalone) and ``KRXFLOW_EXECUTOR=celery`` with
+#: two Celery workers (broker on the next Redis database).
+EXECUTORS = {"local": {}, "celery": {"KRXFLOW_EXECUTOR": "celery", "KRXFLOW_CELERY_WORKERS": "2",
+                                     "KRXFLOW_CELERY_CONCURRENCY": "2"}}
+
+
+@pytest.fixture(scope="module", params=sorted(EXECUTORS))
 def running_stack(request):
     token = uuid.uuid4().hex[:8]
     run_dir = Path(tempfile.mkdtemp(prefix="krxflow-e2e-"))
@@ -75,12 +83,13 @@ def running_stack(request):
         "KRXFLOW_REDIS_PREFIX": f"krxflow-e2e-{token}:", "KRXFLOW_DEMO": "0", "KRXFLOW_PARALLELISM": "4",
         "KRXFLOW_SAMPLE_TICKERS": str(SAMPLE_TICKERS),
         "KRXFLOW_KRX_POOL_SLOTS": "4", "KRXFLOW_BACKUP_DIR": str(run_dir / "backups"),
+        **EXECUTORS[request.param],
     })
     failed_before = request.session.testsfailed
     started = time.monotonic()
     up = subprocess.run([sys.executable, str(ROOT / "scripts" / "stack.py"), "up"], env=env, cwd=str(ROOT),
                         capture_output=True, text=True, timeout=360)
-    info = {"env": env, "run_dir": run_dir, "market_db": market_db, "airflow_db": airflow_db,
+    info = {"executor": request.param, "env": env, "run_dir": run_dir, "market_db": market_db, "airflow_db": airflow_db,
             "up_output": up.stdout + up.stderr, "up_seconds": time.monotonic() - started}
     try:
         assert up.returncode == 0, f"stack.py up failed:\n{info['up_output'][-4000:]}"
@@ -102,10 +111,13 @@ def running_stack(request):
                 admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
         import redis
 
-        client = redis.Redis.from_url(REDIS_URL)
-        for key in client.scan_iter(match=f"krxflow-e2e-{token}:*", count=1000):
-            client.delete(key)
-        client.close()
+        from krxflow.stack.servers import celery_broker_url
+
+        for url in (REDIS_URL, celery_broker_url(REDIS_URL)):  # krxflow's keys, and the Celery broker's
+            client = redis.Redis.from_url(url)
+            for key in client.scan_iter(match=f"krxflow-e2e-{token}:*", count=1000):
+                client.delete(key)
+            client.close()
         assert not leftovers, f"processes left running after `down`: {leftovers}\n{info['down_output']}"
         if request.session.testsfailed == failed_before:
             shutil.rmtree(run_dir, ignore_errors=True)  # kept after a failure: logs under <run dir>/logs
@@ -191,6 +203,9 @@ def test_make_run_stack_end_to_end(running_stack):
     timings = {"up": round(info["up_seconds"], 1)}
     _progress(f"stack up in {timings['up']} s")
     assert "SAMPLE MODE" in info["up_output"], info["up_output"][-2000:]
+    if info["executor"] == "celery":
+        workers = [n for n in info["state"]["processes"] if n.startswith("celery-worker-")]
+        assert len(workers) == 2 and "CeleryExecutor" in info["up_output"], info["up_output"][-2000:]
     assert f"admin / {stack_demo.admin_password(stack_env.Settings.from_env(info['env']))}" in info["up_output"]
 
     # The deployment as bootstrap declared it, seen through the REST API.
