@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -90,3 +91,35 @@ def test_no_second_copy_of_the_environment():
     offenders = [str(f.relative_to(ROOT)) for f in files
                  if f.name != "environment.py" and spelled.search(f.read_text())]
     assert not offenders, offenders
+
+
+@pytest.mark.integration
+def test_celery_worker_preloads_what_tasks_import(airflow_db, airflow_components_env, tmp_path):
+    """A real ``airflow celery worker`` with the builder's environment: its main process has imported
+    krxflow.preload (pyarrow's and pandas' libraries mapped) before forking its pool, and the pool
+    processes (where each task's supervisor forks the task) inherit them."""
+    import time
+
+    import psutil
+
+    from tests.fakes.airflow_processes import start_airflow, stop_process
+    from tests.fakes.kis_server import free_port
+
+    env = airflow_components_env(free_port(), executor=environment.CELERY_EXECUTOR, celery_concurrency=2,
+                                 celery_broker_url=celery_broker_url(os.environ["AIRFLOW_CONN_REDIS_DEFAULT"]))
+    worker = start_airflow(env, tmp_path, "celery-worker", "celery", "worker", "--celery-hostname",
+                           f"preload-{os.getpid()}@%h", "--skip-serve-logs")
+    try:
+        deadline = time.monotonic() + 120
+        pool: list[psutil.Process] = []
+        while time.monotonic() < deadline and len(pool) < 2:
+            assert worker.poll() is None, (tmp_path / "celery-worker.log").read_text()[-3000:]
+            pool = [p for p in psutil.Process(worker.pid).children(recursive=True) if "ForkPoolWorker" in p.name()
+                    or "ForkPoolWorker" in " ".join(p.cmdline())]
+            time.sleep(1)
+        assert len(pool) == 2, (tmp_path / "celery-worker.log").read_text()[-3000:]
+        for process in pool:
+            mapped = {Path(m.path).name for m in process.memory_maps(grouped=True)}
+            assert any(name.startswith("libarrow") for name in mapped), f"pool process {process.pid} lacks pyarrow"
+    finally:
+        stop_process(worker)
