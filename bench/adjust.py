@@ -3,7 +3,7 @@
 1. A throwaway database is migrated and filled with ``--years`` of raw daily prices of the
    ``--tickers`` sample tickers through the writer (the sample market has splits, a reverse split
    relisted at an auction, a bonus and a rights issue, a delisted ticker with a split).
-2. ``full_seconds``: :func:`krxflow.sources.adjusting.adjust_market` — every ticker's factors and
+2. ``full_seconds``: :func:`krxflow.krx.adjusting.adjust_market` — every ticker's factors and
    whole adjusted history, from an empty ``adjustment_factors``/``daily_prices_adjusted``.
 3. ``day_seconds``: one more session loaded, then :func:`adjust_session` on it (what
    ``krx_daily_prices`` does every evening): new factors, rewritten tickers, the day's rows.
@@ -108,8 +108,8 @@ def count_krx_requests(tickers: int, first: dt.date, last: dt.date) -> dict:
     """By date through pykrx and the replay, then one KRX-adjusted request per ex-date (the cross-check)."""
     from krxflow.calendar import trading_days
     from krxflow.db.connection import connection
-    from krxflow.sources.adjusting import CHECK_WINDOW_DAYS
-    from krxflow.sources.pykrx_source import PykrxSource
+    from krxflow.krx.adjusting import CHECK_WINDOW_DAYS
+    from krxflow.krx.source import PykrxSource
     from krxflow.sources.sample import SampleMarket
     from tests.fakes.krx_replay import KrxReplay
 
@@ -137,8 +137,8 @@ def main() -> None:
 
     from krxflow.calendar import previous_trading_day, trading_days
     from krxflow.db.connection import connection
-    from krxflow.sources.adjusting import adjust_market, adjust_session
-    from krxflow.sources.loading import history_window, load_daily_prices
+    from krxflow.krx.adjusting import adjust_market, adjust_session
+    from krxflow.krx.loading import history_window, load_daily_prices
     from krxflow.sources.sample import SampleSource
 
     first, last = history_window(args.years)

@@ -207,7 +207,7 @@ def run_backfill_scheduled(tickers: list[str], years: int, parallelism: int, api
            "AIRFLOW__API_AUTH__JWT_SECRET": f"krxflow-bench-{TOKEN}",
            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False", "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
            "AIRFLOW__SCHEDULER__MAX_TIS_PER_QUERY": "64"}
-    from krxflow.sources.pacing import KRX_POOL
+    from krxflow.krx.pacing import KRX_POOL
 
     airflow_cli(env, "dags", "reserialize")
     # The sample source never calls KRX: the pool may be as wide as the executor.
@@ -255,8 +255,8 @@ def _run_state(dag_id: str) -> str | None:
 def count_requests_by_date(tickers: int, years: int) -> dict:
     """Load every session of ``years`` by date through the pykrx source and the replay; count what it received."""
     from krxflow.calendar import trading_days
-    from krxflow.sources.loading import history_window
-    from krxflow.sources.pykrx_source import PykrxSource
+    from krxflow.krx.loading import history_window
+    from krxflow.krx.source import PykrxSource
     from krxflow.sources.sample import SampleMarket
     from tests.fakes.krx_replay import KrxReplay
 
@@ -276,7 +276,7 @@ def count_requests_by_date(tickers: int, years: int) -> dict:
 def measure_wire(tickers: int, workers: int, sessions_per_worker: int = 5, histories_per_worker: int = 2) -> dict:
     """Several paced workers against one offline KRX: logins received and the smallest arrival gap."""
     from krxflow.calendar import trading_days
-    from krxflow.sources.loading import history_window
+    from krxflow.krx.loading import history_window
     from krxflow.sources.sample import SampleMarket
     from tests.fakes.krx_replay import KrxReplay
     from tests.fakes.krx_traffic import run_workers

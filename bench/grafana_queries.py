@@ -91,7 +91,7 @@ def load(conn, tickers: int, years: int) -> dict:
     at = step(f"one session of ticks ({quotes.rows_written:,}) and order books ({books.rows_written:,}) "
               f"for {len(intraday)} tickers", at)
     from krxflow.calendar import trading_days
-    from krxflow.sources import loading
+    from krxflow.krx import loading
 
     for day in trading_days(last - dt.timedelta(days=10), last):  # the krx_daily_prices DAG's quality check
         loading.check_daily_quality(day, hook=hook)

@@ -72,8 +72,9 @@ def sessions_from(first: dt.date, count: int) -> list[dt.date]:
 
 def wire(days: list[dt.date]) -> float:
     """KRX requests per session (login included) that the replay received for every report."""
-    from krxflow.sources.pykrx_source import PykrxSource, reset_pykrx_state
-    from krxflow.sources.report_catalog import REPORTS
+    from krxflow.krx.pykrx_session import reset_pykrx_state
+    from krxflow.krx.source import PykrxSource
+    from krxflow.krx.report_catalog import REPORTS
     from krxflow.sources.sample import SampleMarket
     from tests.fakes.krx_replay import KrxReplay
 
@@ -94,9 +95,10 @@ def wire(days: list[dt.date]) -> float:
 
 def load(days: list[dt.date], tickers: int) -> tuple[float, float]:
     """Rows and seconds per session of loading and checking every report from the sample source."""
-    from krxflow.sources.loading import load_daily_prices, load_listing
-    from krxflow.sources.report_catalog import REPORTS
-    from krxflow.sources.report_loading import check_report_quality, load_report
+    from krxflow.krx.loading import load_daily_prices
+    from krxflow.krx.master import load_listing
+    from krxflow.krx.report_catalog import REPORTS
+    from krxflow.krx.report_loading import check_report_quality, load_report
     from krxflow.sources.sample import SampleSource
 
     source = SampleSource(tickers)

@@ -26,7 +26,7 @@ import datetime as dt
 from airflow.sdk import dag, task
 
 from krxflow.assets import DAILY_PRICES, DAILY_PRICES_ADJUSTED
-from krxflow.sources.pacing import KRX_POOL
+from krxflow.krx.pacing import KRX_POOL
 from krxflow.timetables import KRXSessionTimetable
 
 
@@ -48,7 +48,7 @@ def krx_daily_prices():
 
         from krxflow.calendar import is_trading_day
         from krxflow.sources import get_source
-        from krxflow.sources.loading import load_daily_prices, session_of
+        from krxflow.krx.loading import load_daily_prices, session_of
 
         day = session_of(logical_date)
         if not is_trading_day(day):
@@ -58,14 +58,14 @@ def krx_daily_prices():
     @task
     def quality_check(loaded: dict) -> dict:
         """Rows vs listed tickers, OHLC consistency, volumes, gaps → `load_stats`."""
-        from krxflow.sources.loading import check_daily_quality
+        from krxflow.krx.loading import check_daily_quality
 
         return check_daily_quality(loaded["day"])
 
     @task(outlets=[DAILY_PRICES_ADJUSTED])
     def adjust(loaded: dict) -> dict:
         """Factors and adjusted rows of the session, from the base prices just loaded."""
-        from krxflow.sources.adjusting import adjust_session
+        from krxflow.krx.adjusting import adjust_session
 
         return {"day": loaded["day"], **adjust_session(loaded["day"]).as_dict()}
 
@@ -73,7 +73,7 @@ def krx_daily_prices():
     def cross_check(adjusted: dict, dag_run=None) -> dict:
         """The derived series vs KRX's own adjusted prices (ex-date tickers + one rotating ticker)."""
         from krxflow.sources import get_source
-        from krxflow.sources.adjusting import cross_check as check
+        from krxflow.krx.adjusting import cross_check as check
 
         rotating = 0 if str(dag_run.run_type).endswith("backfill") else 1
         return check(get_source(), adjusted["day"], rotating=rotating)

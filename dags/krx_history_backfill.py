@@ -30,7 +30,7 @@ import datetime as dt
 from airflow.sdk import Param, dag, task
 
 from krxflow.assets import DAILY_PRICES, DAILY_PRICES_ADJUSTED
-from krxflow.sources.pacing import KRX_POOL
+from krxflow.krx.pacing import KRX_POOL
 
 
 @dag(
@@ -56,14 +56,14 @@ def krx_history_backfill():
     def select_tickers(params=None) -> list[str]:
         """The tickers to load (the ticker master for "all"; today's listing when it is empty)."""
         from krxflow.sources import get_source
-        from krxflow.sources.loading import backfill_tickers
+        from krxflow.krx.loading import backfill_tickers
 
         return backfill_tickers(get_source(), params["tickers"])
 
     @task
     def history_window(params=None) -> dict:
         """First and last session of the history to load."""
-        from krxflow.sources.loading import history_window as window
+        from krxflow.krx.loading import history_window as window
 
         first, last = window(int(params["years"]))
         return {"first": first.isoformat(), "last": last.isoformat()}
@@ -74,7 +74,7 @@ def krx_history_backfill():
         from airflow.sdk import get_current_context
 
         from krxflow.sources import get_source
-        from krxflow.sources.loading import load_ticker_history
+        from krxflow.krx.loading import load_ticker_history
 
         get_current_context()["ticker"] = ticker
         load_ticker_history(get_source(), ticker, window["first"], window["last"],
@@ -83,7 +83,7 @@ def krx_history_backfill():
     @task(trigger_rule="all_done")
     def report(tickers: list[str], window: dict, params=None, dag_run=None) -> dict:
         """Tickers ok / empty / failed and rows written → log and `load_stats`."""
-        from krxflow.sources.loading import report_backfill
+        from krxflow.krx.loading import report_backfill
 
         return report_backfill(tickers, window, years=params["years"], adjusted_from=params["adjusted_from"],
                                dag_id=dag_run.dag_id, run_id=dag_run.run_id)
@@ -91,7 +91,7 @@ def krx_history_backfill():
     @task
     def check(summary: dict) -> None:
         """The run fails when tickers failed (AirflowFailException: no retries); all-empty succeeds with a warning."""
-        from krxflow.sources.loading import check_backfill
+        from krxflow.krx.loading import check_backfill
 
         check_backfill(summary)
 

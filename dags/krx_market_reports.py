@@ -39,8 +39,8 @@ import datetime as dt
 from airflow.sdk import Param, dag, task
 
 from krxflow.assets import KRX_REPORT_ASSETS
-from krxflow.sources.pacing import KRX_POOL
-from krxflow.sources.report_catalog import REPORTS
+from krxflow.krx.pacing import KRX_POOL
+from krxflow.krx.report_catalog import REPORTS
 from krxflow.timetables import KRXSessionTimetable
 
 
@@ -63,8 +63,8 @@ def krx_market_reports():
     @task
     def choose(logical_date=None, params=None) -> dict:
         """The run's session (KST) and the reports it loads."""
-        from krxflow.sources.loading import session_of
-        from krxflow.sources.report_catalog import selected_reports
+        from krxflow.krx.loading import session_of
+        from krxflow.krx.report_catalog import selected_reports
 
         wanted = params["reports"]
         if wanted == "default":
@@ -83,7 +83,7 @@ def krx_market_reports():
 
             from krxflow.calendar import is_trading_day
             from krxflow.sources import get_source
-            from krxflow.sources.report_loading import load_report
+            from krxflow.krx.report_loading import load_report
 
             if name not in chosen["reports"]:
                 raise AirflowSkipException(f"{name} is not among this run's reports {chosen['reports']}")
@@ -94,7 +94,7 @@ def krx_market_reports():
         @task(task_id=f"check_{name}")
         def check(loaded: dict, name: str = name) -> dict:
             """The report's quality figures of the day → `load_stats`."""
-            from krxflow.sources.report_loading import check_report_quality
+            from krxflow.krx.report_loading import check_report_quality
 
             return check_report_quality(name, loaded["session"])
 

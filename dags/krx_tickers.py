@@ -20,7 +20,7 @@ import datetime as dt
 from airflow.sdk import dag, task
 
 from krxflow.assets import STOCKS
-from krxflow.sources.pacing import KRX_POOL
+from krxflow.krx.pacing import KRX_POOL
 from krxflow.timetables import KRXSessionTimetable
 
 
@@ -40,8 +40,9 @@ def krx_tickers():
         """Listing of the run's KST session → `stocks` (+ `stock_changes`)."""
         from dataclasses import asdict
 
+        from krxflow.krx.loading import session_of
+        from krxflow.krx.master import load_listing as load
         from krxflow.sources import get_source
-        from krxflow.sources.loading import load_listing as load, session_of
 
         return asdict(load(get_source(), session_of(logical_date)))
 

@@ -48,13 +48,14 @@ def load_market(hook, source, first: dt.date, last: dt.date, *, tickers: list[st
 
     import pandas as pd
 
-    from krxflow.sources import loading
-    from krxflow.sources.adjusting import adjust_market
+    from krxflow.krx.master import load_listing
+    from krxflow.krx.tables import for_hook
+    from krxflow.krx.adjusting import adjust_market
     from krxflow.sources.base import DAILY_COLUMNS
 
     started = time.perf_counter()
     report = LoadReport()
-    loading.load_listing(source, last, hook=hook)  # the krx_tickers DAG's own step
+    load_listing(source, last, hook=hook)  # the krx_tickers DAG's own step
     known = sorted(set(source.listing(last)["ticker"]) | set(source.delisted()["ticker"]))
     names = [t for t in known if tickers is None or t in set(tickers)]
     report.stocks = len(names)
@@ -66,7 +67,7 @@ def load_market(hook, source, first: dt.date, last: dt.date, *, tickers: list[st
         if progress:
             progress(start + len(chunk), len(names), report)
     if raw:
-        frame = loading.for_hook(pd.concat(raw, ignore_index=True)[DAILY_COLUMNS])
+        frame = for_hook(pd.concat(raw, ignore_index=True)[DAILY_COLUMNS])
         years = pd.to_datetime(frame["trade_date"]).dt.year
         for year in sorted(years.unique()):
             report.daily_rows += hook.upsert("daily_prices", frame[(years == year).to_numpy()]).rows_written
@@ -79,8 +80,8 @@ def load_market(hook, source, first: dt.date, last: dt.date, *, tickers: list[st
 def load_reports(hook, source, days) -> dict[str, int]:
     """The other daily KRX reports (indices, investors, fundamentals, shorts, foreign ownership) of
     the sessions ``days`` from ``source``, through the reports' own loader; rows written per table."""
-    from krxflow.sources.report_catalog import REPORTS
-    from krxflow.sources.report_loading import load_report
+    from krxflow.krx.report_catalog import REPORTS
+    from krxflow.krx.report_loading import load_report
 
     written: dict[str, int] = {}
     for day in days:

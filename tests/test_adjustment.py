@@ -31,7 +31,7 @@ def _sessions():
 
 
 def _recorded_samsung() -> pd.DataFrame:
-    from krxflow.sources.pykrx_source import ticker_history_frame
+    from krxflow.krx.parsing import ticker_history_frame
 
     interaction = yaml.safe_load(RECORDED.read_text(encoding="utf-8"))["interactions"][0]
     output = json.loads(interaction["response"]["body"]["string"])["output"]
@@ -68,7 +68,7 @@ def market():
 
 def _load_histories(pg, market, tickers, first="2018-01-02", last="2026-12-31"):  # test_hook, test_partitions need 2016-17 empty
     from krxflow.hooks import BatchedPostgresHook
-    from krxflow.sources.loading import for_hook
+    from krxflow.krx.tables import for_hook
 
     source = SampleSource(market.count)
     frames = [source.history(t, first, last, adjusted=False) for t in tickers]
@@ -85,7 +85,7 @@ EXPECTED = {  # ticker position -> (ex-date, kind, flagged)
 
 
 def test_every_sample_event_gives_its_factor_and_a_continuous_adjusted_series(clean_db, market):
-    from krxflow.sources.adjusting import adjust_tickers
+    from krxflow.krx.adjusting import adjust_tickers
 
     pg = clean_db
     tickers = [market.tickers[i] for i in EXPECTED]
@@ -120,8 +120,8 @@ def test_every_sample_event_gives_its_factor_and_a_continuous_adjusted_series(cl
 def test_a_by_date_backfill_in_any_order_yields_the_same_factors_and_series(clean_db, market):
     """Sessions loaded shuffled, each adjusted as it lands, end where one full pass over all of them ends."""
     from krxflow.calendar import trading_days
-    from krxflow.sources.adjusting import adjust_market, adjust_session
-    from krxflow.sources.loading import load_daily_prices
+    from krxflow.krx.adjusting import adjust_market, adjust_session
+    from krxflow.krx.loading import load_daily_prices
 
     pg = clean_db
     source = SampleSource(market.count)
@@ -162,8 +162,8 @@ def test_adjusted_equals_raw_times_the_product_of_later_factors(market):
 
 def test_the_cross_check_agrees_with_krx_and_catches_a_wrong_factor(clean_db, market, redis_client, monkeypatch):
     """Through pykrx and the offline KRX: one KRX-adjusted request per ex-date ticker; a tampered factor is caught."""
-    from krxflow.sources.adjusting import adjust_tickers, cross_check
-    from krxflow.sources.pykrx_source import PykrxSource
+    from krxflow.krx.adjusting import adjust_tickers, cross_check
+    from krxflow.krx.source import PykrxSource
     from tests.fakes.krx_replay import KrxReplay
 
     pg = clean_db

@@ -24,9 +24,10 @@ def reports():
     from psycopg import sql
 
     from krxflow.db.connection import connection
-    from krxflow.sources.loading import load_daily_prices, load_listing
-    from krxflow.sources.report_catalog import REPORTS
-    from krxflow.sources.report_loading import load_report
+    from krxflow.krx.loading import load_daily_prices
+    from krxflow.krx.master import load_listing
+    from krxflow.krx.report_catalog import REPORTS
+    from krxflow.krx.report_loading import load_report
     from krxflow.sources.sample import SampleSource
 
     tables = ["stocks", "daily_prices", "load_stats", "krx_indices"] + [r.table for r in REPORTS.values()]

@@ -217,7 +217,7 @@ def test_make_run_stack_end_to_end(running_stack):
     assert {"postgres_default", "redis_default", "krx_default", "kis_default"} <= set(connections)
     assert connections["kis_default"]["host"] == info["state"]["fake_kis_url"]
     pools = {p["name"]: p for p in api.get("/pools", limit=100)["pools"]}
-    from krxflow.sources.pacing import KRX_POOL
+    from krxflow.krx.pacing import KRX_POOL
 
     assert pools[KRX_POOL]["slots"] == 4, "slots from KRXFLOW_KRX_POOL_SLOTS"
     assert api.get("/variables/KRXFLOW_SOURCE")["value"] == "sample"

@@ -184,7 +184,7 @@ def loaded():
         sample_data.load_intraday(hook, tickers, INTRADAY_DAY)
         now = dt.datetime.now(KST)
         sample_data.load_pipeline_stats(hook, now)
-        from krxflow.sources import loading
+        from krxflow.krx import loading
 
         quality = loading.check_daily_quality(LAST, hook=hook)  # the krx_daily_prices DAG's own check
         Journal(hook).record("daily_prices", Operation.UPSERT, rows_in=5, inserted=4, rejected=1,

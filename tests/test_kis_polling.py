@@ -240,7 +240,7 @@ def test_sample_quotes_start_from_the_sample_close_and_stay_within_its_limits(cl
     daily_prices by the sample source), within KRX's ±30 % limits on the tick grid."""
     from krxflow.calendar import previous_trading_day
     from krxflow.hooks import BatchedPostgresHook
-    from krxflow.sources import loading
+    from krxflow.krx import loading
     from krxflow.sources.sample import SampleSource
     from tests.fakes.kis_server import price_limits, tick_size
 

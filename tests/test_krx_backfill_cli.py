@@ -49,7 +49,7 @@ def test_backfill_create_runs_only_sessions_and_loads_them(airflow_db, clean_db,
         "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",  # only the backfill's runs, no "latest session" run
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
     }
-    from krxflow.sources.pacing import KRX_POOL, KRX_POOL_DESCRIPTION, KRX_POOL_SLOTS
+    from krxflow.krx.pacing import KRX_POOL, KRX_POOL_DESCRIPTION, KRX_POOL_SLOTS
 
     airflow_cli(env, "dags", "reserialize", timeout=CLI_TIMEOUT)
     airflow_cli(env, "pools", "set", KRX_POOL, str(KRX_POOL_SLOTS), KRX_POOL_DESCRIPTION, timeout=CLI_TIMEOUT)

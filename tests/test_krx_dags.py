@@ -205,7 +205,7 @@ def test_a_history_backfill_where_every_ticker_is_empty_succeeds_with_a_warning(
 def test_daily_runs_after_a_history_backfill_keep_the_adjusted_series_current(airflow_db, dagbag, sample_env):
     """History up to 2024-09-03, then seven daily runs: the rights issue of 2024-09-10 lands in between."""
     from krxflow.calendar import trading_days
-    from krxflow.sources.loading import load_ticker_history
+    from krxflow.krx.loading import load_ticker_history
     from krxflow.sources.sample import SampleSource
 
     pg = sample_env

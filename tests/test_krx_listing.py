@@ -76,7 +76,7 @@ def _stocks(pg):
 
 
 def test_renames_moves_and_delistings(db):
-    from krxflow.sources.loading import load_listing
+    from krxflow.krx.master import load_listing
 
     source = ScriptedSource({
         DAY1: [_row("111110", "알파", "KOSDAQ"), _row("222220", "베타", "KOSDAQ"), _row("333330", "감마", "KOSPI")],
@@ -100,7 +100,7 @@ def test_renames_moves_and_delistings(db):
 
 
 def test_a_rerun_changes_nothing_and_an_older_day_undoes_nothing(db):
-    from krxflow.sources.loading import load_listing
+    from krxflow.krx.master import load_listing
 
     source = ScriptedSource({
         DAY1: [_row("111110", "알파", "KOSDAQ"), _row("333330", "감마", "KOSPI")],
@@ -120,7 +120,7 @@ def test_a_rerun_changes_nothing_and_an_older_day_undoes_nothing(db):
 
 
 def test_an_empty_listing_never_delists_the_market(db):
-    from krxflow.sources.loading import load_listing
+    from krxflow.krx.master import load_listing
 
     source = ScriptedSource({DAY1: [_row("111110", "알파", "KOSDAQ")], DAY2: []})
     load_listing(source, DAY1)
@@ -132,7 +132,7 @@ def test_an_empty_listing_never_delists_the_market(db):
 def test_a_run_without_logical_date_loads_today_in_kst():
     import pendulum
 
-    from krxflow.sources.loading import session_of
+    from krxflow.krx.loading import session_of
 
     assert session_of(pendulum.datetime(2024, 2, 7, 16, 0, tz="UTC")) == pendulum.date(2024, 2, 8)
     assert session_of(None) == pendulum.now("Asia/Seoul").date()
@@ -162,7 +162,8 @@ def test_daily_loads_place_master_dates_on_the_true_sessions(db, order):
     import random
 
     from krxflow.hooks import BatchedPostgresHook
-    from krxflow.sources.loading import check_daily_quality, load_daily_prices, load_listing
+    from krxflow.krx.loading import check_daily_quality, load_daily_prices
+    from krxflow.krx.master import load_listing
     from krxflow.sources.sample import SampleSource, sessions
 
     source, hook = SampleSource(tickers=400), BatchedPostgresHook()
@@ -204,7 +205,7 @@ def test_daily_loads_place_master_dates_on_the_true_sessions(db, order):
 
 def test_an_earlier_absence_moves_delisted_on_back_and_a_later_return_relists(db):
     from krxflow.hooks import BatchedPostgresHook
-    from krxflow.sources.loading import update_master
+    from krxflow.krx.master import update_master
 
     hook = BatchedPostgresHook()
     listing = lambda *tickers: pd.DataFrame([_row(t, f"이름{t}", "KOSPI") for t in tickers],  # noqa: E731
@@ -218,3 +219,33 @@ def test_an_earlier_absence_moves_delisted_on_back_and_a_later_return_relists(db
     assert _stocks(db)[0][3:] == (day[0], day[1], True, day[2])
     update_master(listing("111110", "222220"), day[4], hook=hook)  # back on day 4: relisted
     assert _stocks(db)[0][3:] == (day[0], day[4], False, None)
+
+
+def test_the_master_diff_is_pure_rules_without_a_database():
+    """``diff_master``: the master as a frame in, rows and changes out; ``gone_on`` the one lookup."""
+    from krxflow.krx.master import STOCK_COLUMNS, diff_master
+
+    now = pd.Timestamp("2024-03-06 09:00", tz="UTC")
+    existing = pd.DataFrame([
+        {"ticker": "000010", "name": "Old Name", "market": "KOSPI", "isin": "KR7000010000", "sector": None,
+         "listed_shares": 1, "market_cap": 1, "first_seen": DAY1, "last_seen": DAY2, "delisted": False,
+         "delisted_on": None, "updated_at": now},
+        {"ticker": "000020", "name": "Gone", "market": "KOSDAQ", "isin": "KR7000020000", "sector": None,
+         "listed_shares": 1, "market_cap": 1, "first_seen": DAY1, "last_seen": DAY1, "delisted": False,
+         "delisted_on": None, "updated_at": now},
+    ], columns=STOCK_COLUMNS).set_index("ticker")
+    listing = pd.DataFrame([_row("000010", "New Name", "KOSPI"), _row("000030", "Brand New", "KOSDAQ")],
+                           columns=LISTING_COLUMNS)
+    asked = []
+
+    def gone_on(last_seen, absent_on):
+        asked.append((last_seen, absent_on))
+        return DAY2
+
+    diff = diff_master(existing, listing, DAY3, known_delisted=None, gone_on=gone_on, now=now)
+    assert (diff.result.new, diff.result.renamed, diff.result.delisted) == (1, 1, 1)
+    assert asked == [(DAY1, DAY3)]
+    assert ("000010", DAY3, "name", "Old Name", "New Name") in diff.changes
+    assert ("000020", DAY2, "delisted", "false", "true") in diff.changes
+    by_ticker = {row["ticker"]: row for row in diff.rows}
+    assert by_ticker["000030"]["first_seen"] == DAY3 and by_ticker["000020"]["delisted_on"] == DAY2

@@ -15,7 +15,7 @@ import pytest
 
 from krxflow.sources import errors
 from krxflow.sources.base import INSTITUTIONS, INVESTOR_TYPES
-from krxflow.sources.report_catalog import REPORTS, selected_reports
+from krxflow.krx.report_catalog import REPORTS, selected_reports
 from krxflow.sources.sample import SampleMarket, SampleSource
 from tests.fakes.krx_replay import KrxReplay
 
@@ -42,7 +42,8 @@ def market():
 @pytest.fixture
 def krx(monkeypatch, redis_client):
     """A pykrx source with no pacing delay and no credentials."""
-    from krxflow.sources.pykrx_source import PykrxSource, reset_pykrx_state
+    from krxflow.krx.pykrx_session import reset_pykrx_state
+    from krxflow.krx.source import PykrxSource
 
     for name in ("AIRFLOW_CONN_KRX_DEFAULT", "KRX_ID", "KRX_PW"):
         monkeypatch.delenv(name, raising=False)
@@ -54,7 +55,8 @@ def krx(monkeypatch, redis_client):
 @pytest.fixture
 def logged_in_krx(monkeypatch, redis_client):
     """A pykrx source with the krx_default Connection's login (shared through Redis)."""
-    from krxflow.sources.pykrx_source import PykrxSource, reset_pykrx_state
+    from krxflow.krx.pykrx_session import reset_pykrx_state
+    from krxflow.krx.source import PykrxSource
 
     monkeypatch.setenv("AIRFLOW_CONN_KRX_DEFAULT", "generic://krx-user:krx-secret@")
     reset_pykrx_state()
@@ -162,7 +164,7 @@ def _raw(replay, bld: str) -> list[dict]:
 
 
 def test_dash_values_of_every_report_parse_as_null():
-    from krxflow.sources import report_frames as frames
+    from krxflow.krx import report_parsing as frames
 
     dash = pd.DataFrame([{"ISU_SRT_CD": "000020", "ISU_CD": "000020", "ASK_TRDVOL": "-", "BID_TRDVOL": "-",
                           "NETBID_TRDVOL": "-", "ASK_TRDVAL": "-", "BID_TRDVAL": "-", "NETBID_TRDVAL": "-",
@@ -179,7 +181,7 @@ def test_dash_values_of_every_report_parse_as_null():
 
 
 def test_a_site_change_is_a_bad_answer_not_an_empty_day():
-    from krxflow.sources import report_frames as frames
+    from krxflow.krx import report_parsing as frames
 
     with pytest.raises(errors.KrxBadAnswerError, match="MDCSTAT03501 answer lacks"):
         frames.fundamentals_frame(pd.DataFrame([{"ISU_SRT_CD": "000020", "PER": "1.0"}]), DAY)
@@ -193,7 +195,8 @@ def test_an_empty_answer_on_a_trading_day_is_an_error(krx, replay):
 
 # ---------------------------------------------------------------------------- into the database
 def _load_prices(days):
-    from krxflow.sources.loading import load_daily_prices, load_listing
+    from krxflow.krx.loading import load_daily_prices
+    from krxflow.krx.master import load_listing
 
     source = SampleSource(TICKERS)
     load_listing(source, days[-1], include_delisted=False)
@@ -202,7 +205,7 @@ def _load_prices(days):
 
 
 def test_every_report_loads_checks_ok_and_a_rerun_changes_nothing(krx, replay, report_db):
-    from krxflow.sources.report_loading import check_report_quality, load_report
+    from krxflow.krx.report_loading import check_report_quality, load_report
 
     pg = report_db
     _load_prices([dt.date(2024, 1, 2), dt.date(2024, 1, 3), DAY])
@@ -233,7 +236,7 @@ def test_every_report_loads_checks_ok_and_a_rerun_changes_nothing(krx, replay, r
 
 
 def test_exact_numbers_in_the_tables(krx, replay, report_db):
-    from krxflow.sources.report_loading import load_report
+    from krxflow.krx.report_loading import load_report
 
     pg = report_db
     load_report(krx, "indices", DAY)
@@ -247,7 +250,7 @@ def test_exact_numbers_in_the_tables(krx, replay, report_db):
 
 
 def test_a_block_mid_way_leaves_no_partial_day(krx, replay, report_db):
-    from krxflow.sources.report_loading import load_report
+    from krxflow.krx.report_loading import load_report
 
     pg = report_db
     replay.block("403", after=5)  # the 6th of the 11 investor requests is refused
@@ -261,7 +264,7 @@ def test_a_block_mid_way_leaves_no_partial_day(krx, replay, report_db):
 
 
 def test_logout_mid_way_relogs_in_once_and_completes_the_day(logged_in_krx, market, report_db):
-    from krxflow.sources.report_loading import load_report
+    from krxflow.krx.report_loading import load_report
 
     pg = report_db
     with KrxReplay(market, require_login=True) as replay:
@@ -278,7 +281,7 @@ def test_logout_mid_way_relogs_in_once_and_completes_the_day(logged_in_krx, mark
 
 
 def test_logout_twice_mid_way_fails_and_writes_nothing_of_the_day(logged_in_krx, market, report_db):
-    from krxflow.sources.report_loading import load_report
+    from krxflow.krx.report_loading import load_report
 
     pg = report_db
     with KrxReplay(market, require_login=True) as replay:
@@ -290,7 +293,7 @@ def test_logout_twice_mid_way_fails_and_writes_nothing_of_the_day(logged_in_krx,
 
 
 def test_a_holiday_writes_nothing(krx, replay, report_db):
-    from krxflow.sources.report_loading import load_report
+    from krxflow.krx.report_loading import load_report
 
     results = [load_report(krx, name, SEOLLAL) for name in REPORTS if REPORTS[name].lag == 0]
     assert all(r["rows_in"] == 0 and r["requests"] == 0 for r in results)
@@ -298,7 +301,7 @@ def test_a_holiday_writes_nothing(krx, replay, report_db):
 
 
 def test_quality_flags_investor_sums_that_do_not_hold(krx, replay, report_db):
-    from krxflow.sources.report_loading import check_report_quality, load_report
+    from krxflow.krx.report_loading import check_report_quality, load_report
 
     pg = report_db
     _load_prices([DAY])
@@ -390,7 +393,8 @@ def test_a_manual_run_on_a_holiday_is_skipped(dagbag, monkeypatch, report_db, re
 
 def test_the_reports_keep_the_readme_promises_at_the_wire(monkeypatch, market, redis_client):
     """One shared login, every request at least the interval after the previous one (logins included)."""
-    from krxflow.sources.pykrx_source import PykrxSource, reset_pykrx_state
+    from krxflow.krx.pykrx_session import reset_pykrx_state
+    from krxflow.krx.source import PykrxSource
 
     monkeypatch.setenv("AIRFLOW_CONN_KRX_DEFAULT", "generic://krx-user:krx-secret@")
     reset_pykrx_state()

@@ -27,8 +27,13 @@ DAG_ID = "krx_market_reports"
 
 @pytest.mark.integration
 def test_backfill_create_loads_the_reports_of_each_session_only(airflow_db, clean_db, redis_client, airflow_components_env):
-    pg = clean_db
-    pg.execute("TRUNCATE krx_fundamentals, krx_foreign_ownership")
+    from psycopg import sql
+
+    from krxflow.krx.report_catalog import REPORTS
+
+    pg = clean_db  # every report table empty: the run must fill exactly the two reports asked for
+    pg.execute(sql.SQL("TRUNCATE {}").format(sql.SQL(", ").join(sql.Identifier(t) for t in
+                                                                 sorted({r.table for r in REPORTS.values()}))))
     port = free_port()
     logs = Path(tempfile.mkdtemp(prefix="krxflow-reports-backfill-it-"))
     env = {
@@ -39,7 +44,7 @@ def test_backfill_create_loads_the_reports_of_each_session_only(airflow_db, clea
         "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",  # only the backfill's runs, no "latest session" run
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
     }
-    from krxflow.sources.pacing import KRX_POOL, KRX_POOL_DESCRIPTION, KRX_POOL_SLOTS
+    from krxflow.krx.pacing import KRX_POOL, KRX_POOL_DESCRIPTION, KRX_POOL_SLOTS
 
     airflow_cli(env, "dags", "reserialize", timeout=CLI_TIMEOUT)
     airflow_cli(env, "pools", "set", KRX_POOL, str(KRX_POOL_SLOTS), KRX_POOL_DESCRIPTION, timeout=CLI_TIMEOUT)

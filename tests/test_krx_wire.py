@@ -50,7 +50,7 @@ def test_three_workers_share_one_login_and_never_send_closer_than_the_interval(r
 
 
 def test_a_block_gets_exactly_one_request_and_nothing_after_it_from_any_worker(redis_client):
-    from krxflow.sources.pacing import circuit_key
+    from krxflow.krx.pacing import circuit_key
 
     jobs = [[["day", "2024-01-02"], ["day", "2024-01-03"], ["day", "2024-01-04"], ["day", "2024-01-05"]],
             [["day", "2024-01-08"], ["day", "2024-01-09"], ["day", "2024-01-10"], ["day", "2024-01-11"]],
@@ -72,7 +72,7 @@ def test_a_block_gets_exactly_one_request_and_nothing_after_it_from_any_worker(r
 
 @pytest.mark.parametrize("fault, sent", [("403", 1), ("html", 3)])
 def test_an_ip_wide_block_at_the_login_opens_the_circuit(credentials, fault, sent):
-    from krxflow.sources.pykrx_source import PykrxSource
+    from krxflow.krx.source import PykrxSource
 
     with KrxReplay(SampleMarket(TICKERS), require_login=True) as replay:
         replay.block(fault)
@@ -87,7 +87,7 @@ def test_an_ip_wide_block_at_the_login_opens_the_circuit(credentials, fault, sen
 
 
 def test_a_login_with_the_circuit_open_fails_at_once_and_sends_nothing(credentials):
-    from krxflow.sources.pykrx_source import PykrxSource
+    from krxflow.krx.source import PykrxSource
 
     source = PykrxSource()
     source.pacers["krx"].open_circuit("HTTP 403 from an earlier task")
@@ -98,7 +98,7 @@ def test_a_login_with_the_circuit_open_fails_at_once_and_sends_nothing(credentia
 
 
 def test_logout_renews_the_shared_session_once_for_every_worker(credentials):
-    from krxflow.sources.pykrx_source import PykrxSource
+    from krxflow.krx.source import PykrxSource
 
     first, second = PykrxSource(), PykrxSource()
     with KrxReplay(SampleMarket(TICKERS), require_login=True) as replay:
@@ -113,7 +113,7 @@ def test_logout_renews_the_shared_session_once_for_every_worker(credentials):
 
 
 def test_logout_right_after_a_new_login_is_an_error_not_a_loop(credentials):
-    from krxflow.sources.pykrx_source import PykrxSource
+    from krxflow.krx.source import PykrxSource
 
     with KrxReplay(SampleMarket(TICKERS), require_login=True) as replay:
         replay.fail("MDCSTAT01501", "logout", times=2)
@@ -125,7 +125,7 @@ def test_logout_right_after_a_new_login_is_an_error_not_a_loop(credentials):
 
 
 def test_a_refused_login_is_not_repeated_by_other_workers(credentials, monkeypatch):
-    from krxflow.sources.pykrx_source import PykrxSource
+    from krxflow.krx.source import PykrxSource
 
     with KrxReplay(SampleMarket(TICKERS), require_login=True, login_code="CD010") as replay:
         with pytest.raises(errors.KrxLoginError, match="CD010"):
@@ -142,7 +142,7 @@ def test_a_refused_login_is_not_repeated_by_other_workers(credentials, monkeypat
 
 
 def test_naver_requests_carry_no_krx_cookies(credentials):
-    from krxflow.sources.pykrx_source import PykrxSource
+    from krxflow.krx.source import PykrxSource
 
     source = PykrxSource()
     with KrxReplay(SampleMarket(TICKERS), require_login=True) as replay:

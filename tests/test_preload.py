@@ -24,7 +24,7 @@ print(json.dumps(sorted(m for m in json.loads(sys.argv[2]) if m in sys.modules))
 def test_the_scheduler_preload_imports_what_tasks_use_and_connects_to_nothing():
     modules = LOCAL_EXECUTOR_PRELOAD["AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD"]
     assert LOCAL_EXECUTOR_PRELOAD["AIRFLOW__SCHEDULER__MP_START_METHOD"] == "forkserver"
-    wanted = ["pandas", "pyarrow", "psycopg", "redis", "krxflow.hooks", "krxflow.sources.loading",
+    wanted = ["pandas", "pyarrow", "psycopg", "redis", "krxflow.hooks", "krxflow.krx.loading",
               "krxflow.sources.sample", "airflow.sdk.execution_time.task_runner", "airflow.dag_processing.dagbag"]
     env = {**os.environ, "AIRFLOW_CONN_POSTGRES_DEFAULT": "postgresql://nobody@127.0.0.1:1/nothing",
            "AIRFLOW_CONN_REDIS_DEFAULT": "redis://127.0.0.1:1/0"}

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from krxflow import bootstrap
-from krxflow.sources.pacing import KRX_POOL, KRX_POOL_SLOTS
+from krxflow.krx.pacing import KRX_POOL, KRX_POOL_SLOTS
 
 SAMPLE_ENV = {"AIRFLOW_CONN_POSTGRES_DEFAULT": "postgresql://postgres@127.0.0.1:5432/krxflow_x",
               "AIRFLOW_CONN_REDIS_DEFAULT": "redis://127.0.0.1:6379/3",

@@ -29,7 +29,8 @@ def market():
 @pytest.fixture
 def krx(monkeypatch, redis_client):
     """A pykrx source with no pacing delay and no credentials (the krx_default Connection is absent)."""
-    from krxflow.sources.pykrx_source import PykrxSource, reset_pykrx_state
+    from krxflow.krx.pykrx_session import reset_pykrx_state
+    from krxflow.krx.source import PykrxSource
 
     for name in ("AIRFLOW_CONN_KRX_DEFAULT", "KRX_ID", "KRX_PW"):  # restored (absent) after the test
         monkeypatch.delenv(name, raising=False)
@@ -66,7 +67,7 @@ def test_a_holiday_sends_nothing_and_returns_no_rows(krx, replay):
 def test_krx_holiday_rows_of_dashes_parse_as_missing_values(krx, replay):
     from pykrx.website.krx.market.core import 전종목시세
 
-    from krxflow.sources.pykrx_source import market_day_frame
+    from krxflow.krx.parsing import market_day_frame
 
     krx.bind_pykrx(None)
     raw = 전종목시세().fetch(trdDd="20240210", mktId="ALL")  # a Saturday: KRX lists everyone with "-"
@@ -142,7 +143,7 @@ def test_anonymous_calls_get_logout_when_krx_requires_a_login(krx, market):
 
 
 def test_login_with_the_krx_default_connection(monkeypatch, market, redis_client):
-    from krxflow.sources.pykrx_source import PykrxSource
+    from krxflow.krx.source import PykrxSource
 
     for name in ("KRX_ID", "KRX_PW"):  # the source exports them for pykrx; gone again after the test
         monkeypatch.delenv(name, raising=False)
@@ -157,7 +158,7 @@ def test_login_with_the_krx_default_connection(monkeypatch, market, redis_client
 
 
 def test_password_change_required_cd010_is_a_login_error(monkeypatch, market, redis_client):
-    from krxflow.sources.pykrx_source import PykrxSource
+    from krxflow.krx.source import PykrxSource
 
     for name in ("KRX_ID", "KRX_PW"):
         monkeypatch.delenv(name, raising=False)
@@ -170,8 +171,8 @@ def test_password_change_required_cd010_is_a_login_error(monkeypatch, market, re
 
 @pytest.mark.parametrize("fault", ["403", "html"])
 def test_a_block_fails_fast_and_opens_the_circuit_for_everyone(krx, replay, fault, redis_client):
-    from krxflow.sources.pacing import circuit_key
-    from krxflow.sources.pykrx_source import PykrxSource
+    from krxflow.krx.pacing import circuit_key
+    from krxflow.krx.source import PykrxSource
 
     replay.fail("MDCSTAT01501", fault)
     with pytest.raises(errors.KrxBlockedError, match="BLOCKED"):
@@ -217,7 +218,7 @@ def test_requests_carry_a_timeout(krx, replay):
 
 
 def test_the_gate_counts_the_interval_from_the_previous_answer_across_workers(redis_client):
-    from krxflow.sources.pacing import Pacer
+    from krxflow.krx.pacing import Pacer
 
     first, second = Pacer("krx-test", redis_client, 0.3), Pacer("krx-test", redis_client, 0.3)
     entered, left = [], []
@@ -233,7 +234,7 @@ def test_the_gate_counts_the_interval_from_the_previous_answer_across_workers(re
 def test_the_gate_lets_one_request_in_flight_and_a_block_stops_the_waiting_one(redis_client):
     import threading
 
-    from krxflow.sources.pacing import Pacer
+    from krxflow.krx.pacing import Pacer
 
     holder, waiter = Pacer("krx-test", redis_client, 0), Pacer("krx-test", redis_client, 0)
     outcome = {}

@@ -5,7 +5,7 @@ Used by docker-compose's ``airflow-init`` service, by ``make run`` and by the en
     python -m krxflow.bootstrap            # create / update everything in Airflow's metadata database
     python -m krxflow.bootstrap --show     # print what would be applied (secrets masked), write nothing
 
-Why one module: pool names and sizes belong to the code that uses them (``krxflow.sources.pacing``
+Why one module: pool names and sizes belong to the code that uses them (``krxflow.krx.pacing``
 for KRX, ``krxflow.kis`` for KIS), Variables to the DAGs that read them. Declaring them here from
 those constants keeps the deployment in step with the code instead of in a hand-kept list.
 
@@ -174,7 +174,7 @@ def declared_connections(env: Mapping[str, str]) -> list[ConnectionSpec]:
 
 def declared_pools(env: Mapping[str, str]) -> list[PoolSpec]:
     """Pools from the constants of the code that uses them."""
-    from krxflow.sources import pacing
+    from krxflow.krx import pacing
 
     if env.get("KRXFLOW_KRX_POOL_SLOTS"):
         return [PoolSpec(pacing.KRX_POOL, int(env["KRXFLOW_KRX_POOL_SLOTS"]), pacing.KRX_POOL_DESCRIPTION)]

@@ -35,7 +35,7 @@ import krxflow.api.mount  # noqa: F401  (the plugin)
 import krxflow.assets  # noqa: F401
 import krxflow.calendar  # noqa: F401
 import krxflow.hooks  # noqa: F401
-import krxflow.sources.loading  # noqa: F401
-import krxflow.sources.pykrx_source  # noqa: F401  (pykrx itself is imported in tasks, with KRX_ID/KRX_PW hidden)
+import krxflow.krx.loading  # noqa: F401
+import krxflow.krx.source  # noqa: F401  (pykrx itself is imported in tasks, with KRX_ID/KRX_PW hidden)
 import krxflow.sources.sample  # noqa: F401
 import krxflow.timetables  # noqa: F401

@@ -3,7 +3,7 @@
 Airflow runs each task in its own process; what KRX sees is the sum of them. Each worker here is
 a separate Python process that joins the parent's :class:`~tests.fakes.krx_replay.KrxReplay`
 through its ``wire_id`` (the replay's state is in Redis), builds its own
-:class:`~krxflow.sources.pykrx_source.PykrxSource` and runs its jobs one after another, as a
+:class:`~krxflow.krx.source.PykrxSource` and runs its jobs one after another, as a
 worker runs task after task. A job is a list:
 
 * ``["day", "2024-01-03"]`` — the all-market prices of one session (``daily_prices``);
@@ -74,7 +74,7 @@ def main() -> None:
 
     import datetime as dt
 
-    from krxflow.sources.pykrx_source import PykrxSource
+    from krxflow.krx.source import PykrxSource
     from krxflow.sources.sample import SampleMarket
     from tests.fakes.krx_replay import KrxReplay
 

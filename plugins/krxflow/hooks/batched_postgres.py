@@ -75,18 +75,9 @@ class BadInputError(ValueError):
 
 
 @dataclass
-class WriteResult:
-    """What one ``upsert``/``append`` call did."""
+class WriteResult(journal.Entry):
+    """What one ``upsert``/``append`` call did: the journal entry it leaves, plus how it wrote."""
 
-    table: str
-    operation: str
-    rows_in: int = 0
-    inserted: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    duplicates: int = 0
-    rejected: int = 0
-    seconds: float = 0.0
     fast_path: bool = False
     partitions_created: list[str] = field(default_factory=list)
     reject_sample: list[dict[str, Any]] = field(default_factory=list)
@@ -264,15 +255,13 @@ class BatchedPostgresHook(PostgresHook):
         """Journal this write on ``conn`` (inside the write's transaction)."""
         if not self.record_stats:
             return
-        details = {"fast_path": result.fast_path, "partitions_created": result.partitions_created}
+        result.status = status
+        result.details = {"fast_path": result.fast_path, "partitions_created": result.partitions_created}
         if result.reject_sample:
-            details["reject_sample"] = result.reject_sample
-        entry = journal.Entry(result.table, result.operation, rows_in=result.rows_in, inserted=result.inserted,
-                              updated=result.updated, unchanged=result.unchanged, duplicates=result.duplicates,
-                              rejected=result.rejected, seconds=result.seconds, status=status, details=details)
+            result.details["reject_sample"] = result.reject_sample
         if exc is not None:
-            entry.fail(exc)
-        journal.write_entry(conn, entry, self.journal_context())
+            result.fail(exc)
+        journal.write_entry(conn, result, self.journal_context())
 
     def _record_failure(self, conn, result: WriteResult, exc: Exception) -> None:
         if not self.record_stats or conn.closed:

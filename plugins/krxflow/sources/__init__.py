@@ -1,7 +1,7 @@
 """KRX daily data sources behind one interface (:class:`~krxflow.sources.base.KrxSource`).
 
 * ``pykrx`` (default) — the real KRX/Naver through pykrx, with typed errors, timeouts, pacing
-  shared through Redis and a circuit breaker (:mod:`krxflow.sources.pykrx_source`).
+  shared through Redis and a circuit breaker (:mod:`krxflow.krx.source`; the KRX package).
 * ``sample`` — a deterministic offline market for demos, tests and benches
   (:mod:`krxflow.sources.sample`).
 
@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import os
 
-from krxflow.sources.pacing import KRX_POOL, KRX_POOL_SLOTS
-
 SOURCES = ("pykrx", "sample")
 DEFAULT_SOURCE = "pykrx"
 
-__all__ = ["KRX_POOL", "KRX_POOL_SLOTS", "SOURCES", "get_source", "source_name"]
+__all__ = ["SOURCES", "get_source", "source_name"]
 
 
 def source_name() -> str:
@@ -41,7 +39,7 @@ def get_source(name: str | None = None, **kwargs):
     """The configured :class:`~krxflow.sources.base.KrxSource` (or the one called ``name``)."""
     name = (name or source_name()).lower()
     if name == "pykrx":
-        from krxflow.sources.pykrx_source import PykrxSource
+        from krxflow.krx.source import PykrxSource
 
         return PykrxSource(**kwargs)
     if name == "sample":

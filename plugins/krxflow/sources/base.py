@@ -105,7 +105,7 @@ class KrxSource(abc.ABC):
         empty on holidays).
 
         KRX's all-market answer carries both: a source that gets them in one answer overrides this
-        (as :class:`~krxflow.sources.pykrx_source.PykrxSource` and the sample source do); this
+        (as :class:`~krxflow.krx.source.PykrxSource` and the sample source do); this
         default asks for the prices and the listing separately.
         """
         import pandas as pd

@@ -1,6 +1,6 @@
 """The other daily KRX reports (issue 17) as plain functions: load one day of one, check one.
 
-Which reports exist is :data:`krxflow.sources.report_catalog.REPORTS`.
+Which reports exist is :data:`krxflow.krx.report_catalog.REPORTS`.
 
 Loads are all or nothing per report and day: the source returns a day only when every request
 of it succeeded (a LOGOUT after the re-login, a block or an empty answer raises before anything
@@ -19,8 +19,8 @@ import pandas as pd
 from krxflow.market_time import kst_date
 from krxflow.journal import Journal, Operation
 from krxflow.sources.base import INDEX_COLUMNS, INVESTOR_TYPES, KrxSource
-from krxflow.sources.loading import for_hook, read_frame, shared_hook
-from krxflow.sources.report_catalog import REPORTS
+from krxflow.krx.tables import for_hook, read_frame, shared_hook
+from krxflow.krx.report_catalog import REPORTS
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ import pandas as pd
 
 from krxflow.sources.base import (FOREIGN_OWNERSHIP_COLUMNS, FUNDAMENTAL_COLUMNS, INDEX_PRICE_COLUMNS,
                                   INVESTOR_COLUMNS, SHORT_BALANCE_COLUMNS, SHORT_SELLING_COLUMNS)
-from krxflow.sources.errors import KrxBadAnswerError
+from krxflow.krx.parsing import decimal, require_fields, whole
 
 log = logging.getLogger(__name__)
 
@@ -39,25 +39,7 @@ log = logging.getLogger(__name__)
 FINDER_GROUPS = {"KRX": "KRX", "KOSPI": "KOSPI", "KOSDAQ": "KOSDAQ"}
 
 
-def _text(values: pd.Series) -> pd.Series:
-    text = values.astype("string").str.replace(",", "", regex=False).str.strip()
-    return text.mask(text.isin(["-", ""]))
 
-
-def whole(values: pd.Series) -> pd.Series:
-    """KRX's text integers ("1,234", "-") as nullable integers."""
-    return pd.to_numeric(_text(values), errors="coerce").astype("Int64")
-
-
-def decimal(values: pd.Series) -> pd.Series:
-    """KRX's text decimals ("1,234.56", "-") as floats rounded to KRX's 2 decimals (NULL for "-")."""
-    return pd.to_numeric(_text(values), errors="coerce").astype("float64").round(2)
-
-
-def _require(raw: pd.DataFrame, fields: set[str], bld: str) -> None:
-    missing = fields - set(raw.columns)
-    if missing:
-        raise KrxBadAnswerError(f"KRX's {bld} answer lacks {sorted(missing)}: site change?")
 
 
 def _tickers(values: pd.Series) -> pd.Series:
@@ -66,7 +48,7 @@ def _tickers(values: pd.Series) -> pd.Series:
 
 def index_master_frame(raw: pd.DataFrame) -> pd.DataFrame:
     """finder_equidx rows (``block1``) as ``index_code, name, index_group`` of the kept groups."""
-    _require(raw, {"full_code", "short_code", "codeName", "marketName"}, "finder_equidx")
+    require_fields(raw, {"full_code", "short_code", "codeName", "marketName"}, "finder_equidx")
     raw = raw[raw["marketName"].isin(FINDER_GROUPS.values())]
     return pd.DataFrame({
         "index_code": raw["full_code"].astype(str).str.strip() + raw["short_code"].astype(str).str.strip(),
@@ -83,7 +65,7 @@ def index_prices_frame(raw: pd.DataFrame, group: str, master: pd.DataFrame, day:
     columns = INDEX_PRICE_COLUMNS + ["name", "index_group"]
     if raw.empty:
         return pd.DataFrame(columns=columns)
-    _require(raw, {"IDX_NM", "OPNPRC_IDX", "HGPRC_IDX", "LWPRC_IDX", "CLSPRC_IDX", "CMPPREVDD_IDX", "FLUC_RT",
+    require_fields(raw, {"IDX_NM", "OPNPRC_IDX", "HGPRC_IDX", "LWPRC_IDX", "CLSPRC_IDX", "CMPPREVDD_IDX", "FLUC_RT",
                    "ACC_TRDVOL", "ACC_TRDVAL", "MKTCAP"}, "MDCSTAT00101")
     names = raw["IDX_NM"].astype(str).str.strip()
     codes = master[master["index_group"] == group].set_index("name")["index_code"]
@@ -106,7 +88,7 @@ def investor_frame(raw: pd.DataFrame, investor: str, day: dt.date) -> pd.DataFra
     """MDCSTAT02401 rows (``output``) of one investor type."""
     if raw.empty:
         return pd.DataFrame(columns=INVESTOR_COLUMNS)
-    _require(raw, {"ISU_SRT_CD", "ASK_TRDVOL", "BID_TRDVOL", "NETBID_TRDVOL", "ASK_TRDVAL", "BID_TRDVAL",
+    require_fields(raw, {"ISU_SRT_CD", "ASK_TRDVOL", "BID_TRDVOL", "NETBID_TRDVOL", "ASK_TRDVAL", "BID_TRDVAL",
                    "NETBID_TRDVAL"}, "MDCSTAT02401")
     return pd.DataFrame({
         "ticker": _tickers(raw["ISU_SRT_CD"]), "trade_date": day, "investor": investor,
@@ -120,7 +102,7 @@ def fundamentals_frame(raw: pd.DataFrame, day: dt.date) -> pd.DataFrame:
     """MDCSTAT03501 rows (``output``)."""
     if raw.empty:
         return pd.DataFrame(columns=FUNDAMENTAL_COLUMNS)
-    _require(raw, {"ISU_SRT_CD", "EPS", "PER", "BPS", "PBR", "DPS", "DVD_YLD"}, "MDCSTAT03501")
+    require_fields(raw, {"ISU_SRT_CD", "EPS", "PER", "BPS", "PBR", "DPS", "DVD_YLD"}, "MDCSTAT03501")
     return pd.DataFrame({
         "ticker": _tickers(raw["ISU_SRT_CD"]), "trade_date": day,
         "eps": whole(raw["EPS"]), "per": decimal(raw["PER"]), "bps": whole(raw["BPS"]), "pbr": decimal(raw["PBR"]),
@@ -132,7 +114,7 @@ def short_selling_frame(raw: pd.DataFrame, day: dt.date) -> pd.DataFrame:
     """srt MDCSTAT30101 rows (``OutBlock_1``) of one market."""
     if raw.empty:
         return pd.DataFrame(columns=SHORT_SELLING_COLUMNS)
-    _require(raw, {"ISU_CD", "CVSRTSELL_TRDVOL", "ACC_TRDVOL", "CVSRTSELL_TRDVAL", "ACC_TRDVAL"}, "MDCSTAT30101")
+    require_fields(raw, {"ISU_CD", "CVSRTSELL_TRDVOL", "ACC_TRDVOL", "CVSRTSELL_TRDVAL", "ACC_TRDVAL"}, "MDCSTAT30101")
     return pd.DataFrame({
         "ticker": _tickers(raw["ISU_CD"]), "trade_date": day,
         "short_volume": whole(raw["CVSRTSELL_TRDVOL"]), "volume": whole(raw["ACC_TRDVOL"]),
@@ -144,7 +126,7 @@ def short_balance_frame(raw: pd.DataFrame, day: dt.date) -> pd.DataFrame:
     """srt MDCSTAT30501 rows (``OutBlock_1``) of one market."""
     if raw.empty:
         return pd.DataFrame(columns=SHORT_BALANCE_COLUMNS)
-    _require(raw, {"ISU_CD", "BAL_QTY", "BAL_AMT", "LIST_SHRS", "MKTCAP", "BAL_RTO"}, "MDCSTAT30501")
+    require_fields(raw, {"ISU_CD", "BAL_QTY", "BAL_AMT", "LIST_SHRS", "MKTCAP", "BAL_RTO"}, "MDCSTAT30501")
     return pd.DataFrame({
         "ticker": _tickers(raw["ISU_CD"]), "trade_date": day,
         "balance_quantity": whole(raw["BAL_QTY"]), "balance_value": whole(raw["BAL_AMT"]),
@@ -157,7 +139,7 @@ def foreign_ownership_frame(raw: pd.DataFrame, day: dt.date) -> pd.DataFrame:
     """MDCSTAT03701 rows (``output``)."""
     if raw.empty:
         return pd.DataFrame(columns=FOREIGN_OWNERSHIP_COLUMNS)
-    _require(raw, {"ISU_SRT_CD", "LIST_SHRS", "FORN_HD_QTY", "FORN_SHR_RT", "FORN_ORD_LMT_QTY", "FORN_LMT_EXHST_RT"},
+    require_fields(raw, {"ISU_SRT_CD", "LIST_SHRS", "FORN_HD_QTY", "FORN_SHR_RT", "FORN_ORD_LMT_QTY", "FORN_LMT_EXHST_RT"},
              "MDCSTAT03701")
     return pd.DataFrame({
         "ticker": _tickers(raw["ISU_SRT_CD"]), "trade_date": day,

@@ -3,7 +3,7 @@
 pykrx, the login and anything else krxflow sends to ``data.krx.co.kr`` or Naver's chart service
 goes through :class:`GatedSession`. For each request it:
 
-1. waits for its turn at the shared gate of :mod:`krxflow.sources.pacing` — the circuit checked,
+1. waits for its turn at the shared gate of :mod:`krxflow.krx.pacing` — the circuit checked,
    the interval since the previous send honoured, no other request in flight — at the moment
    of sending, across every worker;
 2. sends with a timeout (``KRXFLOW_KRX_TIMEOUT``, default 30 s) and without following redirects
@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 import requests
 
 from krxflow.sources.errors import KrxBlockedError, KrxHttpError, KrxLogoutError, KrxSourceError
-from krxflow.sources.pacing import Pacer, block_ttl, circuit_key
+from krxflow.krx.pacing import Pacer, block_ttl, circuit_key
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def kind_of(url: str) -> str:
 class GatedSession(requests.Session):
     """A ``requests.Session`` for KRX and Naver that sends each request through the shared gate.
 
-    :param pacers: the :class:`~krxflow.sources.pacing.Pacer` of each service (``krx``, ``naver``).
+    :param pacers: the :class:`~krxflow.krx.pacing.Pacer` of each service (``krx``, ``naver``).
     :param timeout: seconds per request when the caller gives none (pykrx never does).
     :param counter: where requests sent are counted by :func:`kind_of` (shared by a source's sessions).
     """

@@ -3,17 +3,19 @@
 pykrx is a scraper of KRX's web site and was written for notebooks: it logs in at import time
 from ``KRX_ID``/``KRX_PW``, has no timeouts, turns almost every failure into an empty DataFrame,
 keeps a broken ticker table for the life of the process and spams the root logger. This module
-keeps pykrx's request and parsing code (so the requests are exactly pykrx's) and adds what an
+keeps pykrx's request code (so the requests are exactly pykrx's), parses the answers itself
+(:mod:`krxflow.krx.parsing`, :mod:`krxflow.krx.report_parsing`: pure functions) and adds what an
 Airflow deployment needs:
 
-* **One shared KRX session** (:mod:`krxflow.sources.krx_login`): the ``krx_default``
+* **One shared KRX session** (:mod:`krxflow.krx.login`): the ``krx_default``
   Connection's login logs in once for the whole installation and every worker reuses its cookies
   through Redis; pykrx never logs in itself (its ``KRX_ID``/``KRX_PW`` import-time login is kept
   out: the variables are hidden while pykrx is imported) and gets krxflow's session injected
-  through ``pykrx.website.comm.auth.set_auth_session``. A refused login raises
+  through ``pykrx.website.comm.auth.set_auth_session`` before every fetch
+  (:mod:`krxflow.krx.pykrx_session`). A refused login raises
   :class:`KrxLoginError` (``CD010`` = KRX wants a password change). On ``LOGOUT`` the shared
   session is dropped and renewed once.
-* **Every request gated** (:mod:`krxflow.sources.gated_http`): the circuit checked and the
+* **Every request gated** (:mod:`krxflow.krx.gated_http`): the circuit checked and the
   interval honoured at the moment of sending, across all workers, pykrx's own requests (its
   >730-day split) and the login's included; timeouts on every request.
 * **Typed errors** instead of empty frames, decided from the HTTP answer itself: ``LOGOUT``
@@ -29,30 +31,27 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import functools
 import io
 import logging
-import os
-import sys
-import tempfile
-import xml.etree.ElementTree as ElementTree
 from collections import Counter
-from typing import Callable, NamedTuple
+from typing import Callable
 
 import pandas as pd
 
+from krxflow.krx import report_parsing as frames
+from krxflow.krx.gated_http import GatedSession
+from krxflow.krx.login import KrxLoginState, SharedKrxLogin
+from krxflow.krx.pacing import Pacer
+from krxflow.krx.parsing import market_day_frame, naver_frame, ticker_history_frame
+from krxflow.krx.pykrx_session import (Credentials, bind_session, import_pykrx, known_isins, krx_credentials,
+                                       login_error, remember_isins, reset_pykrx_state)
 from krxflow.market_time import kst_date
 from krxflow.settings import KRX_CONN_ID
-from krxflow.sources import report_frames as frames
-from krxflow.sources.base import (ADJUSTED_COLUMNS, DAILY_COLUMNS, DELISTED_COLUMNS, FOREIGN_OWNERSHIP_COLUMNS,
-                                  FUNDAMENTAL_COLUMNS, INDEX_GROUPS, INDEX_PRICE_COLUMNS, INVESTOR_COLUMNS,
-                                  INVESTOR_TYPES, KRX_ADJUSTED_COLUMNS, LISTING_COLUMNS, MARKET_DAY_COLUMNS, MARKETS,
-                                  SHORT_BALANCE_COLUMNS, SHORT_SELLING_COLUMNS, KrxSource)
-from krxflow.sources.errors import (KrxBadAnswerError, KrxEmptyAnswerError, KrxLoginError, KrxLogoutError,
-                                    KrxSourceError)
-from krxflow.sources.gated_http import GatedSession
-from krxflow.sources.krx_login import KrxLoginState, SharedKrxLogin
-from krxflow.sources.pacing import Pacer
+from krxflow.sources.base import (DAILY_COLUMNS, DELISTED_COLUMNS, FOREIGN_OWNERSHIP_COLUMNS, FUNDAMENTAL_COLUMNS,
+                                  INDEX_GROUPS, INDEX_PRICE_COLUMNS, INVESTOR_COLUMNS, INVESTOR_TYPES,
+                                  KRX_ADJUSTED_COLUMNS, LISTING_COLUMNS, MARKET_DAY_COLUMNS, SHORT_BALANCE_COLUMNS,
+                                  SHORT_SELLING_COLUMNS, KrxSource)
+from krxflow.sources.errors import KrxBadAnswerError, KrxEmptyAnswerError, KrxLogoutError, KrxSourceError
 
 log = logging.getLogger(__name__)
 
@@ -61,184 +60,6 @@ _MARKET_CODES = {"STK": "KOSPI", "KSQ": "KOSDAQ"}
 _SHORT_MARKETS = ("STK", "KSQ")
 #: ``inqCond`` of shares (주권) in the short-selling report: pykrx's "STMFRTSCIFDRFS".
 _SHARES = "STMFRTSCIFDRFS"
-
-
-class Credentials(NamedTuple):
-    login: str
-    password: str
-
-
-class _State:
-    """Process-wide pykrx state: the ISIN of every ticker KRX's finders know (read once)."""
-
-    isins: dict[str, str] | None = None
-
-
-def krx_credentials(conn_id: str = KRX_CONN_ID) -> Credentials | None:
-    """Login and password of the ``krx_default`` Connection; None when it is absent or empty."""
-    from airflow.sdk import BaseHook
-
-    try:
-        conn = BaseHook.get_connection(conn_id)
-    except Exception as exc:  # AirflowNotFoundException and friends: no Connection means anonymous
-        log.info("no %s Connection (%s): calling KRX without a login", conn_id, type(exc).__name__)
-        return None
-    if conn.login and conn.password:
-        return Credentials(conn.login, conn.password)
-    return None
-
-
-class _DropPykrxLogNoise(logging.Filter):
-    """pykrx calls ``logging.info(args, kwargs)``, which prints a 'Logging error' traceback."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "pykrx" not in (record.pathname or "")
-
-
-def _login_error(printed: str) -> KrxLoginError:
-    if "비밀번호 변경" in printed or "CD010" in printed:
-        return KrxLoginError("KRX refused the login of the krx_default Connection: CD010, KRX requires a "
-                             "password change (every ~3 months). Change it on www.krx.co.kr and update the "
-                             "Connection's password. Not retrying.")
-    return KrxLoginError("KRX refused the login of the krx_default Connection (wrong id or password?). "
-                         "Not retrying: repeated failed logins can lock the account.")
-
-
-def _import_pykrx() -> None:
-    """Import pykrx once per process, with ``KRX_ID``/``KRX_PW`` hidden so that it does not log in."""
-    if "pykrx" in sys.modules:
-        return
-    hidden = {name: os.environ.pop(name) for name in ("KRX_ID", "KRX_PW") if name in os.environ}
-    os.environ.setdefault("MPLCONFIGDIR", os.path.join(tempfile.gettempdir(), "krxflow-matplotlib"))
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):  # it prints that it could not log in
-            import pykrx  # noqa: F401
-    finally:
-        os.environ.update(hidden)
-    logging.getLogger().addFilter(_DropPykrxLogNoise())
-    logging.getLogger("pykrx").setLevel(logging.WARNING)
-
-
-@functools.lru_cache(maxsize=1)
-def _injected_session_class():
-    """pykrx's ``KRXSession`` as krxflow injects it: always valid, never logging in by itself."""
-    from pykrx.website.comm import auth
-
-    class InjectedKrxSession(auth.KRXSession):
-        """Holds krxflow's gated HTTP session and the shared login's cookies.
-
-        ``is_valid`` is always true so that pykrx neither re-logs-in from ``KRX_ID``/``KRX_PW`` nor
-        falls back to a fresh, ungated ``requests.Session``; krxflow renews the login itself.
-        """
-
-        def is_valid(self, buffer_seconds: int = 300) -> bool:
-            return True
-
-        def refresh(self, login_id: str, login_pw: str) -> bool:
-            raise KrxLoginError("pykrx tried to log in by itself; krxflow's shared session must be used")
-
-    return InjectedKrxSession
-
-
-def reset_pykrx_state() -> None:
-    """Forget pykrx's cached ticker table (it keeps an empty one after a failure) and our ISIN map."""
-    with contextlib.suppress(ImportError):
-        from pykrx.website.krx.market.ticker import StockTicker
-
-        StockTicker._instance = None
-    _State.isins = None
-
-
-def _numbers(values: pd.Series, kind: str = "int") -> pd.Series:
-    """KRX's text numbers ("1,234", "-", "") as nullable numbers."""
-    text = values.astype("string").str.replace(",", "", regex=False).str.strip()
-    text = text.mask(text.isin(["-", ""]))
-    numeric = pd.to_numeric(text, errors="coerce")
-    return numeric.astype("Int64") if kind == "int" else numeric.astype("float64").round(2)
-
-
-def _krx_date(value: str) -> dt.date:
-    return dt.datetime.strptime(value.replace("/", "").replace("-", ""), "%Y%m%d").date()
-
-
-def _zero_as_missing(frame: pd.DataFrame) -> pd.DataFrame:
-    """Halted days come as open/high/low "0": krxflow stores them as NULL (close carried, volume 0)."""
-    for col in ("open", "high", "low"):
-        frame[col] = frame[col].mask(frame[col] == 0)
-    return frame
-
-
-def _base_prices(raw: pd.DataFrame) -> pd.Series:
-    """The day's base price (기준가): ``TDD_CLSPRC - CMPPREVDD_PRC`` (the signed change against it)."""
-    if "CMPPREVDD_PRC" not in raw.columns:
-        log.warning("KRX's answer has no CMPPREVDD_PRC: base prices unknown, no adjustment factors for these rows")
-        return pd.Series(pd.NA, index=raw.index, dtype="Int64")
-    return _numbers(raw["TDD_CLSPRC"]) - _numbers(raw["CMPPREVDD_PRC"])
-
-
-def market_day_frame(raw: pd.DataFrame, day: dt.date) -> pd.DataFrame:
-    """MDCSTAT01501 rows (``OutBlock_1``) as :data:`DAILY_COLUMNS` plus name/market/isin/sector."""
-    needed = {"ISU_SRT_CD", "ISU_CD", "ISU_ABBRV", "MKT_NM", "TDD_CLSPRC", "TDD_OPNPRC", "TDD_HGPRC", "TDD_LWPRC",
-              "ACC_TRDVOL", "ACC_TRDVAL", "FLUC_RT", "MKTCAP", "LIST_SHRS"}
-    missing = needed - set(raw.columns)
-    if missing:
-        raise KrxBadAnswerError(f"KRX's all-market answer (MDCSTAT01501) lacks {sorted(missing)}: site change?")
-    market = raw["MKT_NM"].astype(str).str.upper().str.split().str[0]
-    raw = raw[market.isin(MARKETS)]
-    frame = pd.DataFrame({
-        "ticker": raw["ISU_SRT_CD"].astype(str).str.strip(),
-        "trade_date": day,
-        "open": _numbers(raw["TDD_OPNPRC"]), "high": _numbers(raw["TDD_HGPRC"]), "low": _numbers(raw["TDD_LWPRC"]),
-        "close": _numbers(raw["TDD_CLSPRC"]), "volume": _numbers(raw["ACC_TRDVOL"]),
-        "trading_value": _numbers(raw["ACC_TRDVAL"]), "change_rate": _numbers(raw["FLUC_RT"], "float"),
-        "base_price": _base_prices(raw),
-        "market_cap": _numbers(raw["MKTCAP"]), "listed_shares": _numbers(raw["LIST_SHRS"]),
-        "name": raw["ISU_ABBRV"].astype(str).str.strip(), "market": market[market.isin(MARKETS)],
-        "isin": raw["ISU_CD"].astype(str).str.strip(),
-        "sector": raw.get("SECT_TP_NM", pd.Series(None, index=raw.index)).replace("", None),
-    })
-    return _zero_as_missing(frame).reset_index(drop=True)
-
-
-def ticker_history_frame(raw: pd.DataFrame, ticker: str) -> pd.DataFrame:
-    """MDCSTAT01701 rows (``output``, newest first) as :data:`DAILY_COLUMNS`, oldest first."""
-    if raw.empty:
-        return pd.DataFrame(columns=DAILY_COLUMNS)
-    frame = pd.DataFrame({
-        "ticker": ticker, "trade_date": [_krx_date(v) for v in raw["TRD_DD"]],
-        "open": _numbers(raw["TDD_OPNPRC"]), "high": _numbers(raw["TDD_HGPRC"]), "low": _numbers(raw["TDD_LWPRC"]),
-        "close": _numbers(raw["TDD_CLSPRC"]), "volume": _numbers(raw["ACC_TRDVOL"]),
-        "trading_value": _numbers(raw["ACC_TRDVAL"]), "change_rate": _numbers(raw["FLUC_RT"], "float"),
-        "base_price": _base_prices(raw),
-        "market_cap": _numbers(raw["MKTCAP"]), "listed_shares": _numbers(raw["LIST_SHRS"]),
-    })
-    frame = frame[frame["close"].notna()]
-    return _zero_as_missing(frame).sort_values("trade_date").reset_index(drop=True)
-
-
-def naver_frame(xml_text: str, ticker: str, first: dt.date, last: dt.date) -> pd.DataFrame:
-    """Naver's ``sise.nhn`` XML (``<item data="YYYYMMDD|o|h|l|c|v"/>``) as :data:`ADJUSTED_COLUMNS`.
-
-    The same parsing pykrx's Naver path does, kept here so that the ticker and dates stay exact.
-    """
-    try:
-        root = ElementTree.fromstring(xml_text)
-    except ElementTree.ParseError as exc:
-        raise KrxBadAnswerError(f"Naver's answer for {ticker} is not XML: {exc}") from exc
-    rows = [item.get("data", "").split("|") for item in root.iter("item")]
-    rows = [r for r in rows if len(r) == 6]
-    if not rows:
-        return pd.DataFrame(columns=ADJUSTED_COLUMNS)
-    frame = pd.DataFrame(rows, columns=["d", "open", "high", "low", "close", "volume"])
-    frame["trade_date"] = [_krx_date(v) for v in frame.pop("d")]
-    for col in ("open", "high", "low", "close", "volume"):
-        frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("Int64")
-    frame = frame.sort_values("trade_date").reset_index(drop=True)
-    previous = frame["close"].shift(1).astype("float64")
-    frame["change_rate"] = ((frame["close"].astype("float64") - previous) / previous * 100).round(2)
-    frame["ticker"] = ticker
-    frame = frame[(frame["trade_date"] >= first) & (frame["trade_date"] <= last)]
-    return _zero_as_missing(frame)[ADJUSTED_COLUMNS].reset_index(drop=True)
 
 
 class PykrxSource(KrxSource):
@@ -273,7 +94,7 @@ class PykrxSource(KrxSource):
         return self._market_day(session)[LISTING_COLUMNS].reset_index(drop=True)
 
     def delisted(self) -> pd.DataFrame:
-        _import_pykrx()
+        import_pykrx()
         from pykrx.website.krx.market.core import 상폐종목검색
 
         raw = self._call(lambda: 상폐종목검색().fetch(mktsel="ALL"))
@@ -305,7 +126,7 @@ class PykrxSource(KrxSource):
         first, last = kst_date(first), kst_date(last)
         if adjusted:
             return self._naver_history(ticker, first, last)
-        _import_pykrx()
+        import_pykrx()
         from pykrx.website.krx.market.core import 개별종목시세
 
         isin = isin or self._isin(ticker)
@@ -318,7 +139,7 @@ class PykrxSource(KrxSource):
 
     def krx_adjusted(self, ticker: str, first, last, *, isin: str | None = None) -> pd.DataFrame:
         first, last = kst_date(first), kst_date(last)
-        _import_pykrx()
+        import_pykrx()
         from pykrx.website.krx.market.core import 개별종목시세
 
         isin = isin or self._isin(ticker)
@@ -336,7 +157,7 @@ class PykrxSource(KrxSource):
     # after the re-login, a block, an empty answer) raises and nothing of the day is returned.
     def index_prices(self, day) -> pd.DataFrame:
         """finder_equidx (the master, 1 request) + MDCSTAT00101 per group (3 requests)."""
-        _import_pykrx()  # first: pykrx must never be imported with KRX_ID/KRX_PW visible
+        import_pykrx()  # first: pykrx must never be imported with KRX_ID/KRX_PW visible
         from pykrx.website.krx.market.core import 전체지수시세, 주가지수검색
 
         day = self._session_or_none(day)
@@ -354,7 +175,7 @@ class PykrxSource(KrxSource):
 
     def investor_trading(self, day) -> pd.DataFrame:
         """MDCSTAT02401 once per investor type (11 requests), all tickers of both markets each."""
-        _import_pykrx()  # first: pykrx must never be imported with KRX_ID/KRX_PW visible
+        import_pykrx()  # first: pykrx must never be imported with KRX_ID/KRX_PW visible
         from pykrx.website.krx.market.core import 투자자별_순매수상위종목
 
         day = self._session_or_none(day)
@@ -373,7 +194,7 @@ class PykrxSource(KrxSource):
 
     def fundamentals(self, day) -> pd.DataFrame:
         """MDCSTAT03501, all tickers (1 request)."""
-        _import_pykrx()  # first: pykrx must never be imported with KRX_ID/KRX_PW visible
+        import_pykrx()  # first: pykrx must never be imported with KRX_ID/KRX_PW visible
         from pykrx.website.krx.market.core import PER_PBR_배당수익률_전종목
 
         return self._one_report(day, "fundamentals", FUNDAMENTAL_COLUMNS, frames.fundamentals_frame,
@@ -381,7 +202,7 @@ class PykrxSource(KrxSource):
 
     def short_selling(self, day) -> pd.DataFrame:
         """srt MDCSTAT30101 per market (2 requests; KRX has no "ALL" here), shares only."""
-        _import_pykrx()  # first: pykrx must never be imported with KRX_ID/KRX_PW visible
+        import_pykrx()  # first: pykrx must never be imported with KRX_ID/KRX_PW visible
         from pykrx.website.krx.market.core import 개별종목_공매도_거래_전종목
 
         return self._one_report(day, "short selling", SHORT_SELLING_COLUMNS, frames.short_selling_frame,
@@ -391,7 +212,7 @@ class PykrxSource(KrxSource):
 
     def short_balance(self, day) -> pd.DataFrame:
         """srt MDCSTAT30501 per market (2 requests; ``mktTpCd`` 1 KOSPI, 2 KOSDAQ)."""
-        _import_pykrx()  # first: pykrx must never be imported with KRX_ID/KRX_PW visible
+        import_pykrx()  # first: pykrx must never be imported with KRX_ID/KRX_PW visible
         from pykrx.website.krx.market.core import 전종목_공매도_잔고
 
         return self._one_report(day, "short balances", SHORT_BALANCE_COLUMNS, frames.short_balance_frame,
@@ -399,7 +220,7 @@ class PykrxSource(KrxSource):
 
     def foreign_ownership(self, day) -> pd.DataFrame:
         """MDCSTAT03701, all tickers (1 request)."""
-        _import_pykrx()  # first: pykrx must never be imported with KRX_ID/KRX_PW visible
+        import_pykrx()  # first: pykrx must never be imported with KRX_ID/KRX_PW visible
         from pykrx.website.krx.market.core import 외국인보유량_전종목
 
         return self._one_report(day, "foreign ownership", FOREIGN_OWNERSHIP_COLUMNS, frames.foreign_ownership_frame,
@@ -412,7 +233,7 @@ class PykrxSource(KrxSource):
         if not is_trading_day(day):
             log.info("%s is not an XKRX session: no report, no request", day)
             return None
-        _import_pykrx()
+        import_pykrx()
         return day
 
     def _one_report(self, day, what: str, columns: list[str], parse: Callable, fetches: list[Callable]) -> pd.DataFrame:
@@ -433,7 +254,7 @@ class PykrxSource(KrxSource):
 
     # ------------------------------------------------------------------ internals
     def _market_day(self, day: dt.date) -> pd.DataFrame:
-        _import_pykrx()
+        import_pykrx()
         from pykrx.website.krx.market.core import 전종목시세
 
         raw = self._call(lambda: 전종목시세().fetch(trdDd=day.strftime("%Y%m%d"), mktId="ALL"))
@@ -444,7 +265,7 @@ class PykrxSource(KrxSource):
         return frame[frame["close"].notna()]
 
     def _naver_history(self, ticker: str, first: dt.date, last: dt.date) -> pd.DataFrame:
-        _import_pykrx()
+        import_pykrx()
         from pykrx.website.naver.core import Sise
 
         # pykrx asks Naver for the number of calendar days back from today (plus 2 for the first change).
@@ -453,8 +274,8 @@ class PykrxSource(KrxSource):
         return naver_frame(xml_text, ticker, first, last)
 
     def _isin(self, ticker: str) -> str | None:
-        if _State.isins is None:
-            _import_pykrx()
+        if known_isins() is None:
+            import_pykrx()
             from pykrx.website.krx.market.core import 상장종목검색, 상폐종목검색
 
             isins: dict[str, str] = {}
@@ -462,8 +283,8 @@ class PykrxSource(KrxSource):
                 raw = self._call(lambda: finder().fetch(mktsel="ALL"))
                 if not raw.empty:
                     isins.update(zip(raw["short_code"], raw["full_code"]))
-            _State.isins = isins
-        return _State.isins.get(ticker)
+            remember_isins(isins)
+        return known_isins().get(ticker)
 
     def _call(self, fetch: Callable, *, krx_login: bool = True):
         """Run one pykrx fetch on krxflow's session; pykrx's silent failures become typed errors.
@@ -503,12 +324,7 @@ class PykrxSource(KrxSource):
 
     def bind_pykrx(self, state: KrxLoginState | None) -> None:
         """Make pykrx send through this source's gated session, with ``state``'s cookies (none: anonymous)."""
-        _import_pykrx()
-        from pykrx.website.comm import auth
-
-        cookies = {name: {"value": value} for name, value in (state.cookies if state else {}).items()}
-        auth.set_auth_session(_injected_session_class()(session=self.http, is_authenticated=True,
-                                                        expiry_time=float("inf"), cookies=cookies))
+        bind_session(self.http, state)
 
     def _credentials(self) -> Credentials | None:
         if self._creds is False:
@@ -523,7 +339,7 @@ class PykrxSource(KrxSource):
 
     def _perform_login(self) -> dict[str, str]:
         """pykrx's own login (GET page, GET login.jsp, POST) on a fresh gated session; its cookies."""
-        _import_pykrx()
+        import_pykrx()
         from pykrx.website.comm import auth
 
         creds = self._credentials()
@@ -535,9 +351,8 @@ class PykrxSource(KrxSource):
         except ValueError as exc:  # not JSON, yet not a block page either (those raise KrxBlockedError)
             raise KrxBadAnswerError(f"KRX's login answered something that is not JSON ({exc}): site change?") from exc
         if not ok:
-            raise _login_error(printed.getvalue())
+            raise login_error(printed.getvalue())
         return {cookie.name: cookie.value for cookie in http.cookies}
 
 
-__all__ = ["PykrxSource", "Credentials", "krx_credentials", "market_day_frame", "naver_frame", "reset_pykrx_state",
-           "ticker_history_frame"]
+__all__ = ["PykrxSource"]

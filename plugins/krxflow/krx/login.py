@@ -17,7 +17,7 @@ watches most: one account logging in from many processes also logs its own sessi
   of repeating it — repeated failed logins can lock the account. Changing the Connection's
   password (or deleting the key the error names) allows a new try.
 
-Every request of a login goes through the gate (:mod:`krxflow.sources.gated_http`): paced, and
+Every request of a login goes through the gate (:mod:`krxflow.krx.gated_http`): paced, and
 never sent into an open circuit.
 """
 
@@ -33,7 +33,7 @@ from typing import Callable
 
 from krxflow import cache
 from krxflow.sources.errors import KrxHttpError, KrxLoginError
-from krxflow.sources.pacing import COMPARE_AND_DELETE, Pacer
+from krxflow.krx.pacing import COMPARE_AND_DELETE, Pacer
 
 log = logging.getLogger(__name__)
 

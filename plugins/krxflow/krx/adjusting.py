@@ -31,7 +31,7 @@ import pandas as pd
 from krxflow.market_time import kst_date
 from krxflow.adjustment import FACTOR_COLUMNS, adjusted_series, detect_factors
 from krxflow.journal import Entry, Journal, Operation, Status
-from krxflow.sources.loading import for_hook, read_frame, shared_hook
+from krxflow.krx.tables import for_hook, read_frame, shared_hook
 
 log = logging.getLogger(__name__)
 
