@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: venv install test test-fast bench migrate clean run stop status bootstrap
+.PHONY: venv install test test-fast test-fresh-machine bench migrate clean run stop status bootstrap
 
 venv: $(VENV)/.installed
 
@@ -24,6 +24,15 @@ test: venv
 ## Unit tests only (no Airflow components started).
 test-fast: venv
 	$(PY) -m pytest -q -m "not integration" $(PYTEST_ARGS)
+
+## A short subset as on a machine with no PostgreSQL or Redis: the test URLs point at free ports
+## (nothing listens there), so the session starts private servers with `make run`'s code.
+FRESH_MACHINE_TESTS ?= tests/test_journal.py tests/test_hook.py tests/test_krx_backfill_cli.py
+FREE_PORT = PYTHONPATH=plugins $(PY) -c "from krxflow.stack.processes import free_port; print(free_port())"
+test-fresh-machine: venv
+	KRXFLOW_TEST_PG=postgresql://postgres@127.0.0.1:$$($(FREE_PORT)) \
+	KRXFLOW_TEST_REDIS=redis://127.0.0.1:$$($(FREE_PORT))/0 \
+	$(PY) -m pytest -q $(FRESH_MACHINE_TESTS) $(PYTEST_ARGS)
 
 ## Apply migrations to the database of AIRFLOW_CONN_POSTGRES_DEFAULT.
 migrate: venv

@@ -3,7 +3,8 @@
 1. ``krx_history_backfill`` for ``--tickers N`` (default 2,800) sample tickers, 5 years each,
    on the sample source (no added latency), against throwaway databases, run by
    ``--runner local`` (default; as deployed): ``airflow scheduler`` with the LocalExecutor
-   (workers from the preloaded forkserver, :mod:`krxflow.preload`) and the Execution API
+   (workers from the preloaded forkserver, :mod:`krxflow.preload`), or with ``--executor celery``
+   the CeleryExecutor and ``--celery-workers`` workers (preloaded the same way), and the Execution API
    (``airflow api-server --apps execution``), the ``krx_api`` pool as wide as the executor; or by
    ``--runner dags-test``: ``airflow dags test``, every task instance in one process.
    Figures: wall seconds from the trigger to the run's end, mapped task instances per second,
@@ -22,7 +23,7 @@
    included) or at Naver. Goals: ``krx_logins`` ≤ 2, ``krx_min_gap_s`` ≥ the interval (1.0).
 
     python bench/backfill.py [--tickers 2800] [--years 5] [--runner local|dags-test]
-                             [--parallelism 16] [--keep]
+                             [--executor local|celery] [--celery-workers 2] [--parallelism 16] [--keep]
 
 Last line (the form progress is measured by):
     backfill: tickers=N seconds=S ti_per_s=X rows=R krx_requests_5y_by_date=Q peak_rss_mb=M krx_logins=L krx_min_gap_s=G
@@ -48,18 +49,18 @@ SERVER = os.environ.get("KRXFLOW_BENCH_PG", "postgresql://postgres@127.0.0.1:543
 TOKEN = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
 MARKET_DB, AIRFLOW_DB = f"krxflow_bench_{TOKEN}", f"krxflow_bench_{TOKEN}_af"
 
+from krxflow import environment  # noqa: E402  (plain strings, no Airflow import)
+from krxflow.stack.servers import celery_broker_url  # noqa: E402
+
+#: This bench's installation, as :func:`krxflow.environment.airflow_environment` takes it.
+INSTALLATION = dict(
+    home=tempfile.mkdtemp(prefix="krxflow-bench-airflow-"), metadata_db=f"{SERVER}/{AIRFLOW_DB}",
+    market_db=f"{SERVER}/{MARKET_DB}", redis_url=os.environ.get("KRXFLOW_BENCH_REDIS", "redis://127.0.0.1:6379/0"),
+    dags_folder=ROOT / "dags", plugins_folder=ROOT / "plugins", sql_dir=ROOT / "include" / "sql",
+    redis_prefix=f"krxflow-bench-{TOKEN}:")
 os.environ.update({
-    "AIRFLOW_HOME": tempfile.mkdtemp(prefix="krxflow-bench-airflow-"),
-    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-    "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-    "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-    "AIRFLOW__CORE__MAX_MAP_LENGTH": "5000",
-    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"{SERVER.replace('postgresql://', 'postgresql+psycopg://')}/{AIRFLOW_DB}",
-    "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("KRXFLOW_BENCH_LOG_LEVEL", "WARNING"),
-    "AIRFLOW_CONN_POSTGRES_DEFAULT": f"{SERVER}/{MARKET_DB}",
-    "AIRFLOW_CONN_REDIS_DEFAULT": os.environ.get("KRXFLOW_BENCH_REDIS", "redis://127.0.0.1:6379/0"),
-    "KRXFLOW_REDIS_PREFIX": f"krxflow-bench-{TOKEN}:",
-    "KRXFLOW_SQL_DIR": str(ROOT / "include" / "sql"),
+    **environment.airflow_environment(**INSTALLATION,
+                                      logging_level=os.environ.get("KRXFLOW_BENCH_LOG_LEVEL", "WARNING")),
     "MPLCONFIGDIR": tempfile.mkdtemp(prefix="krxflow-bench-mpl-"),
     "PYTHONPATH": f"{ROOT / 'plugins'}:{ROOT}",
 })
@@ -101,7 +102,7 @@ def teardown() -> None:
 def _role(proc: psutil.Process) -> str:
     """What an Airflow process is, from its title: task, worker (a task's supervisor), or the component."""
     title = " ".join(proc.cmdline())
-    if "LocalExecutor" in title:
+    if "LocalExecutor" in title or "celery" in title:
         return "worker"
     if title.startswith("airflow worker -- "):  # the forked task process (its title is the TI id)
         return "task"
@@ -178,24 +179,31 @@ def run_backfill_dags_test(tickers: list[str], years: int) -> dict:
     return {"seconds": seconds, "report": report, "rows": rows, "peak_rss_mb": rss.task_peak(), "rss": str(rss)}
 
 
-def run_backfill_local_executor(tickers: list[str], years: int, parallelism: int, api_workers: int,
-                                timeout: float) -> dict:
-    """A real scheduler + LocalExecutor (+ the Execution API), as in production; the run is triggered once."""
+def run_backfill_scheduled(tickers: list[str], years: int, parallelism: int, api_workers: int, timeout: float,
+                           executor: str = environment.LOCAL_EXECUTOR, celery_workers: int = 2) -> dict:
+    """A real scheduler + executor (+ the Execution API), as in production; the run is triggered once.
+
+    LocalExecutor: workers from the preloaded forkserver. CeleryExecutor: ``celery_workers`` ``airflow
+    celery worker`` processes (``parallelism`` shared between them, preload by krxflow.celery_config)
+    on the bench Redis's next database."""
     from tests.fakes.airflow_processes import airflow_cli, start_airflow, stop_process
     from krxflow.sample.kis_server import free_port
 
     port = free_port()
     log_dir = Path(tempfile.mkdtemp(prefix="krxflow-bench-logs-"))
-    env = {**os.environ, "KRXFLOW_SOURCE": "sample", "KRXFLOW_SAMPLE_TICKERS": str(len(tickers)),
-           "AIRFLOW__CORE__EXECUTOR": "LocalExecutor", "AIRFLOW__CORE__PARALLELISM": str(parallelism),
-           "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+    celery = executor == environment.CELERY_EXECUTOR
+    options = {"celery_broker_url": celery_broker_url(INSTALLATION["redis_url"]),
+               "celery_concurrency": max(1, parallelism // celery_workers)} if celery else {}
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__")},  # the builder's only
+           **environment.airflow_environment(**INSTALLATION, api_port=port, parallelism=parallelism,
+                                             executor=executor, logging_level=os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"],
+                                             **options),
+           "KRXFLOW_SOURCE": "sample", "KRXFLOW_SAMPLE_TICKERS": str(len(tickers)),
            "AIRFLOW__API_AUTH__JWT_SECRET": f"krxflow-bench-{TOKEN}",
            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False", "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
            "AIRFLOW__SCHEDULER__MAX_TIS_PER_QUERY": "64"}
-    from krxflow.settings import LOCAL_EXECUTOR_PRELOAD
     from krxflow.krx.pacing import KRX_POOL
 
-    env.update(LOCAL_EXECUTOR_PRELOAD)
     airflow_cli(env, "dags", "reserialize")
     # The sample source never calls KRX: the pool may be as wide as the executor.
     airflow_cli(env, "pools", "set", KRX_POOL, str(parallelism), "bench: sample source, no KRX calls")
@@ -203,9 +211,11 @@ def run_backfill_local_executor(tickers: list[str], years: int, parallelism: int
     api = start_airflow(env, log_dir, "api-server", "api-server", "--apps", "execution", "--port", str(port),
                  "--workers", str(api_workers))
     scheduler = start_airflow(env, log_dir, "scheduler", "scheduler")
+    workers = [start_airflow(env, log_dir, f"celery-worker-{n}", "celery", "worker", "--celery-hostname",
+                             f"bench-{TOKEN}-{n}@%h", "--skip-serve-logs") for n in range(1, celery_workers + 1)] if celery else []
     conf = json.dumps({"years": years, "tickers": tickers})
     try:
-        with PeakRss([api.pid, scheduler.pid]) as rss:
+        with PeakRss([api.pid, scheduler.pid, *(w.pid for w in workers)]) as rss:
             time.sleep(5)
             started = time.perf_counter()
             airflow_cli(env, "dags", "trigger", "krx_history_backfill", "-c", conf)
@@ -214,13 +224,13 @@ def run_backfill_local_executor(tickers: list[str], years: int, parallelism: int
                 state = _run_state("krx_history_backfill")
                 if state in ("success", "failed"):
                     break
-                if api.poll() is not None or scheduler.poll() is not None:
+                if any(proc.poll() is not None for proc in (api, scheduler, *workers)):
                     raise SystemExit(f"an Airflow process died; logs in {log_dir}")
                 time.sleep(2)
             seconds = time.perf_counter() - started
     finally:
-        stop_process(scheduler)
-        stop_process(api)
+        for proc in (*workers, scheduler, api):
+            stop_process(proc)
     if state not in ("success", "failed"):
         raise SystemExit(f"the backfill did not finish within {timeout:.0f}s (state {state}); logs in {log_dir}")
     report, rows = _report()
@@ -296,7 +306,10 @@ def main() -> None:
     parser.add_argument("--runner", choices=("local", "dags-test"), default="local",
                         help="local: scheduler + LocalExecutor + execution API, as deployed (default); "
                              "dags-test: airflow dags test, every task instance in one process")
-    parser.add_argument("--parallelism", type=int, default=16, help="LocalExecutor parallelism (and pool slots)")
+    parser.add_argument("--executor", choices=sorted(environment.EXECUTORS), default="local",
+                        help="the local runner's executor: local (LocalExecutor) or celery (CeleryExecutor)")
+    parser.add_argument("--celery-workers", type=int, default=2, help="airflow celery worker processes (celery)")
+    parser.add_argument("--parallelism", type=int, default=16, help="executor parallelism (and pool slots)")
     parser.add_argument("--api-workers", type=int, default=1, help="execution API server workers (local runner)")
     parser.add_argument("--timeout", type=float, default=1800, help="give up on the run after this many seconds")
     parser.add_argument("--wire-workers", type=int, default=4, help="paced worker processes of the KRX wire figures")
@@ -310,13 +323,14 @@ def main() -> None:
     try:
         print(f"databases: market {MARKET_DB}, airflow {AIRFLOW_DB}", flush=True)
         if args.runner == "local":
-            backfill = run_backfill_local_executor(tickers, args.years, args.parallelism, args.api_workers,
-                                                   args.timeout)
+            backfill = run_backfill_scheduled(tickers, args.years, args.parallelism, args.api_workers, args.timeout,
+                                              environment.EXECUTORS[args.executor], args.celery_workers)
         else:
             backfill = run_backfill_dags_test(tickers, args.years)
         report = backfill["report"]
         ti_per_s = len(tickers) / backfill["seconds"]
-        print(f"backfill run ({args.runner}): {backfill['seconds']:.1f}s for {len(tickers)} mapped tasks ({ti_per_s:.2f}/s); "
+        runner = args.runner if args.runner == "dags-test" else f"{args.runner}, {args.executor} executor"
+        print(f"backfill run ({runner}): {backfill['seconds']:.1f}s for {len(tickers)} mapped tasks ({ti_per_s:.2f}/s); "
               f"ok={report['ok']} empty={report['empty']} failed={report['failed']} rows={backfill['rows']} "
               f"peak_rss: {backfill['rss']}", flush=True)
         requests = count_requests_by_date(args.tickers, args.years)

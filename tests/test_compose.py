@@ -164,9 +164,9 @@ def test_env_example_lists_every_interpolated_variable():
 
 
 def test_env_example_names_the_stack_settings_make_run_reads():
-    stack = (ROOT / "scripts/stack.py").read_text()
+    stack = (ROOT / "plugins/krxflow/stack/env.py").read_text()
     read = set(re.findall(r'env\.get\("(KRXFLOW_\w+)"', stack))
-    assert read, "scripts/stack.py reads its settings from the environment"
+    assert read, "krxflow.stack.env reads its settings from the environment"
     assert read <= set(_env_example()), read - set(_env_example())
 
 
@@ -177,3 +177,35 @@ def test_dockerfile_installs_the_pinned_requirements(services):
                   if line.startswith("apache-airflow=="))
     assert f"apache/airflow:{pinned.split('==')[1]}" in dockerfile
     assert "requirements.txt" in dockerfile and "postgresql-client" in dockerfile
+
+
+#: Variables whose value depends on the deployment (hosts, passwords, sizes, prefixes): compose sets
+#: them its own way (with ${…} defaults); every other variable of the builder has compose's value.
+_PER_DEPLOYMENT = {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CELERY__RESULT_BACKEND", "AIRFLOW__CELERY__BROKER_URL",
+                   "AIRFLOW_CONN_POSTGRES_DEFAULT", "AIRFLOW_CONN_REDIS_DEFAULT", "AIRFLOW__CORE__PARALLELISM",
+                   "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG", "AIRFLOW__CELERY__WORKER_CONCURRENCY",
+                   "AIRFLOW__LOGGING__LOGGING_LEVEL", "KRXFLOW_REDIS_PREFIX",
+                   "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__GLOBAL_KEYPREFIX"}
+
+
+def test_compose_environment_is_the_builders(services):
+    """docker-compose keeps its YAML; its Airflow environment is krxflow.environment's for the image's paths."""
+    from krxflow import environment
+
+    built = environment.airflow_environment(
+        home="/opt/airflow", metadata_db="postgresql://airflow@postgres:5432/airflow",
+        market_db="postgresql://krxflow@postgres:5432/krxflow", redis_url="redis://redis:6379/1",
+        dags_folder="/opt/airflow/dags", plugins_folder="/opt/airflow/plugins", sql_dir="/opt/airflow/include/sql",
+        redis_prefix="krxflow:", executor=environment.CELERY_EXECUTOR, celery_broker_url="redis://redis:6379/0")
+    built.pop("AIRFLOW_HOME")  # the official image's own
+    compose_env = _env(services["airflow-scheduler"])
+    missing = set(built) - set(compose_env)
+    assert not missing, f"docker-compose lacks {sorted(missing)}"
+    bundles = "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"
+    assert json.loads(compose_env[bundles]) == json.loads(built.pop(bundles))
+    differing = {key: (compose_env[key], value) for key, value in built.items()
+                 if key not in _PER_DEPLOYMENT and compose_env[key] != value}
+    assert not differing, f"docker-compose differs from krxflow.environment: {differing}"
+    from krxflow.settings import MARKET_TZ
+
+    assert compose_env["AIRFLOW__CORE__DEFAULT_TIMEZONE"] == MARKET_TZ

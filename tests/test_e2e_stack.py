@@ -8,7 +8,10 @@ and the ``airflow`` CLI:
 krx_tickers → ``airflow backfill create`` for krx_daily_prices over two weeks → krx_history_backfill
 for 20 tickers → the upkeep DAGs (db_partitions, db_matviews, db_retention, db_backup); the rows
 are checked in Postgres; a rerun of the same work changes no row; ``stack.py down`` stops every
-process it started. Bounded: every wait has a deadline and the whole test stays under 10 minutes.
+process it started. Bounded: every wait has a deadline and the whole test stays under 10 minutes
+(14 with the CeleryExecutor).
+The whole drive runs twice: with the LocalExecutor (``make run``) and with the CeleryExecutor and two
+workers (``KRXFLOW_EXECUTOR=celery make run``).
 """
 
 from __future__ import annotations
@@ -28,12 +31,14 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from krxflow.stack import demo as stack_demo, env as stack_env, processes as stack_processes
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
 
-import stack  # noqa: E402
-
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
+#: Seconds for the whole drive, stack start included: the Celery variant has four more processes to
+#: start and each task a Celery round trip (measured: its drive needs ~1.3x the LocalExecutor's).
+BUDGET_SECONDS = {"local": 600, "celery": 840}
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(max(BUDGET_SECONDS.values()) + 60)]
 
 PG_SERVER = os.environ.get("KRXFLOW_TEST_PG", "postgresql://postgres@127.0.0.1:5432").rstrip("/")
 REDIS_URL = os.environ.get("KRXFLOW_TEST_REDIS", "redis://127.0.0.1:6379/0")
@@ -62,7 +67,13 @@ class Deadline:
         return min(cap, remaining)
 
 
-@pytest.fixture(scope="module")
+#: ``make run`` with each executor: LocalExecutor (standalone) and ``KRXFLOW_EXECUTOR=celery`` with
+#: two Celery workers (broker on the next Redis database).
+EXECUTORS = {"local": {}, "celery": {"KRXFLOW_EXECUTOR": "celery", "KRXFLOW_CELERY_WORKERS": "2",
+                                     "KRXFLOW_CELERY_CONCURRENCY": "2"}}
+
+
+@pytest.fixture(scope="module", params=sorted(EXECUTORS))
 def running_stack(request):
     token = uuid.uuid4().hex[:8]
     run_dir = Path(tempfile.mkdtemp(prefix="krxflow-e2e-"))
@@ -72,23 +83,24 @@ def running_stack(request):
     env.update({
         "KRXFLOW_RUN_DIR": str(run_dir), "KRXFLOW_PG_SERVER": PG_SERVER, "KRXFLOW_REDIS_URL": REDIS_URL,
         "KRXFLOW_MARKET_DB": market_db, "KRXFLOW_AIRFLOW_DB": airflow_db,
-        "KRXFLOW_API_PORT": str(stack.free_port()), "KRXFLOW_FAKE_KIS_PORT": str(stack.free_port()),
+        "KRXFLOW_API_PORT": str(stack_processes.free_port()), "KRXFLOW_FAKE_KIS_PORT": str(stack_processes.free_port()),
         "KRXFLOW_REDIS_PREFIX": f"krxflow-e2e-{token}:", "KRXFLOW_DEMO": "0", "KRXFLOW_PARALLELISM": "4",
         "KRXFLOW_SAMPLE_TICKERS": str(SAMPLE_TICKERS),
         "KRXFLOW_KRX_POOL_SLOTS": "4", "KRXFLOW_BACKUP_DIR": str(run_dir / "backups"),
+        **EXECUTORS[request.param],
     })
     failed_before = request.session.testsfailed
     started = time.monotonic()
     up = subprocess.run([sys.executable, str(ROOT / "scripts" / "stack.py"), "up"], env=env, cwd=str(ROOT),
                         capture_output=True, text=True, timeout=360)
-    info = {"env": env, "run_dir": run_dir, "market_db": market_db, "airflow_db": airflow_db,
+    info = {"executor": request.param, "env": env, "run_dir": run_dir, "market_db": market_db, "airflow_db": airflow_db,
             "up_output": up.stdout + up.stderr, "up_seconds": time.monotonic() - started}
     try:
         assert up.returncode == 0, f"stack.py up failed:\n{info['up_output'][-4000:]}"
-        state = stack.load_state(stack.Settings.from_env(env))
+        state = stack_processes.load_state(stack_env.Settings.from_env(env))
         info["state"] = state
         info["cli_env"] = _cli_env(run_dir / "env.sh")
-        info["api"] = stack.AirflowApi(state["ui_url"], "admin", stack.admin_password(stack.Settings.from_env(env)))
+        info["api"] = stack_demo.AirflowApi(state["ui_url"], "admin", stack_demo.admin_password(stack_env.Settings.from_env(env)))
         yield info
     finally:
         if "api" in info:
@@ -97,16 +109,19 @@ def running_stack(request):
                               capture_output=True, text=True, timeout=120)
         info["down_output"] = down.stdout + down.stderr
         leftovers = [name for name, p in info.get("state", {}).get("processes", {}).items()
-                     if stack.pid_alive(p["pid"]) or stack._group_alive(p["pid"])]
+                     if stack_processes.pid_alive(p["pid"]) or stack_processes._group_alive(p["pid"])]
         with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as admin:
             for name in (market_db, airflow_db):
                 admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
         import redis
 
-        client = redis.Redis.from_url(REDIS_URL)
-        for key in client.scan_iter(match=f"krxflow-e2e-{token}:*", count=1000):
-            client.delete(key)
-        client.close()
+        from krxflow.stack.servers import celery_broker_url
+
+        for url in (REDIS_URL, celery_broker_url(REDIS_URL)):  # krxflow's keys, and the Celery broker's
+            client = redis.Redis.from_url(url)
+            for key in client.scan_iter(match=f"krxflow-e2e-{token}:*", count=1000):
+                client.delete(key)
+            client.close()
         assert not leftovers, f"processes left running after `down`: {leftovers}\n{info['down_output']}"
         if request.session.testsfailed == failed_before:
             shutil.rmtree(run_dir, ignore_errors=True)  # kept after a failure: logs under <run dir>/logs
@@ -188,11 +203,14 @@ def _snapshot(conn) -> dict[str, tuple[int, str]]:
 
 def test_make_run_stack_end_to_end(running_stack):
     info, api = running_stack, running_stack["api"]
-    budget = Deadline(600 - info["up_seconds"] - 60)
+    budget = Deadline(BUDGET_SECONDS[info["executor"]] - info["up_seconds"] - 60)
     timings = {"up": round(info["up_seconds"], 1)}
     _progress(f"stack up in {timings['up']} s")
     assert "SAMPLE MODE" in info["up_output"], info["up_output"][-2000:]
-    assert f"admin / {stack.admin_password(stack.Settings.from_env(info['env']))}" in info["up_output"]
+    if info["executor"] == "celery":
+        workers = [n for n in info["state"]["processes"] if n.startswith("celery-worker-")]
+        assert len(workers) == 2 and "CeleryExecutor" in info["up_output"], info["up_output"][-2000:]
+    assert f"admin / {stack_demo.admin_password(stack_env.Settings.from_env(info['env']))}" in info["up_output"]
 
     # The deployment as bootstrap declared it, seen through the REST API.
     connections = {c["connection_id"]: c for c in api.get("/connections", limit=100)["connections"]}
@@ -203,7 +221,7 @@ def test_make_run_stack_end_to_end(running_stack):
 
     assert pools[KRX_POOL]["slots"] == 4, "slots from KRXFLOW_KRX_POOL_SLOTS"
     assert api.get("/variables/KRXFLOW_SOURCE")["value"] == "sample"
-    dag_ids = set(stack.krxflow_dag_ids(api))
+    dag_ids = set(stack_demo.krxflow_dag_ids(api))
     assert {"krx_tickers", "krx_daily_prices", "krx_history_backfill", *UPKEEP_DAGS} <= dag_ids
     assert not api.get("/importErrors")["import_errors"]
     # Unpause only what each step needs (the upkeep DAGs later), so db_matviews is not run by

@@ -12,14 +12,12 @@ stopped at the end whatever happens.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-from krxflow.settings import LOCAL_EXECUTOR_PRELOAD
 from tests.fakes.airflow_processes import airflow_cli, start_airflow, stop_process
 from krxflow.sample.kis_server import free_port
 
@@ -39,27 +37,18 @@ def _run_states(dag_id: str) -> dict[dt.date, str]:
 
 
 @pytest.mark.integration
-def test_backfill_create_runs_only_sessions_and_loads_them(airflow_db, clean_db, redis_client):
+def test_backfill_create_runs_only_sessions_and_loads_them(airflow_db, clean_db, redis_client, airflow_components_env):
     pg = clean_db
     port = free_port()
     logs = Path(tempfile.mkdtemp(prefix="krxflow-backfill-it-"))
     env = {
-        **os.environ,
-        "PYTHONPATH": f"{ROOT / 'plugins'}:{ROOT}",
+        **airflow_components_env(port, parallelism=2),  # LocalExecutor, preloaded forkserver, as `make run`
         "KRXFLOW_SOURCE": "sample",
         "KRXFLOW_SAMPLE_TICKERS": "20",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__PARALLELISM": "2",
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-        "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__API_AUTH__JWT_SECRET": "krxflow-integration-test-secret",
         "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",  # only the backfill's runs, no "latest session" run
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-        **LOCAL_EXECUTOR_PRELOAD,  # as `make run` does: task processes forked from a preloaded forkserver
     }
-    for leaked in ("KRX_ID", "KRX_PW"):
-        env.pop(leaked, None)
     from krxflow.krx.pacing import KRX_POOL, KRX_POOL_DESCRIPTION, KRX_POOL_SLOTS
 
     airflow_cli(env, "dags", "reserialize", timeout=CLI_TIMEOUT)

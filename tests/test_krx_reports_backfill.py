@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-from krxflow.settings import LOCAL_EXECUTOR_PRELOAD
 from tests.fakes.airflow_processes import airflow_cli, start_airflow, stop_process
 from krxflow.sample.kis_server import free_port
 from tests.test_krx_backfill_cli import CLI_TIMEOUT, DEADLINE_SECONDS, SESSIONS, _run_states
@@ -28,7 +26,7 @@ DAG_ID = "krx_market_reports"
 
 
 @pytest.mark.integration
-def test_backfill_create_loads_the_reports_of_each_session_only(airflow_db, clean_db, redis_client):
+def test_backfill_create_loads_the_reports_of_each_session_only(airflow_db, clean_db, redis_client, airflow_components_env):
     from psycopg import sql
 
     from krxflow.krx.report_catalog import REPORTS
@@ -39,22 +37,13 @@ def test_backfill_create_loads_the_reports_of_each_session_only(airflow_db, clea
     port = free_port()
     logs = Path(tempfile.mkdtemp(prefix="krxflow-reports-backfill-it-"))
     env = {
-        **os.environ,
-        "PYTHONPATH": f"{ROOT / 'plugins'}:{ROOT}",
+        **airflow_components_env(port, parallelism=2),  # LocalExecutor, preloaded forkserver, as `make run`
         "KRXFLOW_SOURCE": "sample",
         "KRXFLOW_SAMPLE_TICKERS": "20",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__PARALLELISM": "2",
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-        "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__API_AUTH__JWT_SECRET": "krxflow-integration-test-secret",
-        "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+        "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",  # only the backfill's runs, no "latest session" run
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-        **LOCAL_EXECUTOR_PRELOAD,
     }
-    for leaked in ("KRX_ID", "KRX_PW"):
-        env.pop(leaked, None)
     from krxflow.krx.pacing import KRX_POOL, KRX_POOL_DESCRIPTION, KRX_POOL_SLOTS
 
     airflow_cli(env, "dags", "reserialize", timeout=CLI_TIMEOUT)

@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from krxflow.settings import LOCAL_EXECUTOR_PRELOAD
+from krxflow.environment import LOCAL_EXECUTOR_PRELOAD
 
 _PROBE = """
 import json, socket, sys

