@@ -46,6 +46,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from krxflow.db import partitions
+from krxflow.hooks.binary_copy import HEADER as BINARY_HEADER, TRAILER as BINARY_TRAILER, binary_fields, encode_rows
 from krxflow.hooks.table_spec import TableSpec
 from krxflow.hooks.validation import validate, writable_key_range
 from krxflow.settings import POSTGRES_CONN_ID
@@ -260,6 +261,8 @@ class BatchedPostgresHook(PostgresHook):
         else:
             columns, values = prefix
             statement = template("queries/writer/key_range_has_rows.sql", **names, prefix=identifiers(columns),
+                                 prefix_match=sql.SQL(" AND ").join(sql.SQL("t.{0} = p.{0}").format(sql.Identifier(c))
+                                                                    for c in columns),
                                  arrays=sql.SQL(", ").join(  # typed as their columns (format_type, from the catalog)
                                      sql.SQL("{}::{}[]").format(sql.Placeholder(f"prefix_{i}"),
                                                                 sql.SQL(spec.columns[c].pg_type))
@@ -315,17 +318,27 @@ def _copy(conn: psycopg.Connection, target: sql.Identifier, columns: list[str],
           batches: "_ValidatedBatches") -> int:
     """Stream every validated batch into ``target`` with one COPY; returns the rows sent.
 
-    Each batch is validated while the server ingests the previous one, so Python and
-    PostgreSQL work side by side, and only one batch is held in memory at a time.
+    Binary COPY (:mod:`krxflow.hooks.binary_copy`) when every column has a type it encodes, so the
+    server parses nothing; else CSV. Each batch is encoded while the server ingests the previous
+    one, so Python and PostgreSQL work side by side, and only one batch is held in memory at a time.
     """
-    statement = template("queries/writer/copy_in.sql", table=target, columns=identifiers(columns))
+    fields = binary_fields([batches.spec.columns[c] for c in columns])
+    statement = template("queries/writer/copy_in_binary.sql" if fields else "queries/writer/copy_in.sql",
+                         table=target, columns=identifiers(columns))
     sent = 0
     with conn.cursor() as cur, cur.copy(statement) as copy:
+        if fields:
+            copy.write(BINARY_HEADER)
         for table in batches:
-            buffer = io.BytesIO()
-            pacsv.write_csv(table, buffer, _CSV_OPTIONS)
-            copy.write(buffer.getbuffer())
+            if fields:
+                copy.write(encode_rows(table, fields))
+            else:
+                buffer = io.BytesIO()
+                pacsv.write_csv(table, buffer, _CSV_OPTIONS)
+                copy.write(buffer.getbuffer())
             sent += table.num_rows
+        if fields:
+            copy.write(BINARY_TRAILER)
     return sent
 
 
