@@ -42,118 +42,11 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "plugins"))
-sys.path.insert(0, str(ROOT))
-SERVER = os.environ.get("KRXFLOW_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
-TOKEN = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
-MARKET_DB, AIRFLOW_DB = f"krxflow_bench_{TOKEN}", f"krxflow_bench_{TOKEN}_af"
+sys.path[:0] = [str(ROOT / "bench"), str(ROOT / "plugins"), str(ROOT)]
+from airflow_bench import (PeakRss, airflow_stack, configure, count_requests_by_date, setup,  # noqa: E402
+                           teardown, wait_for_run)
 
-os.environ.update({
-    "AIRFLOW_HOME": tempfile.mkdtemp(prefix="krxflow-bench-airflow-"),
-    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-    "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-    "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-    "AIRFLOW__CORE__MAX_MAP_LENGTH": "5000",
-    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"{SERVER.replace('postgresql://', 'postgresql+psycopg://')}/{AIRFLOW_DB}",
-    "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("KRXFLOW_BENCH_LOG_LEVEL", "WARNING"),
-    "AIRFLOW_CONN_POSTGRES_DEFAULT": f"{SERVER}/{MARKET_DB}",
-    "AIRFLOW_CONN_REDIS_DEFAULT": os.environ.get("KRXFLOW_BENCH_REDIS", "redis://127.0.0.1:6379/0"),
-    "KRXFLOW_REDIS_PREFIX": f"krxflow-bench-{TOKEN}:",
-    "KRXFLOW_SQL_DIR": str(ROOT / "include" / "sql"),
-    "MPLCONFIGDIR": tempfile.mkdtemp(prefix="krxflow-bench-mpl-"),
-    "PYTHONPATH": f"{ROOT / 'plugins'}:{ROOT}",
-})
-for leaked in ("KRX_ID", "KRX_PW"):
-    os.environ.pop(leaked, None)
-
-import psutil  # noqa: E402
-import psycopg  # noqa: E402
-from psycopg import sql  # noqa: E402
-
-
-def admin(statement: sql.Composable) -> None:
-    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as conn:
-        conn.execute(statement)
-
-
-def setup() -> None:
-    for name in (MARKET_DB, AIRFLOW_DB):
-        admin(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    from krxflow.db import migrations
-    from krxflow.db.connection import connection
-
-    with connection() as conn:
-        migrations.migrate(conn)
-    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True, timeout=600)
-
-
-def teardown() -> None:
-    for name in (MARKET_DB, AIRFLOW_DB):
-        try:
-            admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        except psycopg.Error as exc:
-            print(f"could not drop {name}: {exc}", file=sys.stderr)
-    try:
-        from krxflow import cache
-
-        client = cache.client()
-        for key in client.scan_iter(match=cache.prefix() + "*", count=1000):
-            client.delete(key)
-    except Exception as exc:
-        print(f"could not clean Redis keys: {exc}", file=sys.stderr)
-
-
-def _role(proc: psutil.Process) -> str:
-    """What an Airflow process is, from its title: task, worker (a task's supervisor), or the component."""
-    title = " ".join(proc.cmdline())
-    if "LocalExecutor" in title:
-        return "worker"
-    if title.startswith("airflow worker -- "):  # the forked task process (its title is the TI id)
-        return "task"
-    for role in ("scheduler", "api-server", "api_server", "forkserver", "serve-logs", "dags test"):
-        if role in title:
-            return role.replace("_", "-")
-    return "other"
-
-
-class PeakRss:
-    """Samples the RSS of process trees; keeps the largest single process seen per role."""
-
-    def __init__(self, pids: list[int], every: float = 0.25):
-        self.pids, self.every = pids, every
-        self.peaks: dict[str, float] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            for pid in self.pids:
-                try:
-                    root = psutil.Process(pid)
-                    for proc in [root, *root.children(recursive=True)]:
-                        try:
-                            role, mb = _role(proc), proc.memory_info().rss / 2**20
-                        except psutil.Error:
-                            continue
-                        self.peaks[role] = max(self.peaks.get(role, 0.0), mb)
-                except psutil.Error:
-                    pass
-            self._stop.wait(self.every)
-
-    def task_peak(self) -> float:
-        """The largest task process: the task itself or its supervisor (a whole ``dags test``: every task)."""
-        return max(self.peaks.get(role, 0.0) for role in ("task", "worker", "dags test"))
-
-    def __str__(self) -> str:
-        return ", ".join(f"{role} {mb:.0f} MB" for role, mb in sorted(self.peaks.items()))
-
-    def __enter__(self) -> "PeakRss":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
+MARKET_DB, AIRFLOW_DB = configure("bench")
 
 
 def _report() -> tuple[dict, int]:
@@ -186,81 +79,19 @@ def run_backfill_dags_test(tickers: list[str], years: int) -> dict:
 def run_backfill_local_executor(tickers: list[str], years: int, parallelism: int, api_workers: int,
                                 timeout: float) -> dict:
     """A real scheduler + LocalExecutor (+ the Execution API), as in production; the run is triggered once."""
-    from tests.fakes.airflow_processes import airflow_cli, start_airflow, stop_process
-    from tests.fakes.kis_server import free_port
+    from tests.fakes.airflow_processes import airflow_cli
 
-    port = free_port()
-    log_dir = Path(tempfile.mkdtemp(prefix="krxflow-bench-logs-"))
-    env = {**os.environ, "KRXFLOW_SOURCE": "sample", "KRXFLOW_SAMPLE_TICKERS": str(len(tickers)),
-           "AIRFLOW__CORE__EXECUTOR": "LocalExecutor", "AIRFLOW__CORE__PARALLELISM": str(parallelism),
-           "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-           "AIRFLOW__API_AUTH__JWT_SECRET": f"krxflow-bench-{TOKEN}",
-           "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False", "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
-           "AIRFLOW__SCHEDULER__MAX_TIS_PER_QUERY": "64"}
-    from krxflow.settings import LOCAL_EXECUTOR_PRELOAD
-    from krxflow.sources.pacing import KRX_POOL
-
-    env.update(LOCAL_EXECUTOR_PRELOAD)
-    airflow_cli(env, "dags", "reserialize")
-    # The sample source never calls KRX: the pool may be as wide as the executor.
-    airflow_cli(env, "pools", "set", KRX_POOL, str(parallelism), "bench: sample source, no KRX calls")
-    airflow_cli(env, "dags", "unpause", "krx_history_backfill")
-    api = start_airflow(env, log_dir, "api-server", "api-server", "--apps", "execution", "--port", str(port),
-                 "--workers", str(api_workers))
-    scheduler = start_airflow(env, log_dir, "scheduler", "scheduler")
+    env = {"KRXFLOW_SOURCE": "sample", "KRXFLOW_SAMPLE_TICKERS": str(len(tickers))}
     conf = json.dumps({"years": years, "tickers": tickers})
-    try:
-        with PeakRss([api.pid, scheduler.pid]) as rss:
-            time.sleep(5)
+    with airflow_stack(parallelism, api_workers, env, unpause=("krx_history_backfill",)) as (env, processes, log_dir):
+        with PeakRss([p.pid for p in processes]) as rss:
             started = time.perf_counter()
             airflow_cli(env, "dags", "trigger", "krx_history_backfill", "-c", conf)
-            state = None
-            while time.perf_counter() - started < timeout:
-                state = _run_state("krx_history_backfill")
-                if state in ("success", "failed"):
-                    break
-                if api.poll() is not None or scheduler.poll() is not None:
-                    raise SystemExit(f"an Airflow process died; logs in {log_dir}")
-                time.sleep(2)
+            state = wait_for_run("krx_history_backfill", processes, log_dir, timeout, started)
             seconds = time.perf_counter() - started
-    finally:
-        stop_process(scheduler)
-        stop_process(api)
-    if state not in ("success", "failed"):
-        raise SystemExit(f"the backfill did not finish within {timeout:.0f}s (state {state}); logs in {log_dir}")
     report, rows = _report()
     return {"seconds": seconds, "report": report, "rows": rows, "peak_rss_mb": rss.task_peak(), "rss": str(rss),
             "state": state}
-
-
-def _run_state(dag_id: str) -> str | None:
-    from airflow.models.dagrun import DagRun
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        run = session.query(DagRun).filter(DagRun.dag_id == dag_id).order_by(DagRun.id.desc()).first()
-        return None if run is None else str(run.state)
-
-
-def count_requests_by_date(tickers: int, years: int) -> dict:
-    """Load every session of ``years`` by date through the pykrx source and the replay; count what it received."""
-    from krxflow.calendar import trading_days
-    from krxflow.sources.loading import history_window
-    from krxflow.sources.pykrx_source import PykrxSource
-    from krxflow.sources.sample import SampleMarket
-    from tests.fakes.krx_replay import KrxReplay
-
-    os.environ["AIRFLOW_CONN_KRX_DEFAULT"] = "generic://bench-user:bench-password@"
-    first, last = history_window(years)
-    days = trading_days(first, last)
-    started = time.perf_counter()
-    rows = 0
-    with KrxReplay(SampleMarket(tickers), require_login=True) as replay:
-        source = PykrxSource(min_interval=0)
-        for day in days:
-            rows += len(source.daily_prices(day))
-    return {"sessions": len(days), "requests": replay.total, "by_kind": dict(replay.received), "rows": rows,
-            "seconds": time.perf_counter() - started}
 
 
 def measure_wire(tickers: int, workers: int, sessions_per_worker: int = 5, histories_per_worker: int = 2) -> dict:
@@ -311,7 +142,7 @@ def main() -> None:
     from krxflow.sources.sample import universe
 
     tickers = universe(args.tickers)
-    setup()
+    setup(MARKET_DB, AIRFLOW_DB)
     try:
         print(f"databases: market {MARKET_DB}, airflow {AIRFLOW_DB}", flush=True)
         if args.runner == "local":
@@ -333,7 +164,7 @@ def main() -> None:
               f"arrivals {wire['min_gap']:.3f}s; failed jobs: {wire['failed'] or 'none'}", flush=True)
     finally:
         if not args.keep:
-            teardown()
+            teardown(MARKET_DB, AIRFLOW_DB)
     print(f"backfill: tickers={len(tickers)} seconds={backfill['seconds']:.1f} ti_per_s={ti_per_s:.2f} "
           f"rows={backfill['rows']} krx_requests_5y_by_date={requests['requests']} "
           f"peak_rss_mb={backfill['peak_rss_mb']:.0f} krx_logins={wire['logins']} krx_min_gap_s={wire['min_gap']:.3f}")

@@ -117,13 +117,14 @@ def update_master(listing: pd.DataFrame, session: dt.date, *, hook=None,
 
 
 def _update_master(listing: pd.DataFrame, session: dt.date, hook, known_delisted) -> ListingResult:
-    existing = read_frame(hook, "queries/krx/stocks_state.sql").set_index("ticker")
+    # plain dicts: a pandas .loc per listed ticker cost ~1 s a session (2,700 lookups)
+    existing = read_frame(hook, "queries/krx/stocks_state.sql").set_index("ticker").to_dict("index")
     now = pd.Timestamp.now(tz="UTC")
     result = ListingResult(day=session.isoformat(), listed=len(listing))
     rows, changes = [], []
     for rec in listing[LISTING_COLUMNS].to_dict("records"):
         ticker = rec["ticker"]
-        old = existing.loc[ticker] if ticker in existing.index else None
+        old = existing.get(ticker)
         row = {k: (None if not isinstance(v, str) and pd.isna(v) else v) for k, v in rec.items()}
         if old is None:
             result.new += 1
@@ -155,7 +156,7 @@ def _update_master(listing: pd.DataFrame, session: dt.date, hook, known_delisted
         rows.append(row)
     listed = set(listing["ticker"])
     if len(listed):  # an empty listing never delists the market
-        for ticker, old in existing.iterrows():
+        for ticker, old in existing.items():
             if ticker in listed or old["market"] not in ("KOSPI", "KOSDAQ"):
                 continue
             if old["last_seen"] is None or old["last_seen"] >= session:
@@ -171,19 +172,25 @@ def _update_master(listing: pd.DataFrame, session: dt.date, hook, known_delisted
                 rows.append({**_current(old, ticker), "delisted_on": gone_on, "updated_at": now})
     if known_delisted is not None:
         for rec in known_delisted.to_dict("records"):
-            if rec["ticker"] in existing.index or rec["ticker"] in listed:
+            if rec["ticker"] in existing or rec["ticker"] in listed:
                 continue
             rows.append({**{k: (None if pd.isna(v) else v) for k, v in rec.items()}, "sector": None,
                          "listed_shares": None, "market_cap": None, "first_seen": None, "last_seen": None,
                          "delisted": True, "delisted_on": None, "updated_at": now})
             result.known_delisted_added += 1
     if rows:
-        written = hook.upsert("stocks", pd.DataFrame(rows)[STOCK_COLUMNS], columns=STOCK_COLUMNS)
+        written = hook.upsert("stocks", _dates_for_hook(pd.DataFrame(rows)[STOCK_COLUMNS]), columns=STOCK_COLUMNS)
         result.rows_written = written.rows_written
     if changes:
         hook.append("stock_changes", pd.DataFrame(changes, columns=CHANGE_COLUMNS), columns=CHANGE_COLUMNS)
     log.info("listing of %s: %s", session, result)
     return result
+
+
+def _dates_for_hook(frame: pd.DataFrame) -> pd.DataFrame:
+    """The master's date columns as datetime64 (the writer's vectorised path; Python dates are parsed one by one)."""
+    days = {c: pd.to_datetime(frame[c]) for c in ("first_seen", "last_seen", "delisted_on")}
+    return frame.assign(**days, updated_at=pd.to_datetime(frame["updated_at"], utc=True))
 
 
 def _gone_on(hook, last_seen: dt.date, absent_on: dt.date) -> dt.date:
@@ -193,7 +200,7 @@ def _gone_on(hook, last_seen: dt.date, absent_on: dt.date) -> dt.date:
     return found["day"].iloc[0] if len(found) and found["day"].iloc[0] is not None else absent_on
 
 
-def _current(old: pd.Series, ticker: str) -> dict:
+def _current(old: dict, ticker: str) -> dict:
     row = {c: old[c] for c in STOCK_COLUMNS if c != "ticker"}
     return {"ticker": ticker, **{k: (None if not isinstance(v, str) and pd.isna(v) else v) for k, v in row.items()}}
 
@@ -214,16 +221,23 @@ def load_daily_prices(source: KrxSource, day, *, hook=None) -> dict:
     ``first_seen``/``last_seen``, new listings, delistings, renames and market moves land on the
     sessions they happened (:func:`update_master`), not on the day ``krx_tickers`` last ran.
     """
-    hook = hook or shared_hook()
     day = as_date(day)
-    frame = source.market_day(day)
+    return store_market_day(source.market_day(day), day, hook=hook)
+
+
+def store_market_day(frame: pd.DataFrame, day: dt.date, *, hook=None, master: bool = True) -> dict:
+    """One session's all-market answer (``KrxSource.market_day``) → ``daily_prices``, and (``master``) the
+    ticker master placed on that session. The cold start places the master only on the sessions where
+    the listing changes (:mod:`krxflow.sources.cold_start`)."""
+    hook = hook or shared_hook()
     if frame.empty:
         return {"day": day.isoformat(), "rows_in": 0, "inserted": 0, "updated": 0, "unchanged": 0, "rejected": 0}
     written = hook.upsert("daily_prices", for_hook(frame[DAILY_COLUMNS]))
-    master = update_master(frame, day, hook=hook)
-    return {"day": day.isoformat(), "rows_in": written.rows_in, "inserted": written.inserted,
-            "updated": written.updated, "unchanged": written.unchanged, "rejected": written.rejected,
-            "master": {k: v for k, v in asdict(master).items() if k != "day"}}
+    loaded = {"day": day.isoformat(), "rows_in": written.rows_in, "inserted": written.inserted,
+              "updated": written.updated, "unchanged": written.unchanged, "rejected": written.rejected}
+    if master:
+        loaded["master"] = {k: v for k, v in asdict(update_master(frame, day, hook=hook)).items() if k != "day"}
+    return loaded
 
 
 def check_daily_quality(day, *, hook=None) -> dict:
