@@ -35,6 +35,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from queue import Queue
 from typing import Any
 
 import pandas as pd
@@ -43,6 +44,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from airflow.providers.postgres.hooks.postgres import PostgresHook
 from psycopg import sql
+from psycopg.copy import QueuedLibpqWriter
 from psycopg.types.json import Jsonb
 
 from krxflow.db import partitions
@@ -64,6 +66,8 @@ INDEX_JOIN_MAX_ROWS = 20_000
 #: The fast-path check narrows to the key's leading values (tickers, or (ticker, adjusted) pairs)
 #: when there are at most this many.
 FAST_PATH_MAX_LEADING_VALUES = 1_000
+#: Buffers (up to 128 kB each) the COPY writer thread may hold back: ~8 MB.
+COPY_QUEUE_BUFFERS = 64
 
 _CSV_OPTIONS = pacsv.WriteOptions(include_header=False, batch_size=8192)
 # Errors a concurrent writer (or a constraint only PostgreSQL checks) can raise on the fast path.
@@ -326,7 +330,7 @@ def _copy(conn: psycopg.Connection, target: sql.Identifier, columns: list[str],
     statement = template("queries/writer/copy_in_binary.sql" if fields else "queries/writer/copy_in.sql",
                          table=target, columns=identifiers(columns))
     sent = 0
-    with conn.cursor() as cur, cur.copy(statement) as copy:
+    with conn.cursor() as cur, cur.copy(statement, writer=_BoundedQueueWriter(cur)) as copy:
         if fields:
             copy.write(BINARY_HEADER)
         for table in batches:
@@ -340,6 +344,16 @@ def _copy(conn: psycopg.Connection, target: sql.Identifier, columns: list[str],
         if fields:
             copy.write(BINARY_TRAILER)
     return sent
+
+
+class _BoundedQueueWriter(QueuedLibpqWriter):
+    """psycopg's queued COPY writer (a thread sends while the caller encodes the next batch) with a
+    queue of :data:`COPY_QUEUE_BUFFERS` buffers instead of 1,024: a server slower than the encoding
+    otherwise let up to ~128 MB of encoded rows pile up in the task (psycopg 3.3's queue, pinned)."""
+
+    def __init__(self, cursor):
+        super().__init__(cursor)
+        self._queue = Queue(maxsize=COPY_QUEUE_BUFFERS)
 
 
 class _ValidatedBatches:
