@@ -8,8 +8,9 @@
   execution``), with the ``krx_api`` pool as wide as the executor (the sample source never calls KRX);
 * :class:`PeakRss` — the largest single process of each kind (task, worker, scheduler, ...);
 * :func:`run_state`, :func:`wait_for_run` — a DAG's newest run, read from the metadata database;
-* :func:`count_requests_by_date` — the KRX requests of loading sessions by date through pykrx and
-  the offline KRX replay, logins included: what the replay really received.
+* :func:`krx_requests`, :func:`count_requests_by_date` — the KRX requests of loading sessions by
+  date (and cross-checks, a listing) through pykrx and the offline KRX replay, logins included:
+  what the replay really received.
 """
 
 from __future__ import annotations
@@ -209,22 +210,36 @@ def wait_for_run(dag_id: str, processes, log_dir: Path, timeout: float, started:
     raise SystemExit(f"{dag_id} did not finish within {timeout:.0f}s (state {state}); logs in {log_dir}")
 
 
-def count_requests_by_date(tickers: int, years: int) -> dict:
-    """Load every session of ``years`` by date through the pykrx source and the replay; count what it received."""
-    from krxflow.calendar import trading_days
-    from krxflow.sources.loading import history_window
+def krx_requests(tickers: int, days, *, ex_dates=(), listing_day=None) -> dict:
+    """What the offline KRX replay receives (logins included) when pykrx, with the login, asks for the
+    all-market answer of every session in ``days``, KRX's adjusted series around each ``(ticker, ex_date)``
+    of ``ex_dates`` (the cross-check) and, given ``listing_day``, that day's listing and the delisted finder."""
+    import datetime as dt
+
+    from krxflow.sources.adjusting import CHECK_WINDOW_DAYS
     from krxflow.sources.pykrx_source import PykrxSource
     from krxflow.sources.sample import SampleMarket
     from tests.fakes.krx_replay import KrxReplay
 
     os.environ["AIRFLOW_CONN_KRX_DEFAULT"] = "generic://bench-user:bench-password@"
-    first, last = history_window(years)
-    days = trading_days(first, last)
     started = time.perf_counter()
     rows = 0
     with KrxReplay(SampleMarket(tickers), require_login=True) as replay:
         source = PykrxSource(min_interval=0)
         for day in days:
-            rows += len(source.daily_prices(day))
+            rows += len(source.market_day(day))
+        for ticker, ex_date in ex_dates:
+            source.krx_adjusted(ticker, ex_date - dt.timedelta(days=CHECK_WINDOW_DAYS), ex_date)
+        if listing_day is not None:
+            source.listing(listing_day)
+            source.delisted()
     return {"sessions": len(days), "requests": replay.total, "by_kind": dict(replay.received), "rows": rows,
-            "seconds": time.perf_counter() - started}
+            "ex_dates": len(ex_dates), "seconds": time.perf_counter() - started}
+
+
+def count_requests_by_date(tickers: int, years: int) -> dict:
+    """Every session of ``years`` loaded by date through pykrx and the replay (:func:`krx_requests`)."""
+    from krxflow.calendar import trading_days
+    from krxflow.sources.loading import history_window
+
+    return krx_requests(tickers, trading_days(*history_window(years)))

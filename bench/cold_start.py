@@ -34,7 +34,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "bench"), str(ROOT / "plugins"), str(ROOT)]
-from airflow_bench import PeakRss, airflow_stack, configure, run_state, setup, teardown, wait_for_run  # noqa: E402
+from airflow_bench import (PeakRss, airflow_stack, configure, krx_requests, run_state, setup, teardown,  # noqa: E402
+                           wait_for_run)
 
 MARKET_DB, AIRFLOW_DB = configure("cold_start")
 UPKEEP = "db_matviews"
@@ -95,24 +96,10 @@ def _market_figures() -> dict:
 def count_requests(tickers: int, years: int, ex_date_tickers: list) -> dict:
     """The cold start's source calls through pykrx and the offline KRX (with its login): what KRX received."""
     from krxflow.calendar import trading_days
-    from krxflow.sources.adjusting import CHECK_WINDOW_DAYS
     from krxflow.sources.loading import history_window
-    from krxflow.sources.pykrx_source import PykrxSource
-    from krxflow.sources.sample import SampleMarket
-    from tests.fakes.krx_replay import KrxReplay
 
-    os.environ["AIRFLOW_CONN_KRX_DEFAULT"] = "generic://bench-user:bench-password@"
     first, last = history_window(years)
-    started = time.perf_counter()
-    with KrxReplay(SampleMarket(tickers), require_login=True) as replay:
-        source = PykrxSource(min_interval=0)
-        for day in trading_days(first, last):
-            source.market_day(day)
-        for ticker, ex_date in ex_date_tickers:
-            source.krx_adjusted(ticker, ex_date - dt.timedelta(days=CHECK_WINDOW_DAYS), ex_date)
-        source.listing(last)
-        source.delisted()
-    return {"requests": replay.total, "by_kind": dict(replay.received), "seconds": time.perf_counter() - started}
+    return krx_requests(tickers, trading_days(first, last), ex_dates=ex_date_tickers, listing_day=last)
 
 
 def main() -> None:
