@@ -89,7 +89,8 @@ def _market_figures() -> dict:
                                      "AND (details->>'master_placed')::boolean"),
             "view_refreshes": one("SELECT count(*) FROM load_stats WHERE operation = 'refresh'"),
             "indicator_writes": one("SELECT count(*) FROM load_stats WHERE table_name = 'daily_indicators'"),
-            "ex_date_tickers": conn.execute("SELECT ticker, ex_date FROM adjustment_factors ORDER BY ex_date").fetchall(),
+            "ex_date_tickers": conn.execute(
+                "SELECT ticker, ex_date FROM adjustment_factors ORDER BY ex_date").fetchall(),
         }
 
 

@@ -17,9 +17,9 @@ Runs nightly (20:30 KST) **and** whenever a loader updates the `daily_prices` or
 `krx_history_backfill`) updates an Asset; refreshing the whole market's read models after each
 would redo whole-market work ~1,230 times in a 5-year by-date backfill. So the first task,
 `loads_settled`, waits (a sensor in reschedule mode: no worker slot held) while `krx_daily_prices`,
-`krx_history_backfill` or `krx_cold_start` has queued or running runs. Airflow keeps at most one queued Asset
-trigger per Asset for this DAG (`max_active_runs=1`), so all the events of a backfill collapse
-into one run, and that run does ONE pass once the loads are done: views refreshed once,
+`krx_history_backfill` or `krx_cold_start` has queued or running runs. Airflow keeps at most one
+queued Asset trigger per Asset for this DAG (`max_active_runs=1`), so all the events of a backfill
+collapse into one run, and that run does ONE pass once the loads are done: views refreshed once,
 indicators computed once for every ticker. On a normal day the loader has finished when the
 Asset event arrives, and the sensor passes at its first poke.
 

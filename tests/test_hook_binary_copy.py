@@ -44,6 +44,8 @@ def twins(clean_db):
 
 
 def _frame(n: int = 400) -> pd.DataFrame:
+    from krxflow.settings import MARKET_TZ
+
     rng = np.random.default_rng(7)
     # halves and near-halves at the 4th / 2nd decimal, tiny and large magnitudes, exponents in repr
     prices = [1.00005, 2.00015, 0.00005, 0.00004999, 1e-07, 123456789.12345, 99999999999999.99, 0.0, 9070.5,
@@ -60,7 +62,7 @@ def _frame(n: int = 400) -> pd.DataFrame:
             "volume": int(rng.integers(0, 2**62)) if i % 3 else None,
             "small": int(rng.integers(-32768, 32767)),
             "flag": bool(i % 2) if i % 9 else None,
-            "at": pd.Timestamp("2024-03-01 09:00:00.123456", tz="Asia/Seoul") + pd.Timedelta(seconds=i) if i % 4 else None,
+            "at": pd.Timestamp("2024-03-01 09:00:00.123456", tz=MARKET_TZ) + pd.Timedelta(seconds=i) if i % 4 else None,
             "note": ["", "삼성전자", "a,b\n\"c\"", None, "\\N"][i % 5],
         })
     frame = pd.DataFrame(rows).drop_duplicates(["ticker", "trade_date"], keep="last")
