@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: venv install test test-fast test-fresh-machine bench migrate clean run stop status bootstrap
+.PHONY: venv install test test-fast test-fresh-machine bench migrate clean run stop status bootstrap backfill
 
 venv: $(VENV)/.installed
 
@@ -52,6 +52,15 @@ stop:
 
 status:
 	$(PY) scripts/stack.py status
+
+## Cold start: YEARS (5) of the whole market into the database of the stack `make run` started — the
+## krx_cold_start DAG (resumable: run it again after an interruption). Progress: the UI or its task logs.
+YEARS ?= 5
+RUN_DIR ?= $(or $(KRXFLOW_RUN_DIR),.run)
+backfill:
+	source $(RUN_DIR)/env.sh && airflow dags unpause krx_cold_start >/dev/null && \
+	airflow dags unpause db_matviews >/dev/null && \
+	airflow dags trigger krx_cold_start --conf '{"years": $(YEARS)}'
 
 ## Create/update krxflow's Connections, Pools and Variables in the configured Airflow.
 bootstrap: venv

@@ -33,7 +33,7 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "plugins"), str(ROOT)]
+sys.path[:0] = [str(ROOT / "bench"), str(ROOT / "plugins"), str(ROOT)]
 SERVER = os.environ.get("KRXFLOW_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
 TOKEN = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
 BENCH_DB = f"krxflow_bench_adjust_{TOKEN}"
@@ -106,26 +106,14 @@ def stored_vs_view(last: dt.date, repeat: int = 200) -> tuple[float, float]:
 
 def count_krx_requests(tickers: int, first: dt.date, last: dt.date) -> dict:
     """By date through pykrx and the replay, then one KRX-adjusted request per ex-date (the cross-check)."""
+    from airflow_bench import krx_requests
     from krxflow.calendar import trading_days
     from krxflow.db.connection import connection
-    from krxflow.krx.adjusting import CHECK_WINDOW_DAYS
-    from krxflow.krx.source import PykrxSource
-    from krxflow.sources.sample import SampleMarket
-    from tests.fakes.krx_replay import KrxReplay
 
-    os.environ["AIRFLOW_CONN_KRX_DEFAULT"] = "generic://bench-user:bench-password@"
     with connection() as conn:
         ex_dates = conn.execute("SELECT ticker, ex_date FROM adjustment_factors WHERE ex_date BETWEEN %s AND %s",
                                 (first, last)).fetchall()
-    started = time.perf_counter()
-    with KrxReplay(SampleMarket(tickers), require_login=True) as replay:
-        source = PykrxSource(min_interval=0)
-        for day in trading_days(first, last):
-            source.daily_prices(day)
-        for ticker, ex_date in ex_dates:
-            source.krx_adjusted(ticker, ex_date - dt.timedelta(days=CHECK_WINDOW_DAYS), ex_date)
-    return {"requests": replay.total, "by_kind": dict(replay.received), "ex_dates": len(ex_dates),
-            "seconds": time.perf_counter() - started}
+    return krx_requests(tickers, trading_days(first, last), ex_dates=ex_dates)
 
 
 def main() -> None:

@@ -9,16 +9,17 @@ Runs nightly (20:30 KST) **and** whenever a loader updates the `daily_prices` or
   old rows during a refresh (a never-populated view gets one plain refresh first).
 * `daily_indicators` is a table (MA 5/20/60/120/200, Bollinger 20/2, Wilder RSI 14, MACD 12/26/9,
   slow Stochastic 14/3/3 over each ticker's full history) written through `BatchedPostgresHook`:
-  only tickers whose prices changed are recomputed, and only new or changed rows written.
+  only tickers whose prices changed are recomputed, and only new or changed rows written; one
+  task per price table (raw, adjusted), running side by side.
   Param `full_indicators` rewrites every ticker (after a definition change, or to repair).
 
 **Proportional to what changed during a backfill.** Every loaded session (and every ticker of
 `krx_history_backfill`) updates an Asset; refreshing the whole market's read models after each
 would redo whole-market work ~1,230 times in a 5-year by-date backfill. So the first task,
-`loads_settled`, waits (a sensor in reschedule mode: no worker slot held) while `krx_daily_prices`
-or `krx_history_backfill` has queued or running runs. Airflow keeps at most one queued Asset
-trigger per Asset for this DAG (`max_active_runs=1`), so all the events of a backfill collapse
-into one run, and that run does ONE pass once the loads are done: views refreshed once,
+`loads_settled`, waits (a sensor in reschedule mode: no worker slot held) while `krx_daily_prices`,
+`krx_history_backfill` or `krx_cold_start` has queued or running runs. Airflow keeps at most one
+queued Asset trigger per Asset for this DAG (`max_active_runs=1`), so all the events of a backfill
+collapse into one run, and that run does ONE pass once the loads are done: views refreshed once,
 indicators computed once for every ticker. On a normal day the loader has finished when the
 Asset event arrives, and the sensor passes at its first poke.
 
@@ -38,7 +39,7 @@ from krxflow.settings import MARKET_TZ
 VIEWS = ("daily_market_summary", "period_candles")
 #: The DAGs whose runs update the price Assets: while any of them has a queued or running run
 #: (a backfill), the read models wait and are then brought current in one pass.
-LOADER_DAGS = ("krx_daily_prices", "krx_history_backfill")
+LOADER_DAGS = ("krx_daily_prices", "krx_history_backfill", "krx_cold_start")
 LOADS_POKE_SECONDS = 60
 
 
@@ -78,8 +79,15 @@ def db_matviews():
         return {"view": view, "rows": result.rows, "concurrently": result.concurrently}
 
     @task
-    def update_indicators() -> list[str]:
-        """Bring daily_indicators in line with both price tables (writes through the hook)."""
+    def indicator_sources() -> list[str]:
+        """The price tables daily_indicators is computed from (one indicator task each, in parallel)."""
+        from krxflow.upkeep import indicators
+
+        return list(indicators.SOURCES)
+
+    @task(map_index_template="{{ source }}")
+    def update_indicators(source: str) -> list[str]:
+        """Bring daily_indicators in line with one price table (writes through the hook)."""
         from airflow.sdk import get_current_context
 
         from krxflow.db.connection import connection
@@ -88,7 +96,7 @@ def db_matviews():
 
         full = bool(get_current_context()["params"].get("full_indicators"))
         with connection() as conn:
-            reports = indicators.update(conn, BatchedPostgresHook(), full=full)
+            reports = indicators.update(conn, BatchedPostgresHook(), sources=(source,), full=full)
         return [report.summary() for report in reports]
 
     previous = settled = loads_settled()
@@ -96,7 +104,7 @@ def db_matviews():
         current = refresh_view.override(task_id=f"refresh_{view}")(view)
         previous >> current
         previous = current
-    settled >> update_indicators()
+    settled >> update_indicators.expand(source=indicator_sources())
 
 
 db_matviews()

@@ -233,7 +233,7 @@ def test_the_master_diff_is_pure_rules_without_a_database():
         {"ticker": "000020", "name": "Gone", "market": "KOSDAQ", "isin": "KR7000020000", "sector": None,
          "listed_shares": 1, "market_cap": 1, "first_seen": DAY1, "last_seen": DAY1, "delisted": False,
          "delisted_on": None, "updated_at": now},
-    ], columns=STOCK_COLUMNS).set_index("ticker")
+    ], columns=STOCK_COLUMNS).set_index("ticker").to_dict("index")
     listing = pd.DataFrame([_row("000010", "New Name", "KOSPI"), _row("000030", "Brand New", "KOSDAQ")],
                            columns=LISTING_COLUMNS)
     asked = []

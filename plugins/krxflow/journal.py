@@ -54,6 +54,7 @@ class Operation(enum.StrEnum):
     QUALITY_CHECK = "quality_check"
     HISTORY_TICKER = "history_ticker"
     HISTORY_BACKFILL = "history_backfill"
+    COLD_START_SESSION = "cold_start_session"
     ADJUST_SESSION = "adjust_session"
     ADJUST_CROSS_CHECK = "adjust_cross_check"
     # upkeep

@@ -35,6 +35,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from queue import Queue
 from typing import Any
 
 import pandas as pd
@@ -43,9 +44,11 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from airflow.providers.postgres.hooks.postgres import PostgresHook
 from psycopg import sql
+from psycopg.copy import QueuedLibpqWriter
 
 from krxflow import journal
 from krxflow.db import partitions
+from krxflow.hooks.binary_copy import HEADER as BINARY_HEADER, TRAILER as BINARY_TRAILER, binary_fields, encode_rows
 from krxflow.hooks.table_spec import TableSpec
 from krxflow.hooks.validation import validate, writable_key_range
 from krxflow.settings import POSTGRES_CONN_ID
@@ -63,6 +66,8 @@ INDEX_JOIN_MAX_ROWS = 20_000
 #: The fast-path check narrows to the key's leading values (tickers, or (ticker, adjusted) pairs)
 #: when there are at most this many.
 FAST_PATH_MAX_LEADING_VALUES = 1_000
+#: Buffers (up to 128 kB each) the COPY writer thread may hold back: ~8 MB.
+COPY_QUEUE_BUFFERS = 64
 
 _CSV_OPTIONS = pacsv.WriteOptions(include_header=False, batch_size=8192)
 # Errors a concurrent writer (or a constraint only PostgreSQL checks) can raise on the fast path.
@@ -239,6 +244,8 @@ class BatchedPostgresHook(PostgresHook):
         else:
             columns, values = prefix
             statement = template("queries/writer/key_range_has_rows.sql", **names, prefix=identifiers(columns),
+                                 prefix_match=sql.SQL(" AND ").join(sql.SQL("t.{0} = p.{0}").format(sql.Identifier(c))
+                                                                    for c in columns),
                                  arrays=sql.SQL(", ").join(  # typed as their columns (format_type, from the catalog)
                                      sql.SQL("{}::{}[]").format(sql.Placeholder(f"prefix_{i}"),
                                                                 sql.SQL(spec.columns[c].pg_type))
@@ -279,18 +286,38 @@ def _copy(conn: psycopg.Connection, target: sql.Identifier, columns: list[str],
           batches: "_ValidatedBatches") -> int:
     """Stream every validated batch into ``target`` with one COPY; returns the rows sent.
 
-    Each batch is validated while the server ingests the previous one, so Python and
-    PostgreSQL work side by side, and only one batch is held in memory at a time.
+    Binary COPY (:mod:`krxflow.hooks.binary_copy`) when every column has a type it encodes, so the
+    server parses nothing; else CSV. Each batch is encoded while the server ingests the previous
+    one, so Python and PostgreSQL work side by side, and only one batch is held in memory at a time.
     """
-    statement = template("queries/writer/copy_in.sql", table=target, columns=identifiers(columns))
+    fields = binary_fields([batches.spec.columns[c] for c in columns])
+    statement = template("queries/writer/copy_in_binary.sql" if fields else "queries/writer/copy_in.sql",
+                         table=target, columns=identifiers(columns))
     sent = 0
-    with conn.cursor() as cur, cur.copy(statement) as copy:
+    with conn.cursor() as cur, cur.copy(statement, writer=_BoundedQueueWriter(cur)) as copy:
+        if fields:
+            copy.write(BINARY_HEADER)
         for table in batches:
-            buffer = io.BytesIO()
-            pacsv.write_csv(table, buffer, _CSV_OPTIONS)
-            copy.write(buffer.getbuffer())
+            if fields:
+                copy.write(encode_rows(table, fields))
+            else:
+                buffer = io.BytesIO()
+                pacsv.write_csv(table, buffer, _CSV_OPTIONS)
+                copy.write(buffer.getbuffer())
             sent += table.num_rows
+        if fields:
+            copy.write(BINARY_TRAILER)
     return sent
+
+
+class _BoundedQueueWriter(QueuedLibpqWriter):
+    """psycopg's queued COPY writer (a thread sends while the caller encodes the next batch) with a
+    queue of :data:`COPY_QUEUE_BUFFERS` buffers instead of 1,024: a server slower than the encoding
+    otherwise let up to ~128 MB of encoded rows pile up in the task (psycopg 3.3's queue, pinned)."""
+
+    def __init__(self, cursor):
+        super().__init__(cursor)
+        self._queue = Queue(maxsize=COPY_QUEUE_BUFFERS)
 
 
 class _ValidatedBatches:

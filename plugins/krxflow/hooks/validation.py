@@ -36,6 +36,8 @@ from krxflow.settings import MARKET_TZ
 #: How far ahead of today a partition-key date may lie.
 FUTURE_HORIZON = dt.timedelta(days=400)
 
+#: PostgreSQL float types: their values stay floats (binary COPY sends them as they are).
+_FLOAT_TYPES = ("double precision", "real")
 _TRUE = {"true", "t", "y", "yes", "1"}
 _FALSE = {"false", "f", "n", "no", "0"}
 
@@ -178,8 +180,10 @@ def _convert_numeric(series: pd.Series, col: ColumnSpec, check: _Checker) -> pd.
             over = numbers.abs() >= limit
             check.fail(over, f"{col.name}: does not fit {col.pg_type} ({_sample_text(series, over)})")
         _check_bounds(numbers, col, check)
-        finite = numbers.where(np.isfinite(numbers))
-        return pa.array(finite, from_pandas=True).cast(pa.string())  # shortest repr: 1.1 stays "1.1"
+        finite = pa.array(numbers.where(np.isfinite(numbers)), from_pandas=True, type=pa.float64())
+        if col.pg_type in _FLOAT_TYPES:  # kept binary: the CSV writer prints the same shortest repr
+            return finite
+        return finite.cast(pa.string())  # exact text for numeric: 1.1 stays "1.1"
     exact = _parse_objects(series, col, check, _parse_decimal)
     if limit is not None:
         over = pd.Series([v is not None and abs(v) >= limit for v in exact], index=series.index, dtype=bool)

@@ -47,16 +47,23 @@ def load_daily_prices(source: KrxSource, day, *, hook=None) -> dict:
     ``first_seen``/``last_seen``, new listings, delistings, renames and market moves land on the
     sessions they happened (:func:`update_master`), not on the day ``krx_tickers`` last ran.
     """
-    hook = hook or shared_hook()
     day = kst_date(day)
-    frame = source.market_day(day)
+    return store_market_day(source.market_day(day), day, hook=hook)
+
+
+def store_market_day(frame, day: dt.date, *, hook=None, master: bool = True) -> dict:
+    """One session's all-market answer (``KrxSource.market_day``) → ``daily_prices``, and (``master``) the
+    ticker master placed on that session. The cold start places the master only on the sessions where
+    the listing changes (:mod:`krxflow.krx.cold_start`)."""
+    hook = hook or shared_hook()
     if frame.empty:
         return {"day": day.isoformat(), "rows_in": 0, "inserted": 0, "updated": 0, "unchanged": 0, "rejected": 0}
     written = hook.upsert("daily_prices", for_hook(frame[DAILY_COLUMNS]))
-    master = update_master(frame, day, hook=hook)
-    return {"day": day.isoformat(), "rows_in": written.rows_in, "inserted": written.inserted,
-            "updated": written.updated, "unchanged": written.unchanged, "rejected": written.rejected,
-            "master": {k: v for k, v in asdict(master).items() if k != "day"}}
+    loaded = {"day": day.isoformat(), "rows_in": written.rows_in, "inserted": written.inserted,
+              "updated": written.updated, "unchanged": written.unchanged, "rejected": written.rejected}
+    if master:
+        loaded["master"] = {k: v for k, v in asdict(update_master(frame, day, hook=hook)).items() if k != "day"}
+    return loaded
 
 
 def check_daily_quality(day, *, hook=None) -> dict:

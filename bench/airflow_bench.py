@@ -1,0 +1,245 @@
+"""What the benches that run krxflow's DAGs under a real Airflow share (``backfill.py``, ``cold_start.py``).
+
+* :func:`configure` — throwaway market and Airflow databases, a private Airflow home and Redis
+  prefix, in the environment (call it before anything imports Airflow);
+* :func:`setup` / :func:`teardown` — create and migrate them / drop them and the Redis keys;
+* :func:`airflow_stack` — ``airflow scheduler`` with the LocalExecutor (workers from the preloaded
+  forkserver, :mod:`krxflow.preload`) and the Execution API (``airflow api-server --apps
+  execution``), with the ``krx_api`` pool as wide as the executor (the sample source never calls KRX);
+* :class:`PeakRss` — the largest single process of each kind (task, worker, scheduler, ...);
+* :func:`run_state`, :func:`wait_for_run` — a DAG's newest run, read from the metadata database;
+* :func:`krx_requests`, :func:`count_requests_by_date` — the KRX requests of loading sessions by
+  date (and cross-checks, a listing) through pykrx and the offline KRX replay, logins included:
+  what the replay really received.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVER = os.environ.get("KRXFLOW_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
+
+
+def configure(name: str = "bench") -> tuple[str, str]:
+    """Point this process (and the Airflow processes it starts) at new throwaway databases; their names."""
+    for path in (ROOT / "plugins", ROOT):
+        if str(path) not in sys.path:
+            sys.path.insert(0, str(path))
+    token = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    market_db, airflow_db = f"krxflow_{name}_{token}", f"krxflow_{name}_{token}_af"
+    os.environ.update({
+        "AIRFLOW_HOME": tempfile.mkdtemp(prefix="krxflow-bench-airflow-"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__MAX_MAP_LENGTH": "5000",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"{SERVER.replace('postgresql://', 'postgresql+psycopg://')}/{airflow_db}",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("KRXFLOW_BENCH_LOG_LEVEL", "WARNING"),
+        "AIRFLOW_CONN_POSTGRES_DEFAULT": f"{SERVER}/{market_db}",
+        "AIRFLOW_CONN_REDIS_DEFAULT": os.environ.get("KRXFLOW_BENCH_REDIS", "redis://127.0.0.1:6379/0"),
+        "KRXFLOW_REDIS_PREFIX": f"krxflow-bench-{token}:",
+        "KRXFLOW_SQL_DIR": str(ROOT / "include" / "sql"),
+        "MPLCONFIGDIR": tempfile.mkdtemp(prefix="krxflow-bench-mpl-"),
+        "PYTHONPATH": f"{ROOT / 'plugins'}:{ROOT}",
+    })
+    for leaked in ("KRX_ID", "KRX_PW"):
+        os.environ.pop(leaked, None)
+    return market_db, airflow_db
+
+
+def admin(statement) -> None:
+    import psycopg
+
+    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as conn:
+        conn.execute(statement)
+
+
+def setup(*databases: str) -> None:
+    """Create the databases, migrate the market one (krxflow) and the Airflow one."""
+    from psycopg import sql
+
+    for name in databases:
+        admin(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    from krxflow.db import migrations
+    from krxflow.db.connection import connection
+
+    with connection() as conn:
+        migrations.migrate(conn)
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True, timeout=600)
+
+
+def teardown(*databases: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    for name in databases:
+        try:
+            admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        except psycopg.Error as exc:
+            print(f"could not drop {name}: {exc}", file=sys.stderr)
+    try:
+        from krxflow import cache
+
+        client = cache.client()
+        for key in client.scan_iter(match=cache.prefix() + "*", count=1000):
+            client.delete(key)
+    except Exception as exc:
+        print(f"could not clean Redis keys: {exc}", file=sys.stderr)
+
+
+def _role(proc) -> str:
+    """What an Airflow process is, from its title: task, worker (a task's supervisor), or the component."""
+    title = " ".join(proc.cmdline())
+    if "LocalExecutor" in title:
+        return "worker"
+    if title.startswith("airflow worker -- "):  # the forked task process (its title is the TI id)
+        return "task"
+    for role in ("scheduler", "api-server", "api_server", "forkserver", "serve-logs", "dags test"):
+        if role in title:
+            return role.replace("_", "-")
+    return "other"
+
+
+class PeakRss:
+    """Samples the RSS of process trees; keeps the largest single process seen per role."""
+
+    def __init__(self, pids: list[int], every: float = 0.25):
+        self.pids, self.every = pids, every
+        self.peaks: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import psutil
+
+        while not self._stop.is_set():
+            for pid in self.pids:
+                try:
+                    root = psutil.Process(pid)
+                    for proc in [root, *root.children(recursive=True)]:
+                        try:
+                            role, mb = _role(proc), proc.memory_info().rss / 2**20
+                        except psutil.Error:
+                            continue
+                        self.peaks[role] = max(self.peaks.get(role, 0.0), mb)
+                except psutil.Error:
+                    pass
+            self._stop.wait(self.every)
+
+    def task_peak(self) -> float:
+        """The largest task process: the task itself or its supervisor (a whole ``dags test``: every task)."""
+        return max(self.peaks.get(role, 0.0) for role in ("task", "worker", "dags test"))
+
+    def krxflow_peak(self) -> float:
+        """The largest process of all (tasks, scheduler, api-server, ...)."""
+        return max(self.peaks.values(), default=0.0)
+
+    def __str__(self) -> str:
+        return ", ".join(f"{role} {mb:.0f} MB" for role, mb in sorted(self.peaks.items()))
+
+    def __enter__(self) -> "PeakRss":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@contextmanager
+def airflow_stack(parallelism: int, api_workers: int = 1, env: dict | None = None, unpause: tuple[str, ...] = ()):
+    """A scheduler (LocalExecutor, preloaded forkserver) and the Execution API; yields (env, [pids], log_dir)."""
+    from krxflow.settings import LOCAL_EXECUTOR_PRELOAD
+    from krxflow.krx.pacing import KRX_POOL
+    from tests.fakes.airflow_processes import airflow_cli, start_airflow, stop_process
+    from tests.fakes.kis_server import free_port
+
+    port = free_port()
+    log_dir = Path(tempfile.mkdtemp(prefix="krxflow-bench-logs-"))
+    env = {**os.environ, "AIRFLOW__CORE__EXECUTOR": "LocalExecutor", "AIRFLOW__CORE__PARALLELISM": str(parallelism),
+           "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+           "AIRFLOW__API_AUTH__JWT_SECRET": f"krxflow-bench-{os.getpid()}",
+           "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False", "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+           "AIRFLOW__SCHEDULER__MAX_TIS_PER_QUERY": "64", **LOCAL_EXECUTOR_PRELOAD, **(env or {})}
+    airflow_cli(env, "dags", "reserialize")
+    # The sample source never calls KRX: the pool may be as wide as the executor.
+    airflow_cli(env, "pools", "set", KRX_POOL, str(parallelism), "bench: sample source, no KRX calls")
+    for dag_id in unpause:
+        airflow_cli(env, "dags", "unpause", dag_id)
+    api = start_airflow(env, log_dir, "api-server", "api-server", "--apps", "execution", "--port", str(port),
+                        "--workers", str(api_workers))
+    scheduler = start_airflow(env, log_dir, "scheduler", "scheduler")
+    try:
+        time.sleep(5)
+        yield env, [api, scheduler], log_dir
+    finally:
+        stop_process(scheduler)
+        stop_process(api)
+
+
+def run_state(dag_id: str) -> str | None:
+    """The state of ``dag_id``'s newest run (None: no run yet)."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        run = session.query(DagRun).filter(DagRun.dag_id == dag_id).order_by(DagRun.id.desc()).first()
+        return None if run is None else str(run.state)
+
+
+def wait_for_run(dag_id: str, processes, log_dir: Path, timeout: float, started: float | None = None) -> str:
+    """Poll until ``dag_id``'s newest run ends; its final state (a SystemExit after ``timeout``)."""
+    started = time.perf_counter() if started is None else started
+    state = None
+    while time.perf_counter() - started < timeout:
+        state = run_state(dag_id)
+        if state in ("success", "failed"):
+            return state
+        if any(proc.poll() is not None for proc in processes):
+            raise SystemExit(f"an Airflow process died; logs in {log_dir}")
+        time.sleep(2)
+    raise SystemExit(f"{dag_id} did not finish within {timeout:.0f}s (state {state}); logs in {log_dir}")
+
+
+def krx_requests(tickers: int, days, *, ex_dates=(), listing_day=None) -> dict:
+    """What the offline KRX replay receives (logins included) when pykrx, with the login, asks for the
+    all-market answer of every session in ``days``, KRX's adjusted series around each ``(ticker, ex_date)``
+    of ``ex_dates`` (the cross-check) and, given ``listing_day``, that day's listing and the delisted finder."""
+    import datetime as dt
+
+    from krxflow.krx.adjusting import CHECK_WINDOW_DAYS
+    from krxflow.krx.source import PykrxSource
+    from krxflow.sources.sample import SampleMarket
+    from tests.fakes.krx_replay import KrxReplay
+
+    os.environ["AIRFLOW_CONN_KRX_DEFAULT"] = "generic://bench-user:bench-password@"
+    started = time.perf_counter()
+    rows = 0
+    with KrxReplay(SampleMarket(tickers), require_login=True) as replay:
+        source = PykrxSource(min_interval=0)
+        for day in days:
+            rows += len(source.market_day(day))
+        for ticker, ex_date in ex_dates:
+            source.krx_adjusted(ticker, ex_date - dt.timedelta(days=CHECK_WINDOW_DAYS), ex_date)
+        if listing_day is not None:
+            source.listing(listing_day)
+            source.delisted()
+    return {"sessions": len(days), "requests": replay.total, "by_kind": dict(replay.received), "rows": rows,
+            "ex_dates": len(ex_dates), "seconds": time.perf_counter() - started}
+
+
+def count_requests_by_date(tickers: int, years: int) -> dict:
+    """Every session of ``years`` loaded by date through pykrx and the replay (:func:`krx_requests`)."""
+    from krxflow.calendar import trading_days
+    from krxflow.krx.loading import history_window
+
+    return krx_requests(tickers, trading_days(*history_window(years)))
