@@ -27,6 +27,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVER = os.environ.get("KRXFLOW_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
+#: This bench's installation, as :func:`krxflow.environment.airflow_environment` takes it (set by :func:`configure`).
+INSTALLATION: dict = {}
 
 
 def configure(name: str = "bench") -> tuple[str, str]:
@@ -36,18 +38,16 @@ def configure(name: str = "bench") -> tuple[str, str]:
             sys.path.insert(0, str(path))
     token = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
     market_db, airflow_db = f"krxflow_{name}_{token}", f"krxflow_{name}_{token}_af"
+    from krxflow import environment  # plain strings, no Airflow import
+
+    INSTALLATION.update(
+        home=tempfile.mkdtemp(prefix="krxflow-bench-airflow-"), metadata_db=f"{SERVER}/{airflow_db}",
+        market_db=f"{SERVER}/{market_db}", redis_url=os.environ.get("KRXFLOW_BENCH_REDIS", "redis://127.0.0.1:6379/0"),
+        dags_folder=ROOT / "dags", plugins_folder=ROOT / "plugins", sql_dir=ROOT / "include" / "sql",
+        redis_prefix=f"krxflow-bench-{token}:")
     os.environ.update({
-        "AIRFLOW_HOME": tempfile.mkdtemp(prefix="krxflow-bench-airflow-"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-        "AIRFLOW__CORE__MAX_MAP_LENGTH": "5000",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"{SERVER.replace('postgresql://', 'postgresql+psycopg://')}/{airflow_db}",
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("KRXFLOW_BENCH_LOG_LEVEL", "WARNING"),
-        "AIRFLOW_CONN_POSTGRES_DEFAULT": f"{SERVER}/{market_db}",
-        "AIRFLOW_CONN_REDIS_DEFAULT": os.environ.get("KRXFLOW_BENCH_REDIS", "redis://127.0.0.1:6379/0"),
-        "KRXFLOW_REDIS_PREFIX": f"krxflow-bench-{token}:",
-        "KRXFLOW_SQL_DIR": str(ROOT / "include" / "sql"),
+        **environment.airflow_environment(**INSTALLATION,
+                                          logging_level=os.environ.get("KRXFLOW_BENCH_LOG_LEVEL", "WARNING")),
         "MPLCONFIGDIR": tempfile.mkdtemp(prefix="krxflow-bench-mpl-"),
         "PYTHONPATH": f"{ROOT / 'plugins'}:{ROOT}",
     })
@@ -158,18 +158,19 @@ class PeakRss:
 @contextmanager
 def airflow_stack(parallelism: int, api_workers: int = 1, env: dict | None = None, unpause: tuple[str, ...] = ()):
     """A scheduler (LocalExecutor, preloaded forkserver) and the Execution API; yields (env, [pids], log_dir)."""
-    from krxflow.settings import LOCAL_EXECUTOR_PRELOAD
+    from krxflow import environment
     from krxflow.krx.pacing import KRX_POOL
+    from krxflow.sample.kis_server import free_port
     from tests.fakes.airflow_processes import airflow_cli, start_airflow, stop_process
-    from tests.fakes.kis_server import free_port
 
     port = free_port()
     log_dir = Path(tempfile.mkdtemp(prefix="krxflow-bench-logs-"))
-    env = {**os.environ, "AIRFLOW__CORE__EXECUTOR": "LocalExecutor", "AIRFLOW__CORE__PARALLELISM": str(parallelism),
-           "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+    env = {**os.environ,
+           **environment.airflow_environment(**INSTALLATION, api_port=port, parallelism=parallelism,
+                                             logging_level=os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"]),
            "AIRFLOW__API_AUTH__JWT_SECRET": f"krxflow-bench-{os.getpid()}",
            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False", "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
-           "AIRFLOW__SCHEDULER__MAX_TIS_PER_QUERY": "64", **LOCAL_EXECUTOR_PRELOAD, **(env or {})}
+           "AIRFLOW__SCHEDULER__MAX_TIS_PER_QUERY": "64", **(env or {})}
     airflow_cli(env, "dags", "reserialize")
     # The sample source never calls KRX: the pool may be as wide as the executor.
     airflow_cli(env, "pools", "set", KRX_POOL, str(parallelism), "bench: sample source, no KRX calls")
