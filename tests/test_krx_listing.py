@@ -233,6 +233,9 @@ def test_the_master_diff_is_pure_rules_without_a_database():
         {"ticker": "000020", "name": "Gone", "market": "KOSDAQ", "isin": "KR7000020000", "sector": None,
          "listed_shares": 1, "market_cap": 1, "first_seen": DAY1, "last_seen": DAY1, "delisted": False,
          "delisted_on": None, "updated_at": now},
+        {"ticker": "000040", "name": "Also gone", "market": "KOSPI", "isin": "KR7000040000", "sector": None,
+         "listed_shares": 1, "market_cap": 1, "first_seen": DAY1, "last_seen": DAY1, "delisted": False,
+         "delisted_on": None, "updated_at": now},
     ], columns=STOCK_COLUMNS).set_index("ticker").to_dict("index")
     listing = pd.DataFrame([_row("000010", "New Name", "KOSPI"), _row("000030", "Brand New", "KOSDAQ")],
                            columns=LISTING_COLUMNS)
@@ -243,9 +246,10 @@ def test_the_master_diff_is_pure_rules_without_a_database():
         return DAY2
 
     diff = diff_master(existing, listing, DAY3, known_delisted=None, gone_on=gone_on, now=now)
-    assert (diff.result.new, diff.result.renamed, diff.result.delisted) == (1, 1, 1)
-    assert asked == [(DAY1, DAY3)]
+    assert (diff.result.new, diff.result.renamed, diff.result.delisted) == (1, 1, 2)  # two delisted in one session
+    assert asked == [(DAY1, DAY3), (DAY1, DAY3)]
     assert ("000010", DAY3, "name", "Old Name", "New Name") in diff.changes
     assert ("000020", DAY2, "delisted", "false", "true") in diff.changes
+    assert ("000040", DAY2, "delisted", "false", "true") in diff.changes
     by_ticker = {row["ticker"]: row for row in diff.rows}
     assert by_ticker["000030"]["first_seen"] == DAY3 and by_ticker["000020"]["delisted_on"] == DAY2

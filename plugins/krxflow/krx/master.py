@@ -152,13 +152,13 @@ def diff_master(existing: dict[str, dict], listing: pd.DataFrame, session: dt.da
                 continue
             if old["delisted"] and old["delisted_on"] is not None and session >= old["delisted_on"]:
                 continue  # still gone, as already recorded
-            gone_on = gone_on(old["last_seen"], session)
+            delisted_on = gone_on(old["last_seen"], session)
             if not old["delisted"]:
-                rows.append({**_current(old, ticker), "delisted": True, "delisted_on": gone_on, "updated_at": now})
-                changes.append((ticker, gone_on, "delisted", "false", "true"))
+                rows.append({**_current(old, ticker), "delisted": True, "delisted_on": delisted_on, "updated_at": now})
+                changes.append((ticker, delisted_on, "delisted", "false", "true"))
                 result.delisted += 1
-            elif old["delisted_on"] is None or gone_on < old["delisted_on"]:  # gone already on an earlier session
-                rows.append({**_current(old, ticker), "delisted_on": gone_on, "updated_at": now})
+            elif old["delisted_on"] is None or delisted_on < old["delisted_on"]:  # gone already on an earlier session
+                rows.append({**_current(old, ticker), "delisted_on": delisted_on, "updated_at": now})
     if known_delisted is not None:
         for rec in known_delisted.to_dict("records"):
             if rec["ticker"] in existing or rec["ticker"] in listed:
