@@ -49,3 +49,26 @@ def test_the_reference_scan_sees_the_forms_modules_use():
     named = _named_files()
     assert "queries/journal/record_entry.sql" in named
     assert "queries/reports/quality_*.sql" in named
+
+
+def _sql_lines(path: Path) -> int:
+    return sum(1 for line in path.read_text(encoding="utf-8").splitlines()
+               if line.strip() and not line.lstrip().startswith("--"))
+
+
+def test_the_writers_short_fragments_are_named_constants_not_files():
+    """The writer keeps files only for real queries; its ≤ 3-line fragments are psycopg.sql constants."""
+    from psycopg import sql
+
+    from krxflow.hooks import batched_postgres
+
+    short = sorted(str(p.relative_to(QUERIES)) for p in (QUERIES / "queries" / "writer").glob("*.sql")
+                   if _sql_lines(p) <= 3)
+    assert not short, f"fragments of the writer kept as files: {short}"
+    fragments = {name: value for name, value in vars(batched_postgres).items()
+                 if name.isupper() and isinstance(value, sql.SQL)}
+    assert {"TRANSACTION_SETTINGS", "CREATE_STAGING", "UPDATE_FROM_STAGING", "COPY_IN_BINARY"} <= set(fragments)
+    # each fragment is at most three lines and fills its placeholders through psycopg.sql
+    assert all(value.as_string(None).count("\n") < 3 for value in fragments.values())
+    filled = batched_postgres.CREATE_STAGING.format(staging=sql.Identifier("s x"), target=sql.Identifier("t"))
+    assert filled.as_string(None) == 'CREATE TEMP TABLE "s x" (LIKE "t" INCLUDING DEFAULTS) ON COMMIT DROP'
