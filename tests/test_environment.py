@@ -123,3 +123,17 @@ def test_celery_worker_preloads_what_tasks_import(airflow_db, airflow_components
             assert any(name.startswith("libarrow") for name in mapped), f"pool process {process.pid} lacks pyarrow"
     finally:
         stop_process(worker)
+
+
+def test_the_ui_zone_has_no_server_setting_in_this_airflow():
+    """Issue 14 point 9: krxflow sets ``[core] default_timezone``; the UI's zone is the user's choice.
+
+    Airflow 3.3's UI starts from the browser's zone (a Korean user's browser: KST) and keeps the
+    user's choice in local storage; ``/ui/config`` passes it no zone. When an Airflow release adds
+    one, this fails and the builder should set it to :data:`MARKET_TZ` too.
+    """
+    from airflow.api_fastapi.core_api.routes.ui import config as ui_config
+
+    exposed = set(ui_config.API_CONFIG_KEYS)
+    assert not {key for key in exposed if "zone" in key or key.endswith("_tz")}
+    assert "timezone" not in Path(ui_config.__file__).read_text(encoding="utf-8")
