@@ -440,14 +440,17 @@ class KrxReplay:
     def _prices_of(self, day: dt.date) -> pd.DataFrame:
         return self.market.day(day).set_index("ticker")
 
+    def _priced_report(self, report: str, params: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The report's rows of the market asked for (``mktId``, default all) and the day's prices by ticker."""
+        day, frame, names = self._report(report, params)
+        if frame.empty:
+            return frame, frame
+        frame = frame.merge(names, on="ticker")
+        return frame[frame["market"].isin(_MKT_FILTER.get(params.get("mktId", "ALL"), set()))], self._prices_of(day)
+
     def _fundamentals(self, params: dict) -> list[dict]:
         """MDCSTAT03501 ``output``: loss makers have "-" for EPS and PER."""
-        day, frame, names = self._report("fundamentals", params)
-        if frame.empty:
-            return []
-        prices = self._prices_of(day)
-        frame = frame.merge(names, on="ticker")
-        frame = frame[frame["market"].isin(_MKT_FILTER.get(params.get("mktId", "ALL"), set()))]
+        frame, prices = self._priced_report("fundamentals", params)
         rows = []
         for r in frame.itertuples(index=False):
             p = prices.loc[r.ticker]
@@ -486,12 +489,7 @@ class KrxReplay:
 
     def _foreign_ownership(self, params: dict) -> list[dict]:
         """MDCSTAT03701 ``output``."""
-        day, frame, names = self._report("foreign_ownership", params)
-        if frame.empty:
-            return []
-        prices = self._prices_of(day)
-        frame = frame.merge(names, on="ticker")
-        frame = frame[frame["market"].isin(_MKT_FILTER.get(params.get("mktId", "ALL"), set()))]
+        frame, prices = self._priced_report("foreign_ownership", params)
         rows = []
         for r in frame.itertuples(index=False):
             p = prices.loc[r.ticker]
