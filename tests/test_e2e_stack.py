@@ -32,6 +32,7 @@ import pytest
 from psycopg import sql
 
 from krxflow.stack import demo as stack_demo, env as stack_env, processes as stack_processes
+from krxflow.market_time import kst_today
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -243,7 +244,7 @@ def test_make_run_stack_end_to_end(running_stack):
     from krxflow.calendar import previous_trading_day, trading_days
 
     # Ends two sessions back, so the scheduled run that unpausing creates (latest session) is not in it.
-    last = previous_trading_day(previous_trading_day(dt.date.today()))
+    last = previous_trading_day(previous_trading_day(kst_today()))
     first = last - dt.timedelta(days=13)
     sessions = trading_days(first, last)
     t = time.monotonic()
@@ -299,7 +300,7 @@ def test_make_run_stack_end_to_end(running_stack):
         summary_days = conn.execute("SELECT count(DISTINCT trade_date) FROM daily_market_summary").fetchone()[0]
         future = conn.execute("SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
                               "WHERE c.relname LIKE 'daily_prices_p%%' AND c.relname >= %s",
-                              (f"daily_prices_p{(dt.date.today() + dt.timedelta(days=62)):%Y%m}",)).fetchone()[0]
+                              (f"daily_prices_p{(kst_today() + dt.timedelta(days=62)):%Y%m}",)).fetchone()[0]
         stats = dict(conn.execute("SELECT status, count(*) FROM load_stats GROUP BY 1").fetchall())
     assert summary_days >= len(sessions), "db_matviews refreshed the market summary"
     assert future >= 1, "db_partitions created partitions ahead"

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from krxflow.sample.kis_server import FakeKis, FakeKisThread
+from krxflow.market_time import kst_today
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -78,7 +79,7 @@ def test_dag_runs_end_to_end_against_the_fake_server(airflow_db, clean_db, redis
                "PYTHONPATH": f"{ROOT / 'plugins'}:{ROOT}"}
         from krxflow.calendar import previous_trading_day
 
-        session = previous_trading_day(dt.date.today()).isoformat()  # after the DAG's start_date
+        session = previous_trading_day(kst_today()).isoformat()  # after the DAG's start_date
         conf = json.dumps({"demo_seconds": 7})
         started = time.monotonic()
         proc = subprocess.run([shutil.which("timeout"), "-s", "INT", "240", sys.executable, "-m", "airflow", "dags",

@@ -23,6 +23,7 @@ from krxflow.kis import drain as kis_drain
 from krxflow.triggers.kis_poll import KisPollTrigger
 from krxflow.triggers.running import first_event
 from krxflow.sample.kis_server import FakeKis, FakeKisThread, free_port
+from krxflow.market_time import kst_today
 
 ROOT = Path(__file__).resolve().parents[1]
 TICKERS = ["005930", "000660", "035420", "005380", "051910", "000001", "999999"]  # 000001 halted, 999999 unknown
@@ -239,7 +240,7 @@ def test_sample_quotes_start_from_the_sample_close_and_stay_within_its_limits(cl
     from krxflow.sample.kis_server import price_limits, tick_size
 
     source = SampleSource(tickers=60)
-    last_close_day = previous_trading_day(dt.date.today())  # KST date; the fake and the loader agree
+    last_close_day = previous_trading_day(kst_today())  # KST date; the fake and the loader agree
     loading.load_daily_prices(source, last_close_day, hook=BatchedPostgresHook())
     closes = dict(clean_db.execute("SELECT ticker, close FROM daily_prices WHERE trade_date = %s",
                                    (last_close_day,)).fetchall())

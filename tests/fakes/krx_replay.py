@@ -54,6 +54,7 @@ import pandas as pd
 import responses
 
 from krxflow.sources.sample import SampleMarket, isin_of, session_index, sessions
+from krxflow.market_time import kst_today
 
 KRX_DATA_URL = "https://data.krx.co.kr/comm/bldAttendant/getJsonData.cmd"
 LOGIN_PAGE = "https://data.krx.co.kr/contents/MDC/COMS/client/MDCCOMS001.cmd"
@@ -117,7 +118,7 @@ class KrxReplay:
         self.market = market or SampleMarket(tickers)
         self.login_code = login_code
         self.require_login = require_login
-        self.today = today or dt.date.today()
+        self.today = today or kst_today()
         self.owner = wire_id is None
         self.wire_id = wire_id or uuid.uuid4().hex[:12]
         self._redis = redis.Redis.from_url(os.environ.get("AIRFLOW_CONN_REDIS_DEFAULT", "redis://127.0.0.1:6379/0"),

@@ -32,6 +32,7 @@ import pyarrow as pa
 
 from krxflow.hooks.table_spec import ColumnSpec, TableSpec
 from krxflow.settings import MARKET_TZ
+from krxflow.market_time import kst_today
 
 #: How far ahead of today a partition-key date may lie.
 FUTURE_HORIZON = dt.timedelta(days=400)
@@ -252,7 +253,7 @@ def _convert_timestamp(series: pd.Series, col: ColumnSpec, check: _Checker, spec
 
 def _partition_window(policy) -> tuple[pd.Timestamp, pd.Timestamp]:
     """The days a partition key may hold: the policy's ``earliest`` to today + ``FUTURE_HORIZON``."""
-    return pd.Timestamp(policy.earliest), pd.Timestamp(dt.date.today() + FUTURE_HORIZON)
+    return pd.Timestamp(policy.earliest), pd.Timestamp(kst_today() + FUTURE_HORIZON)
 
 
 def _check_partition_range(days: pd.Series, col: ColumnSpec, check: _Checker, spec: TableSpec) -> None:

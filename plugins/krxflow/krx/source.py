@@ -45,7 +45,7 @@ from krxflow.krx.pacing import Pacer
 from krxflow.krx.parsing import market_day_frame, naver_frame, ticker_history_frame
 from krxflow.krx.pykrx_session import (Credentials, bind_session, import_pykrx, known_isins, krx_credentials,
                                        login_error, remember_isins, reset_pykrx_state)
-from krxflow.market_time import kst_date
+from krxflow.market_time import kst_date, kst_today
 from krxflow.settings import KRX_CONN_ID
 from krxflow.sources.base import (DAILY_COLUMNS, DELISTED_COLUMNS, FOREIGN_OWNERSHIP_COLUMNS, FUNDAMENTAL_COLUMNS,
                                   INDEX_GROUPS, INDEX_PRICE_COLUMNS, INVESTOR_COLUMNS, INVESTOR_TYPES,
@@ -269,7 +269,7 @@ class PykrxSource(KrxSource):
         from pykrx.website.naver.core import Sise
 
         # pykrx asks Naver for the number of calendar days back from today (plus 2 for the first change).
-        count = max((dt.date.today() - first).days + 2, 1)
+        count = max((kst_today() - first).days + 2, 1)
         xml_text = self._call(lambda: Sise().fetch(ticker, count), krx_login=False)
         return naver_frame(xml_text, ticker, first, last)
 

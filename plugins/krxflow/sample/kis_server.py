@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from krxflow.market_time import KST
+from krxflow.market_time import KST, kst_today
 from krxflow.sample import kis_minute_bars
 from krxflow.sample.serving import BackgroundServer, free_port, serve_app
 
@@ -96,7 +96,7 @@ def sample_base(code: str, today: dt.date | None = None) -> int | None:
     market = SampleMarket()
     if market.profile(code) is None:
         return None
-    day = previous_trading_day(today or dt.datetime.now(KST).date())
+    day = previous_trading_day(today or kst_today())
     i = session_index(day)
     series = market.series(code)
     if i < 0 or not series["trading"][i]:

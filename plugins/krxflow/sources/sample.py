@@ -34,7 +34,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from krxflow.market_time import kst_date
+from krxflow.market_time import kst_date, kst_today
 from krxflow.sources.base import (ADJUSTED_COLUMNS, DAILY_COLUMNS, DELISTED_COLUMNS, KRX_ADJUSTED_COLUMNS,
                                   LISTING_COLUMNS, MARKET_DAY_COLUMNS, KrxSource)
 
@@ -410,7 +410,7 @@ class SampleSource(KrxSource):
         return frame[LISTING_COLUMNS].reset_index(drop=True)
 
     def delisted(self) -> pd.DataFrame:
-        today_index = session_index(_previous_session(min(dt.date.today(), sessions()[-1].astype(dt.date))))
+        today_index = session_index(_previous_session(min(kst_today(), sessions()[-1].astype(dt.date))))
         rows = []
         for ticker in self.market.tickers:
             p = self.market.profile(ticker)

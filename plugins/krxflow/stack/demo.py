@@ -71,7 +71,9 @@ def _now_utc() -> str:
 
 def start_demo(api: AirflowApi) -> list[str]:
     """Sample mode: unpause the krxflow DAGs and start a first round of runs (tickers, then two weeks by date)."""
-    from datetime import date, timedelta
+    from datetime import timedelta
+
+    from krxflow.market_time import kst_today
 
     done = []
     dag_ids = krxflow_dag_ids(api)
@@ -84,7 +86,7 @@ def start_demo(api: AirflowApi) -> list[str]:
     if "krx_daily_prices" in dag_ids and api.get("/backfills", dag_id="krx_daily_prices", limit=100)["backfills"]:
         done.append("krx_daily_prices already has a backfill (earlier run): not creating another")
     elif "krx_daily_prices" in dag_ids:
-        today = date.today()
+        today = kst_today()
         api.request("POST", "/backfills", json={
             "dag_id": "krx_daily_prices", "from_date": f"{today - timedelta(days=14)}T00:00:00+09:00",
             "to_date": f"{today - timedelta(days=1)}T00:00:00+09:00", "max_active_runs": 2,
