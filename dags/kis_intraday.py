@@ -76,17 +76,12 @@ def kis_intraday():
         """The run's watchlist and polling window (skips the run on a non-trading day)."""
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from krxflow.calendar import is_trading_day
+        from krxflow.calendar import session_of_run
         from krxflow.db.connection import connection
-        from krxflow.kis.session import plan as make_plan
-        from krxflow.kis.session import run_stream
+        from krxflow.kis.session import closed_since, plan as make_plan, run_stream
 
-        from krxflow.kis.session import closed_since
-
-        day = context["logical_date"].in_timezone(MARKET_TZ).date()
         params = context["params"]
-        if not params.get("demo_seconds") and not is_trading_day(day):
-            raise AirflowSkipException(f"{day} is not an XKRX session")
+        day = session_of_run(context["logical_date"], closed_ok=bool(params.get("demo_seconds")))
         with connection() as conn:
             planned = make_plan(day, run_stream(context["dag"].dag_id, context["run_id"]), params, conn)
         if (ended := closed_since(planned)) is not None:

@@ -58,16 +58,11 @@ def kis_minute_bars():
     @task
     def plan_days(**context) -> list[str]:
         """The run's days (skips a manual run on a non-session day without dates)."""
-        from airflow.sdk.exceptions import AirflowSkipException
-
-        from krxflow.calendar import is_trading_day
+        from krxflow.calendar import session_of_run
         from krxflow.kis import minute_bars
 
-        day = context["logical_date"].in_timezone(MARKET_TZ).date()
-        params = context["params"]
-        if not params.get("dates") and not is_trading_day(day):
-            raise AirflowSkipException(f"{day} is not an XKRX session")
-        return minute_bars.days_to_fetch(day, params.get("dates"))
+        dates = context["params"].get("dates")
+        return minute_bars.days_to_fetch(session_of_run(context["logical_date"], closed_ok=bool(dates)), dates)
 
     @task
     def plan_tickers(**context) -> list[str]:

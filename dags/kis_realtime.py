@@ -84,16 +84,12 @@ def kis_realtime():
     @task(multiple_outputs=True)
     def plan(**context) -> dict:
         """The run's WebSocket registrations, REST remainder and window (skips non-trading days)."""
-        from airflow.sdk.exceptions import AirflowSkipException
-
-        from krxflow.calendar import is_trading_day
+        from krxflow.calendar import session_of_run
         from krxflow.db.connection import connection
         from krxflow.kis.session import realtime_plan, run_stream
 
-        day = context["logical_date"].in_timezone(MARKET_TZ).date()
         params = context["params"]
-        if not params.get("demo_seconds") and not is_trading_day(day):
-            raise AirflowSkipException(f"{day} is not an XKRX session")
+        day = session_of_run(context["logical_date"], closed_ok=bool(params.get("demo_seconds")))
         with connection() as conn:
             return realtime_plan(day, run_stream(context["dag"].dag_id, context["run_id"]), params, conn)
 

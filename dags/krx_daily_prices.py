@@ -44,16 +44,11 @@ def krx_daily_prices():
     @task(pool=KRX_POOL, outlets=[DAILY_PRICES])
     def fetch_and_load(logical_date=None) -> dict:
         """All tickers of the run's KST session, one request → `daily_prices`."""
-        from airflow.sdk.exceptions import AirflowSkipException
-
-        from krxflow.calendar import is_trading_day
+        from krxflow.calendar import session_of_run
+        from krxflow.krx.loading import load_daily_prices
         from krxflow.sources import get_source
-        from krxflow.krx.loading import load_daily_prices, session_of
 
-        day = session_of(logical_date)
-        if not is_trading_day(day):
-            raise AirflowSkipException(f"{day} (KST) is not an XKRX trading session: nothing to load")
-        return load_daily_prices(get_source(), day)
+        return load_daily_prices(get_source(), session_of_run(logical_date))
 
     @task
     def quality_check(loaded: dict) -> dict:

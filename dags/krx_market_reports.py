@@ -63,7 +63,7 @@ def krx_market_reports():
     @task
     def choose(logical_date=None, params=None) -> dict:
         """The run's session (KST) and the reports it loads."""
-        from krxflow.krx.loading import session_of
+        from krxflow.calendar import session_of
         from krxflow.krx.report_catalog import selected_reports
 
         wanted = params["reports"]

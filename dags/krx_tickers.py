@@ -40,7 +40,7 @@ def krx_tickers():
         """Listing of the run's KST session → `stocks` (+ `stock_changes`)."""
         from dataclasses import asdict
 
-        from krxflow.krx.loading import session_of
+        from krxflow.calendar import session_of
         from krxflow.krx.master import load_listing as load
         from krxflow.sources import get_source
 

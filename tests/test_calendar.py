@@ -101,3 +101,17 @@ def test_a_corrupt_or_unwritable_cache_is_not_an_error(private_cache, monkeypatc
     monkeypatch.setenv("KRXFLOW_CACHE_DIR", str(blocker / "below-a-file"))
     calendar.sessions.cache_clear()
     assert calendar.is_trading_day("2024-03-04")
+
+
+def test_a_runs_session_or_a_skip():
+    """session_of_run: the run's KST day; a closed day skips the task unless the run asks for it anyway."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from krxflow.calendar import session_of_run
+
+    # 2024-02-07 16:00 UTC is 2024-02-08 01:00 KST, a session; 2024-02-09 (Seollal) is not
+    assert session_of_run(dt.datetime(2024, 2, 7, 16, tzinfo=dt.timezone.utc)) == dt.date(2024, 2, 8)
+    holiday = dt.datetime(2024, 2, 9, 9, tzinfo=dt.timezone(dt.timedelta(hours=9)))
+    with pytest.raises(AirflowSkipException, match="2024-02-09 .KST. is not an XKRX session"):
+        session_of_run(holiday)
+    assert session_of_run(holiday, closed_ok=True) == dt.date(2024, 2, 9)

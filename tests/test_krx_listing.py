@@ -132,7 +132,7 @@ def test_an_empty_listing_never_delists_the_market(db):
 def test_a_run_without_logical_date_loads_today_in_kst():
     import pendulum
 
-    from krxflow.krx.loading import session_of
+    from krxflow.calendar import session_of
 
     assert session_of(pendulum.datetime(2024, 2, 7, 16, 0, tz="UTC")) == pendulum.date(2024, 2, 8)
     assert session_of(None) == pendulum.now("Asia/Seoul").date()

@@ -127,6 +127,35 @@ def is_trading_day(day) -> bool:
     return sessions().index(day) >= 0
 
 
+def session_of(logical_date) -> dt.date:
+    """The KST date of a run's ``logical_date`` (``ds`` is UTC and wrong for a KST market).
+
+    Airflow 3 allows runs without a logical date (triggered from the UI or API with none): those
+    load the KST date of the run's ``run_after``, i.e. when it was asked for.
+    """
+    if logical_date is None:
+        try:
+            from airflow.sdk import get_current_context
+
+            logical_date = get_current_context()["dag_run"].run_after
+        except Exception:  # outside a task: today in KST
+            return kst_today()
+    return kst_date(logical_date)
+
+
+def session_of_run(logical_date, *, closed_ok: bool = False) -> dt.date:
+    """The KST session of a run (:func:`session_of`); the task is skipped when that day is no XKRX session.
+
+    ``closed_ok``: return the day anyway (a manual run that names its own dates or a demo window).
+    """
+    day = session_of(logical_date)
+    if not closed_ok and not is_trading_day(day):
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        raise AirflowSkipException(f"{day} (KST) is not an XKRX session: nothing to do")
+    return day
+
+
 def trading_days(first, last) -> list[dt.date]:
     """Every XKRX session from ``first`` to ``last`` inclusive, in order."""
     first, last = kst_date(first), kst_date(last)

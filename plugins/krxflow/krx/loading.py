@@ -21,22 +21,6 @@ from krxflow.sources.base import DAILY_COLUMNS, KrxSource
 log = logging.getLogger(__name__)
 
 
-def session_of(logical_date) -> dt.date:
-    """The KST date of a run's ``logical_date`` (``ds`` is UTC and wrong for a KST market).
-
-    Airflow 3 allows runs without a logical date (triggered from the UI or API with none): those
-    load the KST date of the run's ``run_after``, i.e. when it was asked for.
-    """
-    if logical_date is None:
-        try:
-            from airflow.sdk import get_current_context
-
-            logical_date = get_current_context()["dag_run"].run_after
-        except Exception:  # outside a task: today in KST
-            return kst_today()
-    return kst_date(logical_date)
-
-
 
 
 # ---------------------------------------------------------------------------- daily prices
