@@ -21,7 +21,6 @@ import pytest
 from tests.fakes.airflow_processes import airflow_cli, start_airflow, stop_process
 from krxflow.sample.kis_server import free_port
 
-ROOT = Path(__file__).resolve().parents[1]
 SESSIONS = [dt.date(2024, 2, 7), dt.date(2024, 2, 8), dt.date(2024, 2, 13), dt.date(2024, 2, 14)]
 DEADLINE_SECONDS = 180
 CLI_TIMEOUT = 180  # seconds per airflow CLI call
@@ -36,11 +35,16 @@ def _run_states(dag_id: str) -> dict[dt.date, str]:
         return {r.logical_date.astimezone(dt.timezone(dt.timedelta(hours=9))).date(): str(r.state) for r in runs}
 
 
-@pytest.mark.integration
-def test_backfill_create_runs_only_sessions_and_loads_them(airflow_db, clean_db, redis_client, airflow_components_env):
-    pg = clean_db
+def backfill_through_the_cli(airflow_components_env, dag_id: str, *create_args: str) -> Path:
+    """``airflow backfill create`` of ``dag_id`` over 2024-02-07..14 run to the end by a real scheduler.
+
+    Starts the api-server (Execution API) and the scheduler, serializes the DAGs, creates the KRX
+    pool, unpauses ``dag_id``, creates the backfill (``create_args`` added, e.g. ``--dag-run-conf``),
+    waits (bounded) and checks that exactly the four sessions ran and succeeded. Returns the logs'
+    folder; the processes are stopped whatever happens.
+    """
     port = free_port()
-    logs = Path(tempfile.mkdtemp(prefix="krxflow-backfill-it-"))
+    logs = Path(tempfile.mkdtemp(prefix=f"krxflow-backfill-{dag_id}-"))
     env = {
         **airflow_components_env(port, parallelism=2),  # LocalExecutor, preloaded forkserver, as `make run`
         "KRXFLOW_SOURCE": "sample",
@@ -53,16 +57,16 @@ def test_backfill_create_runs_only_sessions_and_loads_them(airflow_db, clean_db,
 
     airflow_cli(env, "dags", "reserialize", timeout=CLI_TIMEOUT)
     airflow_cli(env, "pools", "set", KRX_POOL, str(KRX_POOL_SLOTS), KRX_POOL_DESCRIPTION, timeout=CLI_TIMEOUT)
-    airflow_cli(env, "dags", "unpause", "krx_daily_prices", timeout=CLI_TIMEOUT)
+    airflow_cli(env, "dags", "unpause", dag_id, timeout=CLI_TIMEOUT)
     api = start_airflow(env, logs, "api-server", "api-server", "--apps", "execution", "--port", str(port), "--workers", "1")
     scheduler = start_airflow(env, logs, "scheduler", "scheduler")
     try:
-        airflow_cli(env, "backfill", "create", "--dag-id", "krx_daily_prices", "--from-date", "2024-02-07",
-                    "--to-date", "2024-02-14", "--max-active-runs", "2", timeout=CLI_TIMEOUT)
+        airflow_cli(env, "backfill", "create", "--dag-id", dag_id, "--from-date", "2024-02-07",
+                    "--to-date", "2024-02-14", "--max-active-runs", "2", *create_args, timeout=CLI_TIMEOUT)
         deadline = time.monotonic() + DEADLINE_SECONDS
         states: dict[dt.date, str] = {}
         while time.monotonic() < deadline:
-            states = _run_states("krx_daily_prices")
+            states = _run_states(dag_id)
             if len(states) == len(SESSIONS) and all(s in ("success", "failed") for s in states.values()):
                 break
             assert api.poll() is None and scheduler.poll() is None, f"an Airflow process died; logs in {logs}"
@@ -72,6 +76,13 @@ def test_backfill_create_runs_only_sessions_and_loads_them(airflow_db, clean_db,
     finally:
         stop_process(scheduler)
         stop_process(api)
+    return logs
+
+
+@pytest.mark.integration
+def test_backfill_create_runs_only_sessions_and_loads_them(airflow_db, clean_db, redis_client, airflow_components_env):
+    pg = clean_db
+    logs = backfill_through_the_cli(airflow_components_env, "krx_daily_prices")
     assert "Set forkserver preload modules for scheduler" in (logs / "scheduler.log").read_text()
     days = pg.execute("SELECT trade_date, count(*) FROM daily_prices GROUP BY trade_date ORDER BY 1").fetchall()
     assert [d for d, _ in days] == SESSIONS
