@@ -4,9 +4,11 @@
   prefix, in the environment (call it before anything imports Airflow);
 * :func:`setup` / :func:`teardown` — create and migrate them / drop them and the Redis keys;
 * :func:`airflow_stack` — ``airflow scheduler`` with the LocalExecutor (workers from the preloaded
-  forkserver, :mod:`krxflow.preload`) and the Execution API (``airflow api-server --apps
+  forkserver, :mod:`krxflow.preload`) or the CeleryExecutor (``airflow celery worker`` processes,
+  preloaded by :mod:`krxflow.celery_config`) and the Execution API (``airflow api-server --apps
   execution``), with the ``krx_api`` pool as wide as the executor (the sample source never calls KRX);
-* :class:`PeakRss` — the largest single process of each kind (task, worker, scheduler, ...);
+* :class:`PeakRss` — the largest single process of each kind (task, worker, scheduler, ...), and
+  which task instance the largest task process ran;
 * :func:`run_state`, :func:`wait_for_run` — a DAG's newest run, read from the metadata database;
 * :func:`krx_requests`, :func:`count_requests_by_date` — the KRX requests of loading sessions by
   date (and cross-checks, a listing) through pykrx and the offline KRX replay, logins included:
@@ -24,6 +26,8 @@ import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
+
+from harness import admin, drop_redis_namespace
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVER = os.environ.get("KRXFLOW_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
@@ -56,13 +60,6 @@ def configure(name: str = "bench") -> tuple[str, str]:
     return market_db, airflow_db
 
 
-def admin(statement) -> None:
-    import psycopg
-
-    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as conn:
-        conn.execute(statement)
-
-
 def setup(*databases: str) -> None:
     """Create the databases, migrate the market one (krxflow) and the Airflow one."""
     from psycopg import sql
@@ -86,20 +83,12 @@ def teardown(*databases: str) -> None:
             admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
         except psycopg.Error as exc:
             print(f"could not drop {name}: {exc}", file=sys.stderr)
-    try:
-        from krxflow import cache
-
-        client = cache.client()
-        for key in client.scan_iter(match=cache.prefix() + "*", count=1000):
-            client.delete(key)
-    except Exception as exc:
-        print(f"could not clean Redis keys: {exc}", file=sys.stderr)
+    drop_redis_namespace()
 
 
-def _role(proc) -> str:
+def _role(title: str) -> str:
     """What an Airflow process is, from its title: task, worker (a task's supervisor), or the component."""
-    title = " ".join(proc.cmdline())
-    if "LocalExecutor" in title:
+    if "LocalExecutor" in title or "celery" in title:
         return "worker"
     if title.startswith("airflow worker -- "):  # the forked task process (its title is the TI id)
         return "task"
@@ -115,6 +104,7 @@ class PeakRss:
     def __init__(self, pids: list[int], every: float = 0.25):
         self.pids, self.every = pids, every
         self.peaks: dict[str, float] = {}
+        self.titles: dict[str, str] = {}  # the title of each role's largest process
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -127,10 +117,12 @@ class PeakRss:
                     root = psutil.Process(pid)
                     for proc in [root, *root.children(recursive=True)]:
                         try:
-                            role, mb = _role(proc), proc.memory_info().rss / 2**20
+                            title, mb = " ".join(proc.cmdline()), proc.memory_info().rss / 2**20
                         except psutil.Error:
                             continue
-                        self.peaks[role] = max(self.peaks.get(role, 0.0), mb)
+                        role = _role(title)
+                        if mb > self.peaks.get(role, 0.0):
+                            self.peaks[role], self.titles[role] = mb, title
                 except psutil.Error:
                     pass
             self._stop.wait(self.every)
@@ -142,6 +134,23 @@ class PeakRss:
     def krxflow_peak(self) -> float:
         """The largest process of all (tasks, scheduler, api-server, ...)."""
         return max(self.peaks.values(), default=0.0)
+
+    def largest_task(self) -> str:
+        """Which task instance the largest task process ran (``dag_id.task_id[map_index]``), from its title."""
+        from airflow.models.taskinstance import TaskInstance
+        from airflow.utils.session import create_session
+
+        title = self.titles.get("task", "")
+        if not title.startswith("airflow worker -- "):
+            return "none"
+        ti_id = title.split(" -- ", 1)[1].strip()
+        try:
+            key = uuid.UUID(ti_id)
+        except ValueError:
+            return ti_id
+        with create_session() as session:
+            ti = session.query(TaskInstance).filter(TaskInstance.id == key).one_or_none()
+            return ti_id if ti is None else f"{ti.dag_id}.{ti.task_id}[{ti.map_index}]"
 
     def __str__(self) -> str:
         return ", ".join(f"{role} {mb:.0f} MB" for role, mb in sorted(self.peaks.items()))
@@ -156,17 +165,28 @@ class PeakRss:
 
 
 @contextmanager
-def airflow_stack(parallelism: int, api_workers: int = 1, env: dict | None = None, unpause: tuple[str, ...] = ()):
-    """A scheduler (LocalExecutor, preloaded forkserver) and the Execution API; yields (env, [pids], log_dir)."""
+def airflow_stack(parallelism: int, api_workers: int = 1, env: dict | None = None, unpause: tuple[str, ...] = (),
+                  executor: str = "LocalExecutor", celery_workers: int = 2):
+    """A scheduler, its executor's workers and the Execution API; yields (env, [processes], log_dir).
+
+    ``executor`` is the LocalExecutor (workers forked from the preloaded forkserver) or the
+    CeleryExecutor: then ``celery_workers`` ``airflow celery worker`` processes share ``parallelism``,
+    on the bench Redis server's next database (as ``KRXFLOW_EXECUTOR=celery make run``).
+    """
     from krxflow import environment
     from krxflow.krx.pacing import KRX_POOL
     from krxflow.sample.kis_server import free_port
+    from krxflow.stack.servers import celery_broker_url
     from tests.fakes.airflow_processes import airflow_cli, start_airflow, stop_process
 
     port = free_port()
     log_dir = Path(tempfile.mkdtemp(prefix="krxflow-bench-logs-"))
-    env = {**os.environ,
+    celery = executor == environment.CELERY_EXECUTOR
+    options = {"celery_broker_url": celery_broker_url(INSTALLATION["redis_url"]),
+               "celery_concurrency": max(1, parallelism // celery_workers)} if celery else {}
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__")},  # the builder's only
            **environment.airflow_environment(**INSTALLATION, api_port=port, parallelism=parallelism,
+                                             executor=executor, **options,
                                              logging_level=os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"]),
            "AIRFLOW__API_AUTH__JWT_SECRET": f"krxflow-bench-{os.getpid()}",
            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False", "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
@@ -179,12 +199,15 @@ def airflow_stack(parallelism: int, api_workers: int = 1, env: dict | None = Non
     api = start_airflow(env, log_dir, "api-server", "api-server", "--apps", "execution", "--port", str(port),
                         "--workers", str(api_workers))
     scheduler = start_airflow(env, log_dir, "scheduler", "scheduler")
+    workers = [start_airflow(env, log_dir, f"celery-worker-{n}", "celery", "worker", "--celery-hostname",
+                             f"bench-{os.getpid()}-{n}@%h", "--skip-serve-logs")
+               for n in range(1, celery_workers + 1)] if celery else []
     try:
         time.sleep(5)
-        yield env, [api, scheduler], log_dir
+        yield env, [api, scheduler, *workers], log_dir
     finally:
-        stop_process(scheduler)
-        stop_process(api)
+        for process in (*workers, scheduler, api):
+            stop_process(process)
 
 
 def run_state(dag_id: str) -> str | None:

@@ -148,7 +148,7 @@ def main() -> None:
         print(f"upkeep during and after the backfill: {upkeep['runs']}; indicator tasks {upkeep['indicator_tasks']}",
               flush=True)
         print("market: " + ", ".join(f"{k}={v}" for k, v in market.items() if k != "ex_date_tickers"), flush=True)
-        print(f"peak RSS: {rss}", flush=True)
+        print(f"peak RSS: {rss}; the largest task process ran {rss.largest_task()}", flush=True)
         requests = count_requests(args.tickers, args.years, market["ex_date_tickers"])
         print(f"through the replay: {requests['requests']} requests {requests['by_kind']} "
               f"({requests['seconds']:.1f}s)", flush=True)
