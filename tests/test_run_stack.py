@@ -69,11 +69,15 @@ def test_airflow_env_configures_the_bundle_and_keeps_credentials_out(tmp_path, m
     monkeypatch.setenv("KRX_PW", "secret-pw")
     monkeypatch.setenv("KIS_APPSECRET", "secret-kis")
     monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", "/somewhere/else")
+    monkeypatch.setenv("AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT", "45")
+    monkeypatch.setenv("AIRFLOW_HOME", "/somewhere/else")
     state = {"api_port": 18099, "pg_server": "postgresql://postgres@127.0.0.1:5432",
              "redis_url": "redis://127.0.0.1:6379/0", "sample": {"krx": True, "kis": True},
              "fake_kis_url": "http://127.0.0.1:18765", "pg_bin": "/opt/pg/bin"}
     env = stack_env.airflow_env(settings, state)
-    assert env["AIRFLOW__CORE__DAGS_FOLDER"] == str(ROOT / "dags")
+    assert env["AIRFLOW__CORE__DAGS_FOLDER"] == str(ROOT / "dags"), "the installation's own settings win"
+    assert env["AIRFLOW_HOME"] == str(settings.airflow_home)
+    assert env["AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT"] == "45", "the user's tuning applies"
     assert '"path": "%s"' % (ROOT / "dags") in env["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"]
     assert env["AIRFLOW__CORE__PLUGINS_FOLDER"] == str(ROOT / "plugins")
     assert env["AIRFLOW__CORE__PARALLELISM"] == "4" and int(env["AIRFLOW__CORE__MAX_MAP_LENGTH"]) >= 3000

@@ -115,7 +115,11 @@ def airflow_env(settings: Settings, state: dict) -> dict[str, str]:
         env["KRXFLOW_FAKE_KIS_URL"] = state["fake_kis_url"]
     base = {k: v for k, v in os.environ.items()
             if not k.startswith("AIRFLOW") and k not in ("KRX_ID", "KRX_PW", "KIS_APPKEY", "KIS_APPSECRET")}
-    return {**base, **env}
+    # The user's own Airflow settings (AIRFLOW__SECTION__KEY) tune the installation, as they do any
+    # Airflow; the ones the builder sets make up this installation (its databases, folders, ports,
+    # executor) and win.
+    tuning = {k: v for k, v in os.environ.items() if k.startswith("AIRFLOW__") and k not in env}
+    return {**base, **tuning, **env}
 
 
 def python_path(user: str) -> str:
