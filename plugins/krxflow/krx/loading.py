@@ -21,8 +21,6 @@ from krxflow.sources.base import DAILY_COLUMNS, KrxSource
 log = logging.getLogger(__name__)
 
 
-
-
 # ---------------------------------------------------------------------------- daily prices
 def load_daily_prices(source: KrxSource, day, *, hook=None) -> dict:
     """The whole market on session ``day`` → ``daily_prices``, and the ticker master placed on that session.
