@@ -17,15 +17,15 @@ import os
 import re
 import tempfile
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 
 from krxflow.sample.kis_server import free_port
-from tests.fakes.airflow_processes import airflow_cli, start_airflow, stop_process
+from tests.fakes.airflow_processes import (airflow_cli, forget_dag_history, start_airflow, stop_process,
+                                          wait_for_backfill)
 from tests.fakes.krx_replay import KrxReplay
-from tests.test_krx_backfill_cli import CLI_TIMEOUT, _run_states
+from tests.test_krx_backfill_cli import CLI_TIMEOUT
 
 #: 2024-02-05..16 without Seollal (9 and 12 February).
 SESSIONS = [dt.date(2024, 2, d) for d in (5, 6, 7, 8, 13, 14, 15, 16)]
@@ -75,6 +75,7 @@ def test_two_celery_workers_never_send_to_krx_closer_than_the_interval(airflow_d
         "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",  # only the backfill's runs
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
     }
+    forget_dag_history("krx_daily_prices")
     airflow_cli(env, "dags", "reserialize", timeout=CLI_TIMEOUT)
     airflow_cli(env, "pools", "set", KRX_POOL, "4", "test: four KRX tasks at once, on two workers", timeout=CLI_TIMEOUT)
     airflow_cli(env, "dags", "unpause", "krx_daily_prices", timeout=CLI_TIMEOUT)
@@ -90,14 +91,7 @@ def test_two_celery_workers_never_send_to_krx_closer_than_the_interval(airflow_d
         try:
             airflow_cli(env, "backfill", "create", "--dag-id", "krx_daily_prices", "--from-date", str(SESSIONS[0]),
                         "--to-date", str(SESSIONS[-1]), "--max-active-runs", "4", timeout=CLI_TIMEOUT)
-            deadline = time.monotonic() + DEADLINE_SECONDS
-            states: dict[dt.date, str] = {}
-            while time.monotonic() < deadline:
-                states = _run_states("krx_daily_prices")
-                if len(states) == len(SESSIONS) and all(s in ("success", "failed") for s in states.values()):
-                    break
-                assert all(p.poll() is None for p in processes), f"an Airflow process died; logs in {logs}"
-                time.sleep(3)
+            states = wait_for_backfill("krx_daily_prices", processes, DEADLINE_SECONDS, logs)
         finally:
             for process in reversed(processes):
                 stop_process(process)

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import datetime as dt
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.fakes.airflow_processes import airflow_cli, start_airflow, stop_process
+from tests.fakes.airflow_processes import (airflow_cli, forget_dag_history, start_airflow, stop_process,
+                                          wait_for_backfill)
 from krxflow.sample.kis_server import free_port
 
 SESSIONS = [dt.date(2024, 2, 7), dt.date(2024, 2, 8), dt.date(2024, 2, 13), dt.date(2024, 2, 14)]
@@ -26,22 +26,14 @@ DEADLINE_SECONDS = 180
 CLI_TIMEOUT = 180  # seconds per airflow CLI call
 
 
-def _run_states(dag_id: str) -> dict[dt.date, str]:
-    from airflow.models.dagrun import DagRun
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        runs = session.query(DagRun).filter(DagRun.dag_id == dag_id, DagRun.run_type == "backfill").all()
-        return {r.logical_date.astimezone(dt.timezone(dt.timedelta(hours=9))).date(): str(r.state) for r in runs}
-
-
 def backfill_through_the_cli(airflow_components_env, dag_id: str, *create_args: str) -> Path:
     """``airflow backfill create`` of ``dag_id`` over 2024-02-07..14 run to the end by a real scheduler.
 
-    Starts the api-server (Execution API) and the scheduler, serializes the DAGs, creates the KRX
-    pool, unpauses ``dag_id``, creates the backfill (``create_args`` added, e.g. ``--dag-run-conf``),
-    waits (bounded) and checks that exactly the four sessions ran and succeeded. Returns the logs'
-    folder; the processes are stopped whatever happens.
+    Forgets what earlier tests ran of ``dag_id``, starts the api-server (Execution API) and the
+    scheduler, serializes the DAGs, creates the KRX pool, unpauses ``dag_id``, creates the backfill
+    (``create_args`` added, e.g. ``--dag-run-conf``), waits (bounded) for the scheduler to mark it
+    complete and checks that exactly the four sessions ran and succeeded. Returns the logs' folder;
+    the processes are stopped whatever happens.
     """
     port = free_port()
     logs = Path(tempfile.mkdtemp(prefix=f"krxflow-backfill-{dag_id}-"))
@@ -55,6 +47,7 @@ def backfill_through_the_cli(airflow_components_env, dag_id: str, *create_args: 
     }
     from krxflow.krx.pacing import KRX_POOL, KRX_POOL_DESCRIPTION, KRX_POOL_SLOTS
 
+    forget_dag_history(dag_id)
     airflow_cli(env, "dags", "reserialize", timeout=CLI_TIMEOUT)
     airflow_cli(env, "pools", "set", KRX_POOL, str(KRX_POOL_SLOTS), KRX_POOL_DESCRIPTION, timeout=CLI_TIMEOUT)
     airflow_cli(env, "dags", "unpause", dag_id, timeout=CLI_TIMEOUT)
@@ -63,14 +56,7 @@ def backfill_through_the_cli(airflow_components_env, dag_id: str, *create_args: 
     try:
         airflow_cli(env, "backfill", "create", "--dag-id", dag_id, "--from-date", "2024-02-07",
                     "--to-date", "2024-02-14", "--max-active-runs", "2", *create_args, timeout=CLI_TIMEOUT)
-        deadline = time.monotonic() + DEADLINE_SECONDS
-        states: dict[dt.date, str] = {}
-        while time.monotonic() < deadline:
-            states = _run_states(dag_id)
-            if len(states) == len(SESSIONS) and all(s in ("success", "failed") for s in states.values()):
-                break
-            assert api.poll() is None and scheduler.poll() is None, f"an Airflow process died; logs in {logs}"
-            time.sleep(3)
+        states = wait_for_backfill(dag_id, [api, scheduler], DEADLINE_SECONDS, logs)
         assert sorted(states) == SESSIONS, f"runs {states}; logs in {logs}"  # no run for the holidays
         assert set(states.values()) == {"success"}, f"runs {states}; logs in {logs}"
     finally:

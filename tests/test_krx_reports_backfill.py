@@ -30,7 +30,8 @@ def test_backfill_create_loads_the_reports_of_each_session_only(airflow_db, clea
     backfill_through_the_cli(airflow_components_env, DAG_ID, "--dag-run-conf",
                              json.dumps({"reports": ["fundamentals", "foreign_ownership"]}))
     for table in ("krx_fundamentals", "krx_foreign_ownership"):
-        days = pg.execute(f"SELECT trade_date, count(*) FROM {table} GROUP BY 1 ORDER BY 1").fetchall()  # noqa: S608
+        days = pg.execute(sql.SQL("SELECT trade_date, count(*) FROM {} GROUP BY 1 ORDER BY 1")
+                          .format(sql.Identifier(table))).fetchall()
         assert [d for d, _ in days] == SESSIONS and all(n > 10 for _, n in days), table
     checks = pg.execute("SELECT table_name, count(*) FROM load_stats WHERE operation = 'quality_check' "
                         "AND dag_id = %s GROUP BY 1 ORDER BY 1", (DAG_ID,)).fetchall()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -18,6 +19,64 @@ def airflow_cli(env: dict, *args: str, timeout: float = 300) -> str:
         raise RuntimeError(f"airflow {' '.join(args)} failed ({result.returncode}):\n"
                            f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     return result.stdout
+
+
+def forget_dag_history(dag_id: str) -> None:
+    """Delete every run, task instance and backfill of ``dag_id`` from the metadata database.
+
+    Tests of one session share that database, and a backfill skips the dates that already have a
+    run (``reprocess_behavior`` none): an earlier test's runs of the same DAG would make a backfill
+    create nothing. Call before ``dags reserialize`` (the DAG's row goes too, serializing brings it back).
+    """
+    from airflow.api.common.delete_dag import delete_dag
+    from airflow.exceptions import DagNotFound
+
+    try:
+        delete_dag(dag_id)
+    except DagNotFound:
+        pass
+
+
+def newest_backfill(dag_id: str) -> tuple[bool, dict[dt.date, str]]:
+    """The newest backfill of ``dag_id`` in the metadata database: whether the scheduler has marked it
+    complete, and the state of each of its runs by market session.
+
+    Only that backfill's runs: tests of one session share the metadata database, and an earlier
+    test's backfill of the same DAG must neither count here nor still be running (Airflow refuses a
+    second running backfill per DAG), hence :func:`wait_for_backfill` waits for the completion mark.
+    """
+    from airflow.models.backfill import Backfill
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    from krxflow.market_time import kst_date
+
+    with create_session() as session:
+        backfill = session.scalars(select(Backfill).where(Backfill.dag_id == dag_id)
+                                   .order_by(Backfill.id.desc()).limit(1)).first()
+        if backfill is None:
+            return False, {}
+        runs = session.scalars(select(DagRun).where(DagRun.backfill_id == backfill.id)).all()
+        return backfill.completed_at is not None, {kst_date(r.logical_date): str(r.state) for r in runs}
+
+
+def wait_for_backfill(dag_id: str, processes: list[subprocess.Popen], deadline_seconds: float,
+                      logs: Path) -> dict[dt.date, str]:
+    """Wait (bounded) until the scheduler has marked the newest backfill of ``dag_id`` complete.
+
+    The scheduler checks for finished backfills every 30 s, after the runs themselves ended. Fails
+    at once when one of ``processes`` dies. Returns the runs' states by session, whatever they are
+    at the deadline; the caller asserts on them.
+    """
+    deadline = time.monotonic() + deadline_seconds
+    completed, states = newest_backfill(dag_id)
+    while not completed and time.monotonic() < deadline:
+        assert all(p.poll() is None for p in processes), f"an Airflow process died; logs in {logs}"
+        time.sleep(3)
+        completed, states = newest_backfill(dag_id)
+    assert completed, f"the backfill of {dag_id} is not complete after {deadline_seconds}s: {states}; logs in {logs}"
+    return states
 
 
 def start_airflow(env: dict, log_dir: Path, name: str, *args: str) -> subprocess.Popen:
