@@ -66,8 +66,9 @@ def wait_for_backfill(dag_id: str, processes: list[subprocess.Popen], deadline_s
     """Wait (bounded) until the scheduler has marked the newest backfill of ``dag_id`` complete.
 
     The scheduler checks for finished backfills every 30 s, after the runs themselves ended. Fails
-    at once when one of ``processes`` dies. Returns the runs' states by session, whatever they are
-    at the deadline; the caller asserts on them.
+    at once when one of ``processes`` dies, and at the deadline when the backfill is not complete.
+    Returns the runs' states by session (complete means none is queued or running: each is
+    success or failed, which the caller asserts on).
     """
     deadline = time.monotonic() + deadline_seconds
     completed, states = newest_backfill(dag_id)
