@@ -87,8 +87,11 @@ def teardown(*databases: str) -> None:
 
 
 def _role(title: str) -> str:
-    """What an Airflow process is, from its title: task, worker (a task's supervisor), or the component."""
-    if "LocalExecutor" in title or "celery" in title:
+    """What an Airflow process is, from its title: task, worker (an executor's worker or a task's
+    supervisor), celery-main (a Celery worker's main process), or the component."""
+    if "MainProcess" in title:  # a Celery worker's own process: the broker, the pool, the results
+        return "celery-main"
+    if "LocalExecutor" in title or "celery" in title or title.startswith("airflow supervisor"):
         return "worker"
     if title.startswith("airflow worker -- "):  # the forked task process (its title is the TI id)
         return "task"
@@ -99,33 +102,65 @@ def _role(title: str) -> str:
 
 
 class PeakRss:
-    """Samples the RSS of process trees; keeps the largest single process seen per role."""
+    """Samples the RSS of process trees; keeps the largest single process seen per role.
+
+    It also adds up CPU seconds per role (each process's last sampled user + system time, so a
+    process that lives less than one sampling period is missed and every process loses its last
+    period) and, from ``/proc/stat``, the whole machine's CPU seconds while it ran: on a machine
+    where the benchmark is all that runs, the machine's figure divided by the task instances is
+    the CPU each one cost, whatever process it was spent in.
+    """
 
     def __init__(self, pids: list[int], every: float = 0.25):
         self.pids, self.every = pids, every
         self.peaks: dict[str, float] = {}
         self.titles: dict[str, str] = {}  # the title of each role's largest process
+        #: pid -> (role, its CPU seconds, its ended children's) at its last sample
+        self._cpu: dict[int, tuple[str, float, float]] = {}
+        self.machine_cpu_s = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         import psutil
 
+        busy = lambda t: t.user + t.nice + t.system + t.irq + t.softirq  # noqa: E731
+        machine_start = busy(psutil.cpu_times())
         while not self._stop.is_set():
             for pid in self.pids:
                 try:
                     root = psutil.Process(pid)
                     for proc in [root, *root.children(recursive=True)]:
                         try:
-                            title, mb = " ".join(proc.cmdline()), proc.memory_info().rss / 2**20
+                            with proc.oneshot():
+                                title, mb = " ".join(proc.cmdline()), proc.memory_info().rss / 2**20
+                                cpu = proc.cpu_times()
                         except psutil.Error:
                             continue
                         role = _role(title)
+                        self._cpu[proc.pid] = (role, cpu.user + cpu.system,
+                                               cpu.children_user + cpu.children_system)
                         if mb > self.peaks.get(role, 0.0):
                             self.peaks[role], self.titles[role] = mb, title
                 except psutil.Error:
                     pass
+            self.machine_cpu_s = busy(psutil.cpu_times()) - machine_start
             self._stop.wait(self.every)
+
+    def cpu_by_role(self) -> dict[str, float]:
+        """CPU seconds per role, as sampled (see the class); ``<role> children`` is what the ended
+        children of that role's processes used (a supervisor's task processes, once reaped, are
+        counted there in full however short they were)."""
+        totals: dict[str, float] = {}
+        for role, seconds, children in self._cpu.values():
+            totals[role] = totals.get(role, 0.0) + seconds
+            if children:
+                totals[f"{role} children"] = totals.get(f"{role} children", 0.0) + children
+        return totals
+
+    def cpu_summary(self) -> str:
+        roles = ", ".join(f"{role} {s:.0f}" for role, s in sorted(self.cpu_by_role().items(), key=lambda i: -i[1]))
+        return f"machine {self.machine_cpu_s:.0f} CPU-s; sampled by role: {roles}"
 
     def task_peak(self) -> float:
         """The largest task process: the task itself or its supervisor (a whole ``dags test``: every task)."""

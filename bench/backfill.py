@@ -59,10 +59,41 @@ def _report() -> tuple[dict, int]:
     return report, rows
 
 
-def run_backfill_dags_test(tickers: list[str], years: int) -> dict:
+def load_ticker_master(count: int) -> tuple[int, list[str]]:
+    """A ticker master of ``count`` tickers (listed and delisted), loaded by krxflow's own ``krx_tickers``
+    code from the smallest sample market that has traded that many tickers by today (a few of a sample
+    market's tickers list in the future); the backfill is then triggered as a user triggers it,
+    ``tickers="all"``. Returns the sample market's size and the master's tickers.
+
+    Not a 2,800-ticker list in the run's conf: Airflow's scheduler reads a run's task instances joined
+    with the run, conf included, on every loop (``DagRun.fetch_task_instances``), so a conf that lists
+    every ticker is decoded once per task instance per loop (measured at 700 tickers: 23 % of the
+    scheduler's CPU).
+    """
+    from krxflow.calendar import previous_trading_day
+    from krxflow.db.connection import connection
+    from krxflow.krx.master import load_listing
+    from krxflow.market_time import kst_today
+    from krxflow.sources.sample import SampleSource
+
+    day, market_size = previous_trading_day(kst_today()), count
+    while True:
+        source = SampleSource(market_size)
+        traded = len(source.listing(day)) + len(source.delisted())
+        if traded >= count:
+            break
+        market_size += count - traded
+    if traded != count:
+        raise SystemExit(f"no sample market has traded exactly {count} tickers by {day}")
+    load_listing(source, day)
+    with connection() as conn:
+        return market_size, [row[0] for row in conn.execute("SELECT ticker FROM stocks ORDER BY ticker")]
+
+
+def run_backfill_dags_test(market_size: int, years: int) -> dict:
     """Every task instance in one process (``airflow dags test``): no parallelism, no task start cost."""
-    env = {**os.environ, "KRXFLOW_SOURCE": "sample", "KRXFLOW_SAMPLE_TICKERS": str(len(tickers))}
-    conf = json.dumps({"years": years, "tickers": tickers})
+    env = {**os.environ, "KRXFLOW_SOURCE": "sample", "KRXFLOW_SAMPLE_TICKERS": str(market_size)}
+    conf = json.dumps({"years": years})  # tickers "all": the ticker master (load_ticker_master)
     started = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "airflow", "dags", "test", "krx_history_backfill", "-c", conf],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -76,7 +107,7 @@ def run_backfill_dags_test(tickers: list[str], years: int) -> dict:
     return {"seconds": seconds, "report": report, "rows": rows, "peak_rss_mb": rss.task_peak(), "rss": str(rss)}
 
 
-def run_backfill_scheduled(tickers: list[str], years: int, parallelism: int, api_workers: int, timeout: float,
+def run_backfill_scheduled(market_size: int, years: int, parallelism: int, api_workers: int, timeout: float,
                            executor: str = environment.LOCAL_EXECUTOR, celery_workers: int = 2) -> dict:
     """A real scheduler + executor (+ the Execution API), as in production; the run is triggered once.
 
@@ -85,8 +116,8 @@ def run_backfill_scheduled(tickers: list[str], years: int, parallelism: int, api
     on the bench Redis's next database."""
     from tests.fakes.airflow_processes import airflow_cli
 
-    sample = {"KRXFLOW_SOURCE": "sample", "KRXFLOW_SAMPLE_TICKERS": str(len(tickers))}
-    conf = json.dumps({"years": years, "tickers": tickers})
+    sample = {"KRXFLOW_SOURCE": "sample", "KRXFLOW_SAMPLE_TICKERS": str(market_size)}
+    conf = json.dumps({"years": years})  # tickers "all": the ticker master (load_ticker_master)
     with airflow_stack(parallelism, api_workers, env=sample, unpause=("krx_history_backfill",), executor=executor,
                        celery_workers=celery_workers) as (env, processes, log_dir):
         with PeakRss([process.pid for process in processes]) as rss:
@@ -96,7 +127,8 @@ def run_backfill_scheduled(tickers: list[str], years: int, parallelism: int, api
             seconds = time.perf_counter() - started
     report, rows = _report()
     return {"seconds": seconds, "report": report, "rows": rows, "peak_rss_mb": rss.task_peak(), "rss": str(rss),
-            "largest_task": rss.largest_task(), "state": state}
+            "largest_task": rss.largest_task(), "state": state, "cpu": rss.cpu_summary(),
+            "machine_cpu_s": rss.machine_cpu_s}
 
 
 def measure_wire(tickers: int, workers: int, sessions_per_worker: int = 5, histories_per_worker: int = 2) -> dict:
@@ -147,23 +179,25 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the throwaway databases")
     args = parser.parse_args()
 
-    from krxflow.sources.sample import universe
-
-    tickers = universe(args.tickers)
     setup(MARKET_DB, AIRFLOW_DB)
     try:
         print(f"databases: market {MARKET_DB}, airflow {AIRFLOW_DB}", flush=True)
+        market_size, tickers = load_ticker_master(args.tickers)
+        print(f"ticker master: {len(tickers)} tickers (a sample market of {market_size})", flush=True)
         if args.runner == "local":
-            backfill = run_backfill_scheduled(tickers, args.years, args.parallelism, args.api_workers, args.timeout,
+            backfill = run_backfill_scheduled(market_size, args.years, args.parallelism, args.api_workers, args.timeout,
                                               environment.EXECUTORS[args.executor], args.celery_workers)
         else:
-            backfill = run_backfill_dags_test(tickers, args.years)
+            backfill = run_backfill_dags_test(market_size, args.years)
         report = backfill["report"]
         ti_per_s = len(tickers) / backfill["seconds"]
         runner = args.runner if args.runner == "dags-test" else f"{args.runner}, {args.executor} executor"
         print(f"backfill run ({runner}): {backfill['seconds']:.1f}s for {len(tickers)} mapped tasks ({ti_per_s:.2f}/s); "
               f"ok={report['ok']} empty={report['empty']} failed={report['failed']} rows={backfill['rows']} "
               f"peak_rss: {backfill['rss']} (largest task: {backfill.get('largest_task', 'n/a')})", flush=True)
+        if "cpu" in backfill:
+            print(f"CPU: {backfill['machine_cpu_s'] / len(tickers):.3f} CPU-s per mapped task; {backfill['cpu']}",
+                  flush=True)
         requests = count_requests_by_date(args.tickers, args.years)
         print(f"by date through the replay: {requests['sessions']} sessions, {requests['requests']} requests "
               f"{requests['by_kind']}, {requests['rows']} rows parsed in {requests['seconds']:.1f}s", flush=True)

@@ -2,7 +2,9 @@
 ### krx_history_backfill — years of daily history, one mapped task per ticker
 
 Manual only. Params: `years` (default 5), `tickers` (`"all"` = the ticker master, else a list
-or a comma-separated string), `adjusted_from`: `"krx"` (default) loads each ticker's raw KRX
+or a comma-separated string; for the whole market use `"all"`, not a list of every ticker: the
+scheduler reads the run's conf again with each of its task instances on every loop, so a conf of
+2,800 tickers costs it more CPU than scheduling them), `adjusted_from`: `"krx"` (default) loads each ticker's raw KRX
 series → `daily_prices` (delisted tickers included) and derives its adjustment factors and
 adjusted series from KRX's base prices → `adjustment_factors`, `daily_prices_adjusted`;
 `"naver"` loads Naver's adjusted series only (no KRX login needed, no delisted tickers).
