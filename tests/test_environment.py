@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -39,7 +41,8 @@ def test_celery_executor_environment_and_its_preload():
                                           celery_broker_url="redis://cache:6379/1", celery_concurrency=3)
     assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
     assert env["AIRFLOW__CELERY__BROKER_URL"] == "redis://cache:6379/1"
-    assert env["AIRFLOW__CELERY__RESULT_BACKEND"] == "db+postgresql+psycopg://u@db:5432/airflow"
+    assert env["AIRFLOW__CELERY__RESULT_BACKEND"] == "redis://cache:6379/1", "results beside the queue"
+    assert env["AIRFLOW__CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS__GLOBAL_KEYPREFIX"] == "p:celery-results:"
     assert env["AIRFLOW__CELERY__WORKER_CONCURRENCY"] == "3"
     assert env["AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__GLOBAL_KEYPREFIX"] == "p:celery:"
     assert "AIRFLOW__SCHEDULER__MP_START_METHOD" not in env
@@ -47,6 +50,29 @@ def test_celery_executor_environment_and_its_preload():
     config = getattr(__import__(module, fromlist=[name]), name)
     assert "krxflow.preload" in config["imports"]
     assert config["broker_url"], "Airflow's own Celery configuration underneath"
+
+
+_CELERY_APP_PROBE = """
+import json
+from airflow.providers.celery.executors.celery_executor_utils import app
+print(json.dumps({"backend": type(app.backend).__name__, "key": app.backend.get_key_for_task("t1").decode(),
+                  "imports": list(app.conf.imports)}))
+"""
+
+
+def test_airflows_celery_app_keeps_results_beside_the_queue_under_the_prefix(tmp_path):
+    """Airflow's own Celery app, under the builder's environment: a Redis result backend whose keys
+    carry the installation's prefix (one Redis may serve several stacks), and the preload. Building
+    the app connects to nothing."""
+    env = environment.airflow_environment(**{**INSTALLATION, "home": tmp_path}, executor=environment.CELERY_EXECUTOR,
+                                          celery_broker_url="redis://127.0.0.1:1/1")
+    run = subprocess.run([sys.executable, "-c", _CELERY_APP_PROBE], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, **env})
+    assert run.returncode == 0, run.stderr[-3000:]
+    app = json.loads(run.stdout.strip().splitlines()[-1])
+    assert app["backend"] == "RedisBackend"
+    assert app["key"] == "p:celery-results:celery-task-meta-t1"
+    assert "krxflow.preload" in app["imports"]
 
 
 def test_celery_broker_is_required_and_never_krxflows_cache():

@@ -125,12 +125,15 @@ def airflow_environment(*, home: Path | str, metadata_db: str, market_db: str, r
             raise ValueError("the Celery broker must be a Redis database of its own, not krxflow's cache")
         env.update({
             "AIRFLOW__CELERY__BROKER_URL": celery_broker_url,
-            # results in Airflow's metadata database, as in docker-compose
-            "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + sqlalchemy_url(metadata_db),
+            # results beside the queue, not in the metadata database: the scheduler reads every
+            # running task's state on every loop, one MGET here instead of a SQL query against the
+            # database the scheduler itself is busiest with; their keys under the prefix below
+            "AIRFLOW__CELERY__RESULT_BACKEND": celery_broker_url,
             "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(celery_concurrency or celery_workers_for()[1]),
             # the Celery workers' preload (krxflow.celery_config)
             "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": CELERY_CONFIG_OPTIONS,
             # one broker database may serve several stacks: each one's keys under its own prefix
             "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__GLOBAL_KEYPREFIX": f"{redis_prefix}celery:",
+            "AIRFLOW__CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS__GLOBAL_KEYPREFIX": f"{redis_prefix}celery-results:",
         })
     return env
