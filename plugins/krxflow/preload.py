@@ -22,11 +22,17 @@ from __future__ import annotations
 # The task runner (parses the DAG file, talks to the Execution API), then what the tasks use.
 import airflow.dag_processing.dagbag  # noqa: F401
 import airflow.providers.standard.decorators.python  # noqa: F401  (@task)
+import airflow.sdk.definitions.asset.metadata  # noqa: F401  (Assets emitted by a task)
+import airflow.sdk.definitions.decorators  # noqa: F401  (what `from airflow.sdk import task` pulls in a DAG file)
+import airflow.sdk.execution_time.cache  # noqa: F401
 import airflow.sdk.execution_time.task_runner  # noqa: F401
+import jinja2.debug  # noqa: F401  (rendering map_index_template)
+import numpy.rec  # noqa: F401
 import pandas  # noqa: F401
 import psycopg  # noqa: F401
 import pyarrow  # noqa: F401
 import pyarrow.csv  # noqa: F401
+import pyarrow.pandas_compat  # noqa: F401
 import redis  # noqa: F401
 
 # krxflow itself: without these, each task would import them again (and, where bytecode is not
@@ -35,6 +41,7 @@ import krxflow.api.mount  # noqa: F401  (the plugin)
 import krxflow.assets  # noqa: F401
 import krxflow.calendar  # noqa: F401
 import krxflow.hooks  # noqa: F401
+import krxflow.krx.adjusting  # noqa: F401
 import krxflow.krx.loading  # noqa: F401
 import krxflow.krx.source  # noqa: F401  (pykrx itself is imported in tasks, with KRX_ID/KRX_PW hidden)
 import krxflow.sources.sample  # noqa: F401
