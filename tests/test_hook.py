@@ -366,3 +366,70 @@ def test_empty_input_writes_nothing_and_says_so(clean_db, hook):
     result = hook.upsert("daily_prices", pd.DataFrame(columns=PRICE_COLUMNS))
     assert (result.rows_in, result.inserted, result.rejected) == (0, 0, 0)
     assert clean_db.execute("SELECT rows_in, status FROM load_stats").fetchall() == [(0, "ok")]
+
+
+def _backend_pid(hook) -> int:
+    with hook.thread_connection() as conn:
+        return conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+
+
+def test_calls_on_one_hook_share_one_connection_per_thread(clean_db, hook):
+    first = _backend_pid(hook)
+    hook.upsert("daily_prices", daily_rows(days=5))
+    Journal(hook).record("daily_prices", Operation.HISTORY_TICKER, rows_in=1)
+    assert _backend_pid(hook) == first, "reads, writes and the journal on the hook's one connection"
+    other: list[int] = []
+    thread = threading.Thread(target=lambda: other.append(_backend_pid(hook)))
+    thread.start()
+    thread.join()
+    assert other and other[0] != first, "another thread, another connection"
+    hook.close()
+    assert _backend_pid(hook) != first
+
+
+def test_a_connection_the_server_ended_or_a_failed_write_left_is_replaced(clean_db, hook, exploding_trigger):
+    first = _backend_pid(hook)
+    clean_db.execute("SELECT pg_terminate_backend(%s)", (first,))
+    for _ in range(50):  # the server ends it asynchronously
+        if not clean_db.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (first,)).fetchone():
+            break
+        time.sleep(0.05)
+    hook.upsert("daily_prices", daily_rows(days=5))
+    assert table_contents(clean_db), "the next call opened another connection and wrote"
+    second = _backend_pid(hook)
+    assert second != first
+    frame = daily_rows(days=5)
+    with pytest.raises(Exception, match="boom for 999999"):
+        hook.upsert("daily_prices", pd.concat([frame, frame.iloc[[-1]].assign(ticker="999999")], ignore_index=True))
+    hook.upsert("daily_prices", frame.assign(close=frame["close"] + 1))
+    assert {row[5] for row in table_contents(clean_db)} == set(frame["close"] + 1), "writes go on after a failure"
+
+
+def test_a_forked_child_never_uses_its_parents_connection(clean_db, hook):
+    import os
+
+    parent = _backend_pid(hook)
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through the pipe
+        try:
+            os.write(write, str(_backend_pid(hook)).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    reported = os.read(read, 64).decode()
+    os.waitpid(child, 0)
+    assert reported and int(reported) != parent
+    assert _backend_pid(hook) == parent, "and the parent's connection still works"
+
+
+def test_a_write_inside_the_hooks_connection_joins_it(clean_db, hook):
+    with hook.thread_connection() as conn, conn.transaction():
+        hook.upsert("daily_prices", daily_rows(days=5))
+        assert conn.execute("SELECT count(*) FROM daily_prices").fetchone()[0] == 15
+    assert len(table_contents(clean_db)) == 15
+    with pytest.raises(RuntimeError, match="changed my mind"):
+        with hook.thread_connection() as conn, conn.transaction():
+            hook.upsert("daily_prices", daily_rows(days=5).assign(close=1))
+            raise RuntimeError("changed my mind")
+    assert {row[5] for row in table_contents(clean_db)} != {1}, "the caller's transaction held the write"

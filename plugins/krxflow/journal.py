@@ -157,10 +157,8 @@ class Journal:
         return entry
 
     def write(self, entry: Entry) -> None:
-        with self.hook.get_conn() as conn:
-            conn.autocommit = True
-            with conn.transaction():
-                write_entry(conn, entry, self.hook.journal_context())
+        with self.hook.thread_connection() as conn, conn.transaction():
+            write_entry(conn, entry, self.hook.journal_context())
 
     def recorded(self, operation: Operation | str, **details: str) -> bool:
         """Is there a row of ``operation`` whose details hold all of ``details`` (e.g. a window)?
@@ -168,7 +166,7 @@ class Journal:
         How a collector that died after journaling but before acknowledging its input finds out,
         on the retry, that the row is already there.
         """
-        with self.hook.get_conn() as conn:
+        with self.hook.thread_connection() as conn:
             return conn.execute(template("queries/journal/recorded.sql"),
                                 {"operation": str(operation), "details": Jsonb(details)}).fetchone()[0]
 

@@ -26,7 +26,7 @@ def for_hook(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def read_frame(hook, query: str, params: dict | None = None) -> pd.DataFrame:
-    with hook.get_conn() as conn, conn.cursor() as cur:
+    with hook.thread_connection() as conn, conn.cursor() as cur:
         cur.execute(template(query), params or {})
         columns = [c.name for c in cur.description]
         return pd.DataFrame(cur.fetchall(), columns=columns)
