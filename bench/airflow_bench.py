@@ -124,7 +124,9 @@ class PeakRss:
     def _run(self) -> None:
         import psutil
 
-        busy = lambda t: t.user + t.nice + t.system + t.irq + t.softirq  # noqa: E731
+        def busy(t) -> float:  # the machine's CPU seconds not idle nor waiting on I/O
+            return t.user + t.nice + t.system + t.irq + t.softirq
+
         machine_start = busy(psutil.cpu_times())
         while not self._stop.is_set():
             for pid in self.pids:

@@ -162,7 +162,7 @@ class BatchedPostgresHook(PostgresHook):
         self.record_stats = record_stats
         self.stats_context = stats_context
         self._specs: dict[str, TableSpec] = {}
-        self._held = threading.local()  # .conn: (pid, uri, connection, last used) of this thread
+        self._held = threading.local()  # this thread's .conn, the .pid it was opened in, .last_used, .depth
 
     # ------------------------------------------------------------------ public API
     def upsert(self, table: str, data, key: Sequence[str] | None = None, columns: Sequence[str] | None = None,
@@ -196,45 +196,46 @@ class BatchedPostgresHook(PostgresHook):
         A per-ticker backfill task makes six calls (two reads, three writes, its journal row); each on
         a new connection cost PostgreSQL a backend start and a cold catalog cache for the partitioned
         tables (~20 ms each on 2 cores against ~4 ms for the same query on an open connection). A
-        connection is never shared between threads nor used across a fork, follows the Airflow
-        Connection (another URI opens another), and is replaced when it is closed, broken, left in a
-        transaction, has something to read while idle (the server ended it) or sat idle longer than
-        :data:`KEEP_IDLE_SECONDS` (a long-lived process's firewall may have dropped it). Nested calls (a write
-        inside ``with hook.thread_connection()``) get the same connection, as it is.
+        connection is never shared between threads nor used across a fork, and is replaced when it
+        is closed, broken, left in a transaction, has something to read while idle (the server ended
+        it) or sat idle longer than :data:`KEEP_IDLE_SECONDS` (a long-lived process's firewall may
+        have dropped it). Nested calls (a write inside ``with hook.thread_connection()``) get the
+        same connection, as it is.
         """
-        held = getattr(self._held, "conn", None)
-        if held is not None and held[0] == os.getpid() and getattr(self._held, "depth", 0):
-            self._held.depth += 1
+        held, pid = self._held, os.getpid()
+        if getattr(held, "pid", None) != pid:  # first use in this thread, or a fork's child
+            held.pid, held.conn, held.depth = pid, None, 0
+        if held.depth:
+            held.depth += 1
             try:
-                yield held[2]
+                yield held.conn
             finally:
-                self._held.depth -= 1
+                held.depth -= 1
             return
-        pid, uri = os.getpid(), self.get_uri()
-        conn = held[2] if held is not None and held[:2] == (pid, uri) else None
-        if conn is not None and (time.monotonic() - held[3] > KEEP_IDLE_SECONDS or not _reusable(conn)):
+        conn = held.conn
+        if conn is not None and (time.monotonic() - held.last_used > KEEP_IDLE_SECONDS or not _reusable(conn)):
             conn.close()
             conn = None
         if conn is None:
             conn = self.get_conn()
             conn.autocommit = True
-        self._held.conn, self._held.depth = (pid, uri, conn, time.monotonic()), 1
+        held.conn, held.depth = conn, 1
         try:
             yield conn
         finally:
-            self._held.depth = 0
+            held.depth = 0
             if _reusable(conn):
-                self._held.conn = (pid, uri, conn, time.monotonic())
+                held.last_used = time.monotonic()
             else:
                 conn.close()
-                self._held.conn = None
+                held.conn = None
 
     def close(self) -> None:
         """Close this thread's kept connection (the next call opens another)."""
-        held = getattr(self._held, "conn", None)
-        self._held.conn = None
-        if held is not None and held[0] == os.getpid():
-            held[2].close()
+        held = self._held
+        if getattr(held, "pid", None) == os.getpid() and held.conn is not None:
+            held.conn.close()
+            held.conn = None
 
     # ------------------------------------------------------------------ internals
 
