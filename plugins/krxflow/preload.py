@@ -14,7 +14,9 @@ modules copy-on-write:
 ``make run``, the ``airflow backfill`` integration test and ``bench/backfill.py`` set exactly
 this (:data:`krxflow.environment.LOCAL_EXECUTOR_PRELOAD`). Celery workers import it the same
 way, once per worker before the pool forks (:mod:`krxflow.celery_config`). Importing this module
-opens no connection and reads no configuration; it only imports.
+opens no connection; besides importing, it only applies :mod:`krxflow.task_exit` (Airflow's task
+supervisor would otherwise hold each task's executor slot up to 5 s after the task ended), which
+belongs here because these are exactly the processes that fork the supervisors.
 """
 
 from __future__ import annotations
@@ -46,3 +48,6 @@ import krxflow.krx.loading  # noqa: F401
 import krxflow.krx.source  # noqa: F401  (pykrx itself is imported in tasks, with KRX_ID/KRX_PW hidden)
 import krxflow.sources.sample  # noqa: F401
 import krxflow.timetables  # noqa: F401
+from krxflow import task_exit  # noqa: E402  (after the imports it patches)
+
+task_exit.apply()
