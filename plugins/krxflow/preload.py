@@ -48,6 +48,6 @@ import krxflow.krx.loading  # noqa: F401
 import krxflow.krx.source  # noqa: F401  (pykrx itself is imported in tasks, with KRX_ID/KRX_PW hidden)
 import krxflow.sources.sample  # noqa: F401
 import krxflow.timetables  # noqa: F401
-from krxflow import task_exit  # noqa: E402  (after the imports it patches)
+from krxflow import task_exit
 
 task_exit.apply()
