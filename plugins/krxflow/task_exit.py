@@ -50,9 +50,9 @@ def apply() -> bool:
     needs a fresh look, not this patch."""
     from airflow.sdk.execution_time.supervisor import WatchedSubprocess
 
-    service = WatchedSubprocess._service_subprocess
-    if getattr(service, _MARK, False):
+    if applied():
         return True
+    service = WatchedSubprocess._service_subprocess
     fields = {field.name for field in WatchedSubprocess.__attrs_attrs__}
     if list(inspect.signature(service).parameters)[:2] != ["self", "max_wait_time"] or not {
             "_exit_code", "_open_sockets"} <= fields:
