@@ -9,9 +9,12 @@ PIP := $(VENV)/bin/pip
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt requirements-test.txt
+## The venv: the pinned lock (requirements-test.txt includes requirements.txt), then krxflow itself,
+## installed editable from this checkout (its provider and plugin entry points included).
+$(VENV)/.installed: requirements.txt requirements-test.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --disable-pip-version-check -r requirements-test.txt
+	$(PIP) install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
 install: venv
@@ -28,7 +31,7 @@ test-fast: venv
 ## A short subset as on a machine with no PostgreSQL or Redis: the test URLs point at free ports
 ## (nothing listens there), so the session starts private servers with `make run`'s code.
 FRESH_MACHINE_TESTS ?= tests/test_journal.py tests/test_hook.py tests/test_krx_backfill_cli.py
-FREE_PORT = PYTHONPATH=plugins $(PY) -c "from krxflow.stack.processes import free_port; print(free_port())"
+FREE_PORT = $(PY) -c "from krxflow.stack.processes import free_port; print(free_port())"
 test-fresh-machine: venv
 	KRXFLOW_TEST_PG=postgresql://postgres@127.0.0.1:$$($(FREE_PORT)) \
 	KRXFLOW_TEST_REDIS=redis://127.0.0.1:$$($(FREE_PORT))/0 \
@@ -36,10 +39,10 @@ test-fresh-machine: venv
 
 ## Apply migrations to the database of AIRFLOW_CONN_POSTGRES_DEFAULT.
 migrate: venv
-	PYTHONPATH=plugins $(PY) -m krxflow.db migrate
+	$(PY) -m krxflow.db migrate
 
 bench: venv
-	PYTHONPATH=plugins $(PY) bench/ingest.py
+	$(PY) bench/ingest.py
 
 ## Start krxflow on this machine (no Docker): Postgres/Redis from env or private ones, migrations,
 ## Connections/Pools/Variables, airflow standalone; sample mode without KRX/KIS credentials.
@@ -64,7 +67,7 @@ backfill:
 
 ## Create/update krxflow's Connections, Pools and Variables in the configured Airflow.
 bootstrap: venv
-	PYTHONPATH=plugins $(PY) -m krxflow.bootstrap
+	$(PY) -m krxflow.bootstrap
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -37,9 +37,8 @@ INSTALLATION: dict = {}
 
 def configure(name: str = "bench") -> tuple[str, str]:
     """Point this process (and the Airflow processes it starts) at new throwaway databases; their names."""
-    for path in (ROOT / "plugins", ROOT):
-        if str(path) not in sys.path:
-            sys.path.insert(0, str(path))
+    if str(ROOT) not in sys.path:  # the test fakes (tests.fakes); krxflow itself is installed
+        sys.path.insert(0, str(ROOT))
     token = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
     market_db, airflow_db = f"krxflow_{name}_{token}", f"krxflow_{name}_{token}_af"
     from krxflow import environment  # plain strings, no Airflow import
@@ -47,13 +46,13 @@ def configure(name: str = "bench") -> tuple[str, str]:
     INSTALLATION.update(
         home=tempfile.mkdtemp(prefix="krxflow-bench-airflow-"), metadata_db=f"{SERVER}/{airflow_db}",
         market_db=f"{SERVER}/{market_db}", redis_url=os.environ.get("KRXFLOW_BENCH_REDIS", "redis://127.0.0.1:6379/0"),
-        dags_folder=ROOT / "dags", plugins_folder=ROOT / "plugins", sql_dir=ROOT / "include" / "sql",
+        dags_folder=ROOT / "dags",
         redis_prefix=f"krxflow-bench-{token}:")
     os.environ.update({
         **environment.airflow_environment(**INSTALLATION,
                                           logging_level=os.environ.get("KRXFLOW_BENCH_LOG_LEVEL", "WARNING")),
         "MPLCONFIGDIR": tempfile.mkdtemp(prefix="krxflow-bench-mpl-"),
-        "PYTHONPATH": f"{ROOT / 'plugins'}:{ROOT}",
+        "PYTHONPATH": str(ROOT),
     })
     for leaked in ("KRX_ID", "KRX_PW"):
         os.environ.pop(leaked, None)

@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "bench"), str(ROOT / "plugins"), str(ROOT)]
+sys.path[:0] = [str(ROOT / "bench"), str(ROOT)]
 from airflow_bench import (PeakRss, airflow_stack, configure, count_requests_by_date, setup, teardown,  # noqa: E402
                            wait_for_run)
 

@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "bench"), str(ROOT / "plugins"), str(ROOT)]
+sys.path[:0] = [str(ROOT / "bench"), str(ROOT)]
 from airflow_bench import (PeakRss, airflow_stack, configure, krx_requests, run_state, setup, teardown,  # noqa: E402
                            wait_for_run)
 

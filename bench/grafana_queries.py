@@ -31,7 +31,7 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "plugins"), str(ROOT)]
+sys.path[:0] = [str(ROOT)]
 SERVER = os.environ.get("KRXFLOW_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
 BENCH_DB = f"krxflow_bench_grafana_{os.getpid()}_{uuid.uuid4().hex[:6]}"
 for _i, _arg in enumerate(sys.argv):  # --database must be known before anything reads the Connection

@@ -35,14 +35,11 @@ def fake_stats(url: str) -> dict:
 def start_fake(rate: int, sample: bool = False) -> tuple[subprocess.Popen, str]:
     """``python -m krxflow.sample.kis_server`` on a free loopback port; returns (process, base URL) once it answers."""
     from krxflow.sample.kis_server import free_port
-    from krxflow.stack.env import python_path
 
     port = free_port()
-    # krxflow's paths first, as for every process `make run` starts (a bench is run without PYTHONPATH)
-    env = {**os.environ, "PYTHONPATH": python_path(os.environ.get("PYTHONPATH", ""))}
     proc = subprocess.Popen([sys.executable, "-m", "krxflow.sample.kis_server", "--host", "127.0.0.1", "--port", str(port),
                              "--rate", str(rate), *(["--sample"] if sample else [])],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60  # --sample loads the sample market's calendar first
     while True:

@@ -42,7 +42,7 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "plugins"), str(ROOT)]
+sys.path[:0] = [str(ROOT)]
 SERVER = os.environ.get("KRXFLOW_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
 BENCH_DB = f"krxflow_bench_ws_{os.getpid()}_{uuid.uuid4().hex[:6]}"
 os.environ["AIRFLOW_CONN_POSTGRES_DEFAULT"] = f"{SERVER}/{BENCH_DB}"
@@ -144,7 +144,7 @@ def main() -> None:
         tickers = [f"{100000 + 37 * i:06d}" for i in range(args.registrations - half)]
         name = f"bench-ws:{uuid.uuid4().hex[:8]}"
         done_key = cache.key("bench", "done", name)
-        env = {**os.environ, "PYTHONPATH": f"{ROOT / 'plugins'}:{ROOT}"}
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
         ready_key = cache.key("bench", "ready", name)
         drainer = subprocess.Popen([sys.executable, "-c", textwrap.dedent(DRAIN), name, done_key, ready_key],
                                    env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -31,7 +31,6 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "plugins"))
 sys.path.insert(0, str(ROOT))
 SERVER = os.environ.get("KRXFLOW_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
 TOKEN = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"

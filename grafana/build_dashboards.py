@@ -22,10 +22,9 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "plugins"))
-from krxflow.journal import Operation  # noqa: E402  (the journal's operation names)
-from krxflow.settings import MARKET_TZ  # noqa: E402
-from krxflow.sources.base import INSTITUTIONS  # noqa: E402  (plain constants, no dependencies)
+from krxflow.journal import Operation  # the journal's operation names
+from krxflow.settings import MARKET_TZ
+from krxflow.sources.base import INSTITUTIONS  # plain constants, no dependencies
 OUT = HERE / "dashboards"
 DS = {"type": "grafana-postgresql-datasource", "uid": "krxflow-pg"}
 

@@ -24,7 +24,6 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "plugins"))
 
 from krxflow import environment  # noqa: E402  (plain strings, no Airflow import)
 from krxflow.stack import env as stack_env, servers  # noqa: E402
@@ -66,8 +65,7 @@ _PG_SERVER, _REDIS_URL, _SERVERS_STATE = _test_servers()
 #: The session's installation, as :func:`krxflow.environment.airflow_environment` takes it.
 _INSTALLATION = dict(
     home=_AIRFLOW_HOME, metadata_db=f"{_PG_SERVER}/{AIRFLOW_DB}", market_db=f"{_PG_SERVER}/{MARKET_DB}",
-    redis_url=_REDIS_URL, dags_folder=ROOT / "dags", plugins_folder=ROOT / "plugins",
-    sql_dir=ROOT / "include" / "sql", redis_prefix=f"krxflow-test-{_TOKEN}:")
+    redis_url=_REDIS_URL, dags_folder=ROOT / "dags", redis_prefix=f"krxflow-test-{_TOKEN}:")
 
 os.environ.update({
     **environment.airflow_environment(**_INSTALLATION, logging_level="WARNING"),
@@ -76,8 +74,9 @@ os.environ.update({
 })
 for leaked in ("KRX_ID", "KRX_PW"):  # pykrx logs in at import time when these are set
     os.environ.pop(leaked, None)
-# Subprocesses (the krxflow CLI, airflow commands) import the same package.
-os.environ["PYTHONPATH"] = stack_env.python_path(os.environ.get("PYTHONPATH", ""))
+# Subprocesses (the krxflow CLI, airflow commands) import this checkout's package (the venv has it
+# installed from here: `make venv`), and the test fakes (``tests.fakes``) from the checkout's root.
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
 
 import psycopg  # noqa: E402
 import pytest  # noqa: E402

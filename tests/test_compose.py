@@ -40,7 +40,7 @@ def _env(service: dict) -> dict[str, str]:
 
 def _code_text(services: dict) -> str:
     """The code that can read env names: the package, the DAGs, and airflow-init's own shell script."""
-    files = [*ROOT.glob("plugins/**/*.py"), *ROOT.glob("dags/*.py")]
+    files = [*ROOT.glob("src/**/*.py"), *ROOT.glob("dags/*.py")]
     init_script = " ".join(services["airflow-init"]["command"])
     shell_reads = " ".join(f'"{name}"' for name in re.findall(r"\$\$\{(\w+)", init_script))
     return "\n".join(p.read_text() for p in files) + shell_reads
@@ -86,7 +86,8 @@ def test_airflow_configuration(services):
     bundles = json.loads(env["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"])
     assert bundles[0]["name"] == "krxflow"
     assert bundles[0]["kwargs"]["path"] == env["AIRFLOW__CORE__DAGS_FOLDER"] == "/opt/airflow/dags"
-    assert "/opt/airflow/plugins" in env["PYTHONPATH"].split(":")
+    assert "PYTHONPATH" not in env and "AIRFLOW__CORE__PLUGINS_FOLDER" not in env, \
+        "krxflow is installed in the image (provider and plugin entry points), not put on a path"
     # Celery broker (db 0) and krxflow's cache (db 1) are separate Redis databases.
     assert env["AIRFLOW_CONN_REDIS_DEFAULT"].rsplit("/", 1)[1] != env["AIRFLOW__CELERY__BROKER_URL"].rsplit("/", 1)[1]
     commands = {name: services[name].get("command") for name in AIRFLOW_SERVICES - {"airflow-init"}}
@@ -164,7 +165,7 @@ def test_env_example_lists_every_interpolated_variable():
 
 
 def test_env_example_names_the_stack_settings_make_run_reads():
-    stack = (ROOT / "plugins/krxflow/stack/env.py").read_text()
+    stack = (ROOT / "src/krxflow/stack/env.py").read_text()
     read = set(re.findall(r'env\.get\("(KRXFLOW_\w+)"', stack))
     assert read, "krxflow.stack.env reads its settings from the environment"
     assert read <= set(_env_example()), read - set(_env_example())
@@ -177,6 +178,10 @@ def test_dockerfile_installs_the_pinned_requirements(services):
                   if line.startswith("apache-airflow=="))
     assert f"apache/airflow:{pinned.split('==')[1]}" in dockerfile
     assert "requirements.txt" in dockerfile and "postgresql-client" in dockerfile
+    assert "--no-deps --no-build-isolation /opt/krxflow/src" in dockerfile, "the image installs krxflow itself"
+    hatchling = next(line for line in (ROOT / "requirements-test.txt").read_text().splitlines()
+                     if line.startswith("hatchling=="))
+    assert hatchling in dockerfile and hatchling in (ROOT / "pyproject.toml").read_text(), "one build backend pin"
 
 
 #: Variables whose value depends on the deployment (hosts, passwords, sizes, prefixes): compose sets
@@ -196,8 +201,7 @@ def test_compose_environment_is_the_builders(services):
     built = environment.airflow_environment(
         home="/opt/airflow", metadata_db="postgresql://airflow@postgres:5432/airflow",
         market_db="postgresql://krxflow@postgres:5432/krxflow", redis_url="redis://redis:6379/1",
-        dags_folder="/opt/airflow/dags", plugins_folder="/opt/airflow/plugins", sql_dir="/opt/airflow/include/sql",
-        redis_prefix="krxflow:", executor=environment.CELERY_EXECUTOR, celery_broker_url="redis://redis:6379/0")
+        dags_folder="/opt/airflow/dags", redis_prefix="krxflow:", executor=environment.CELERY_EXECUTOR, celery_broker_url="redis://redis:6379/0")
     built.pop("AIRFLOW_HOME")  # the official image's own
     compose_env = _env(services["airflow-scheduler"])
     missing = set(built) - set(compose_env)

@@ -19,7 +19,7 @@ from krxflow.stack.servers import celery_broker_url
 ROOT = Path(__file__).resolve().parents[1]
 INSTALLATION = dict(home="/srv/airflow", metadata_db="postgresql://u@db:5432/airflow",
                     market_db="postgresql://u@db:5432/krxflow", redis_url="redis://cache:6379/0",
-                    dags_folder="/srv/dags", plugins_folder="/srv/plugins", sql_dir="/srv/sql", redis_prefix="p:")
+                    dags_folder="/srv/dags", sql_dir="/srv/sql", redis_prefix="p:")
 
 
 def test_local_executor_environment():
@@ -112,7 +112,7 @@ def test_no_second_copy_of_the_environment():
     is compared with it in test_compose.py)."""
     spelled = re.compile(r'"AIRFLOW__(CORE__(EXECUTOR|MAX_MAP_LENGTH|DEFAULT_TIMEZONE|PARALLELISM|DAGS_FOLDER)'
                          r'|SCHEDULER__MP_\w+|DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST)"\s*:')
-    files = [*ROOT.glob("plugins/**/*.py"), *ROOT.glob("scripts/**/*.py"), *ROOT.glob("bench/*.py"),
+    files = [*ROOT.glob("src/**/*.py"), *ROOT.glob("scripts/**/*.py"), *ROOT.glob("bench/*.py"),
              ROOT / "tests" / "conftest.py", *ROOT.glob("tests/fakes/*.py")]
     offenders = [str(f.relative_to(ROOT)) for f in files
                  if f.name != "environment.py" and spelled.search(f.read_text())]

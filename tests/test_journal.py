@@ -82,7 +82,7 @@ def test_every_operation_written_anywhere_is_in_the_enumeration():
     """Operation names appear in code only through :class:`Operation` (SQL gets them as parameters)."""
     names = {op.value for op in Operation}
     literal = re.compile(r"operation\s*(?:=|IN\s*\()\s*'([a-z_]+)'")
-    for path in [*ROOT.glob("include/sql/**/*.sql"), *ROOT.glob("grafana/*.py"), *ROOT.glob("plugins/**/*.py"),
+    for path in [*ROOT.glob("include/sql/**/*.sql"), *ROOT.glob("grafana/*.py"), *ROOT.glob("src/**/*.py"),
                  *ROOT.glob("dags/*.py")]:
         for name in literal.findall(path.read_text()):
             assert name in names, f"{path.relative_to(ROOT)} names operation {name!r} outside the enumeration"

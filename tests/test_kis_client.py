@@ -51,7 +51,7 @@ async def aredis(redis_client):
 
 def run_children(script: str, count: int, env_extra: dict, timeout: float = 60) -> list[dict]:
     """Start ``count`` Python processes running ``script`` at once; each prints one JSON line."""
-    env = {**os.environ, **env_extra, "PYTHONPATH": f"{ROOT / 'plugins'}:{ROOT}"}
+    env = {**os.environ, **env_extra, "PYTHONPATH": str(ROOT)}
     procs = [subprocess.Popen([sys.executable, "-c", textwrap.dedent(script)], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for _ in range(count)]
     results = []

@@ -75,8 +75,8 @@ def test_dag_runs_end_to_end_against_the_fake_server(airflow_db, clean_db, redis
     with FakeKisThread(FakeKis(rate=18, move_probability=0.5)) as srv:
         env = {**os.environ, "AIRFLOW_CONN_KIS_DEFAULT": srv.connection_json(),
                "AIRFLOW_VAR_KIS_WATCHLIST": "005930,000660,035420,005380,000001,999999",
-               "AIRFLOW_VAR_KIS_WINDOW_SECONDS": "3", "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-               "PYTHONPATH": f"{ROOT / 'plugins'}:{ROOT}"}
+               "AIRFLOW_VAR_KIS_WINDOW_SECONDS": "3",
+               "PYTHONPATH": str(ROOT)}
         from krxflow.calendar import previous_trading_day
 
         session = previous_trading_day(kst_today()).isoformat()  # after the DAG's start_date
@@ -132,7 +132,7 @@ def test_the_run_unpausing_creates_for_a_closed_session_is_skipped_without_polli
     logical_date = pendulum.datetime(session.year, session.month, session.day, tz="Asia/Seoul")
     with FakeKisThread(FakeKis(rate=18)) as srv:
         env = {**os.environ, "AIRFLOW_CONN_KIS_DEFAULT": srv.connection_json(),
-               "AIRFLOW_VAR_KIS_WATCHLIST": "005930,000660", "PYTHONPATH": f"{ROOT / 'plugins'}:{ROOT}"}
+               "AIRFLOW_VAR_KIS_WATCHLIST": "005930,000660", "PYTHONPATH": str(ROOT)}
         started = time.monotonic()
         proc = subprocess.run([shutil.which("timeout"), "-s", "INT", "120", sys.executable, "-m", "airflow", "dags",
                                "test", "kis_intraday", logical_date.isoformat()],

@@ -129,6 +129,9 @@ def test_kis_hook_reads_the_connection_and_describes_its_form(kis):
     assert config.base_url == kis.url and config.appkey == DEMO_APPKEY and config.env == "live"
     assert asyncio.run(KisHook(market="NX").aget_conn()).market == "NX"
     assert KisHook.conn_type == "kis" and KisHook.conn_name_attr == "kis_conn_id"
-    form = KisHook.get_ui_field_behaviour()
+    form = KisHook.ui_field_behaviour()
     assert form["relabeling"] == {"host": "REST base URL", "login": "App key", "password": "App secret"}
-    assert "port" in form["hidden_fields"] and '"env"' in form["placeholders"]["extra"]
+    assert "port" in form["hidden-fields"] and '"env"' in form["placeholders"]["extra"]
+    fields = KisHook.conn_fields()
+    config_fields = {"env", "rate", "rate_margin", "token_interval", "timeout", "market", "ws_url"}
+    assert config_fields <= set(fields) and all("schema" in field for field in fields.values())

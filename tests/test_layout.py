@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PRODUCT = [*ROOT.glob("plugins/**/*.py"), *ROOT.glob("dags/*.py"), *ROOT.glob("scripts/**/*.py"),
+PRODUCT = [*ROOT.glob("src/**/*.py"), *ROOT.glob("dags/*.py"), *ROOT.glob("scripts/**/*.py"),
            *ROOT.glob("scripts/docker/*"), ROOT / "docker-compose.yaml"]
 USES_TESTS = re.compile(r"(import|from)\s+tests\b|-m\s+tests\.|\btests\.fakes\b|\./tests:")
 

@@ -43,6 +43,6 @@ def test_today_is_the_korean_date():
 
 def test_the_market_zone_is_spelled_once():
     """Product code names the zone through ``krxflow.settings.MARKET_TZ`` only."""
-    spelled = [str(p.relative_to(ROOT)) for folder in ("plugins", "dags", "grafana", "scripts", "bench")
+    spelled = [str(p.relative_to(ROOT)) for folder in ("src", "dags", "grafana", "scripts", "bench")
                for p in (ROOT / folder).rglob("*.py") if "Asia/Seoul" in p.read_text()]
-    assert spelled == ["plugins/krxflow/settings.py"]
+    assert spelled == ["src/krxflow/settings.py"]

@@ -79,7 +79,7 @@ def test_airflow_env_configures_the_bundle_and_keeps_credentials_out(tmp_path, m
     assert env["AIRFLOW_HOME"] == str(settings.airflow_home)
     assert env["AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT"] == "45", "the user's tuning applies"
     assert '"path": "%s"' % (ROOT / "dags") in env["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"]
-    assert env["AIRFLOW__CORE__PLUGINS_FOLDER"] == str(ROOT / "plugins")
+    assert "AIRFLOW__CORE__PLUGINS_FOLDER" not in env, "krxflow's plugin is an entry point, not a folder"
     assert env["AIRFLOW__CORE__PARALLELISM"] == "4" and int(env["AIRFLOW__CORE__MAX_MAP_LENGTH"]) >= 3000
     assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "False"
     assert env["AIRFLOW__SCHEDULER__MP_START_METHOD"] == "forkserver"
@@ -181,8 +181,9 @@ def test_private_postgres_and_redis_when_none_is_reachable(tmp_path):
     assert not stack_processes.pid_alive(state["processes"]["postgres"]["pid"])
 
 
-def test_the_users_pythonpath_reaches_airflow_and_env_sh_after_krxflows(tmp_path, monkeypatch):
-    """make run prepends krxflow's paths and keeps the user's, so their own modules reach the workers."""
+def test_the_users_pythonpath_reaches_airflow_and_env_sh(tmp_path, monkeypatch):
+    """krxflow is installed in the venv (no path of its own to add); make run keeps the user's
+    ``PYTHONPATH`` as it is, so their own modules reach the workers beside the installed package."""
     extra = tmp_path / "site"
     extra.mkdir()
     (extra / "my_site_hook.py").write_text("WHO = 'user module'\n")
@@ -191,7 +192,7 @@ def test_the_users_pythonpath_reaches_airflow_and_env_sh_after_krxflows(tmp_path
     state = {"api_port": 18099, "pg_server": "postgresql://postgres@127.0.0.1:5432",
              "redis_url": "redis://127.0.0.1:6379/0", "sample": {"krx": True, "kis": True}}
     env = stack_env.airflow_env(settings, state)
-    assert env["PYTHONPATH"].split(os.pathsep) == [str(ROOT / "plugins"), str(ROOT), str(extra)]
+    assert env["PYTHONPATH"] == os.pathsep.join([str(extra), "", str(ROOT)])
     env_file = stack_env.write_env_file(settings, env)
     probe = "import krxflow, my_site_hook; print(my_site_hook.WHO)"
     out = subprocess.run(["bash", "-c", f"source {env_file} && {sys.executable} -c '{probe}'"],

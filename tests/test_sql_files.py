@@ -14,7 +14,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 QUERIES = ROOT / "include" / "sql"
 NAMED = re.compile(r"""["'](queries/[^"'\s]+?\.sql)["']""")
-CODE_FOLDERS = ("plugins", "dags", "bench", "scripts", "grafana", "tests")
+CODE_FOLDERS = ("src", "dags", "bench", "scripts", "grafana", "tests")
 
 
 def _named_files() -> dict[str, str]:

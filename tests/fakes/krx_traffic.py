@@ -34,7 +34,7 @@ def run_workers(replay, jobs_per_worker: list[list[list]], *, env: dict[str, str
                 timeout: float = 600) -> list[list[str]]:
     """Run one process per job list against ``replay``, all at once; their outcomes, in order."""
     base = {**os.environ, **(env or {})}
-    base["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "plugins"), str(ROOT), base.get("PYTHONPATH")]))
+    base["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), base.get("PYTHONPATH")]))
     command = [sys.executable, "-m", "tests.fakes.krx_traffic", "--wire-id", replay.wire_id,
                "--tickers", str(len(replay.market.tickers)), "--today", replay.today.isoformat()]
     if replay.require_login:

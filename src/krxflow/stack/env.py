@@ -19,7 +19,7 @@ from pathlib import Path
 
 from krxflow import environment
 
-#: The checkout: ``dags/``, ``plugins/``, ``include/sql``, the default run dir.
+#: The checkout: ``dags/`` (the DAG bundle), ``grafana/``, ``.env``, the default run dir.
 REPO_ROOT = Path(__file__).resolve().parents[3]
 VENV_BIN = Path(sys.executable).parent
 
@@ -95,15 +95,12 @@ def airflow_env(settings: Settings, state: dict) -> dict[str, str]:
         **environment.airflow_environment(
             home=settings.airflow_home, metadata_db=f"{state['pg_server']}/{settings.airflow_db}",
             market_db=f"{state['pg_server']}/{settings.market_db}", redis_url=state["redis_url"],
-            dags_folder=REPO_ROOT / "dags", plugins_folder=REPO_ROOT / "plugins",
-            sql_dir=REPO_ROOT / "include" / "sql", redis_prefix=settings.redis_prefix,
+            dags_folder=REPO_ROOT / "dags", redis_prefix=settings.redis_prefix,
             executor=settings.executor, parallelism=settings.parallelism, api_port=state["api_port"],
             celery_broker_url=state.get("celery_broker_url"), celery_concurrency=settings.celery_concurrency),
         "AIRFLOW__API__WORKERS": "1",
         "KRXFLOW_BACKUP_DIR": os.environ.get("KRXFLOW_BACKUP_DIR") or str(settings.run_dir / "backups"),
         "MPLCONFIGDIR": str(settings.run_dir / "mpl"),
-        # krxflow's paths first, then whatever the user had (a custom source, a site hook, ...)
-        "PYTHONPATH": python_path(os.environ.get("PYTHONPATH", "")),
         "PATH": os.pathsep.join([*path, os.environ.get("PATH", "/usr/bin:/bin")]),
         **persistent_secrets(settings),
     }
@@ -120,15 +117,6 @@ def airflow_env(settings: Settings, state: dict) -> dict[str, str]:
     # executor) and win.
     tuning = {k: v for k, v in os.environ.items() if k.startswith("AIRFLOW__") and k not in env}
     return {**base, **tuning, **env}
-
-
-def python_path(user: str) -> str:
-    """``plugins:<repo>`` followed by the user's own ``PYTHONPATH`` entries (without repeats or empties)."""
-    entries = [str(REPO_ROOT / "plugins"), str(REPO_ROOT)]
-    for entry in user.split(os.pathsep):
-        if entry and entry not in entries:
-            entries.append(entry)
-    return os.pathsep.join(entries)
 
 
 def write_env_file(settings: Settings, env: dict[str, str]) -> Path:

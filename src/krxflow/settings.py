@@ -18,8 +18,13 @@ KRX_CONN_ID = os.environ.get("KRXFLOW_KRX_CONN_ID", "krx_default")
 KIS_CONN_ID = os.environ.get("KRXFLOW_KIS_CONN_ID", "kis_default")
 
 def sql_dir() -> Path:
-    """The ``include/sql`` folder: ``$KRXFLOW_SQL_DIR``, else found beside the ``plugins/`` folder."""
+    """Where krxflow's SQL lives: ``$KRXFLOW_SQL_DIR``; else ``krxflow/sql`` inside an installed wheel
+    (the build copies ``include/sql`` there); else ``include/sql`` of the checkout the package runs
+    from (``src/krxflow`` in an editable install)."""
     configured = os.environ.get("KRXFLOW_SQL_DIR")
     if configured:
         return Path(configured)
+    packaged = Path(__file__).resolve().parent / "sql"
+    if packaged.is_dir():
+        return packaged
     return Path(__file__).resolve().parents[2] / "include" / "sql"

@@ -11,12 +11,12 @@ YAML against it. What it settles:
   use (:mod:`krxflow.preload`); Celery workers with the broker on a Redis database of their own;
 * ``max_map_length`` (``krx_history_backfill`` maps one task per ticker, ~2,800, and the check
   runs in the api-server, so every component needs it), examples off;
-* the DAGs folder, the ``krxflow`` DAG bundle and the plugins folder;
+* the DAGs folder and the ``krxflow`` DAG bundle (the package and its plugin are installed, not a folder);
 * the market's clock: ``[core] default_timezone`` = :data:`krxflow.settings.MARKET_TZ`, so naive
   datetimes given to Airflow (CLI dates, ``backfill create``) are KST. Stored timestamps stay
   timezone-aware (Airflow stores UTC); the Airflow 3 UI shows the zone picked in its user menu
   (it starts from the browser's zone; Airflow 3.3 has no server-side UI default);
-* the market database, Redis and krxflow's SQL folder.
+* the market database, Redis and (only when given) a SQL folder other than the package's own.
 
 Plain strings only: importing this module imports no Airflow.
 """
@@ -80,8 +80,8 @@ def dag_bundles(dags_folder: Path | str) -> str:
 
 
 def airflow_environment(*, home: Path | str, metadata_db: str, market_db: str, redis_url: str,
-                        dags_folder: Path | str, plugins_folder: Path | str, sql_dir: Path | str,
-                        redis_prefix: str, executor: str = LOCAL_EXECUTOR, parallelism: int | None = None,
+                        dags_folder: Path | str, redis_prefix: str, sql_dir: Path | str | None = None,
+                        executor: str = LOCAL_EXECUTOR, parallelism: int | None = None,
                         api_port: int | None = None, celery_broker_url: str | None = None,
                         celery_concurrency: int | None = None, logging_level: str = "INFO") -> dict[str, str]:
     """Every variable one krxflow installation's Airflow components (and its CLI) run with.
@@ -96,7 +96,6 @@ def airflow_environment(*, home: Path | str, metadata_db: str, market_db: str, r
     env = {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(plugins_folder),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__EXECUTOR": executor,
         "AIRFLOW__CORE__PARALLELISM": str(parallelism),
@@ -112,8 +111,9 @@ def airflow_environment(*, home: Path | str, metadata_db: str, market_db: str, r
         "AIRFLOW_CONN_POSTGRES_DEFAULT": market_db,
         "AIRFLOW_CONN_REDIS_DEFAULT": redis_url,
         "KRXFLOW_REDIS_PREFIX": redis_prefix,
-        "KRXFLOW_SQL_DIR": str(sql_dir),
     }
+    if sql_dir is not None:  # else the installed package's own (krxflow.settings.sql_dir)
+        env["KRXFLOW_SQL_DIR"] = str(sql_dir)
     if api_port is not None:
         env.update({
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
