@@ -60,7 +60,7 @@ def load_raw(tickers: int, first: dt.date, last: dt.date) -> int:
     from krxflow.db import migrations
     from krxflow.db.connection import connection
     from krxflow.hooks import BatchedPostgresHook
-    from krxflow.sources.sample import SampleSource
+    from krxflow.sample.market import SampleSource
 
     with connection() as conn:
         migrations.migrate(conn)
@@ -127,7 +127,7 @@ def main() -> None:
     from krxflow.db.connection import connection
     from krxflow.krx.adjusting import adjust_market, adjust_session
     from krxflow.krx.loading import history_window, load_daily_prices
-    from krxflow.sources.sample import SampleSource
+    from krxflow.sample.market import SampleSource
 
     first, last = history_window(args.years)
     day = last

@@ -278,7 +278,7 @@ def krx_requests(tickers: int, days, *, ex_dates=(), listing_day=None) -> dict:
 
     from krxflow.krx.adjusting import CHECK_WINDOW_DAYS
     from krxflow.krx.source import PykrxSource
-    from krxflow.sources.sample import SampleMarket
+    from krxflow.sample.market import SampleMarket
     from tests.fakes.krx_replay import KrxReplay
 
     os.environ["AIRFLOW_CONN_KRX_DEFAULT"] = "generic://bench-user:bench-password@"

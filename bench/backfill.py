@@ -74,7 +74,7 @@ def load_ticker_master(count: int) -> tuple[int, list[str]]:
     from krxflow.db.connection import connection
     from krxflow.krx.master import load_listing
     from krxflow.market_time import kst_today
-    from krxflow.sources.sample import SampleSource
+    from krxflow.sample.market import SampleSource
 
     day, market_size = previous_trading_day(kst_today()), count
     while True:
@@ -135,7 +135,7 @@ def measure_wire(tickers: int, workers: int, sessions_per_worker: int = 5, histo
     """Several paced workers against one offline KRX: logins received and the smallest arrival gap."""
     from krxflow.calendar import trading_days
     from krxflow.krx.loading import history_window
-    from krxflow.sources.sample import SampleMarket
+    from krxflow.sample.market import SampleMarket
     from tests.fakes.krx_replay import KrxReplay
     from tests.fakes.krx_traffic import run_workers
 

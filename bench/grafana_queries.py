@@ -66,7 +66,7 @@ def load(conn, tickers: int, years: int) -> dict:
     from krxflow.calendar import previous_trading_day
     from krxflow.db import migrations
     from krxflow.hooks import BatchedPostgresHook
-    from krxflow.sources.sample import SampleSource
+    from krxflow.sample.market import SampleSource
 
     started = time.perf_counter()
     migrations.migrate(conn)

@@ -87,7 +87,7 @@ def main() -> None:
         proc, url = start_fake(args.rate, sample=args.demo)
         os.environ["AIRFLOW_CONN_KIS_DEFAULT"] = connection_json(url, rate=args.rate)
         if args.demo:
-            from krxflow.sources.sample import SampleMarket
+            from krxflow.sample.market import SampleMarket
 
             tickers = SampleMarket().tickers[:DEMO_RUN["watchlist_size"]]
         else:

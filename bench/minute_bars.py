@@ -50,7 +50,7 @@ def main() -> None:
 
     from krxflow.calendar import previous_trading_day
     from krxflow.market_time import kst_today
-    from krxflow.sources.sample import SampleMarket
+    from krxflow.sample.market import SampleMarket
     from krxflow.sample.kis_server import connection_json
 
     admin(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(BENCH_DB)))

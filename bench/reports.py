@@ -74,7 +74,7 @@ def wire(days: list[dt.date]) -> float:
     from krxflow.krx.pykrx_session import reset_pykrx_state
     from krxflow.krx.source import PykrxSource
     from krxflow.krx.report_catalog import REPORTS
-    from krxflow.sources.sample import SampleMarket
+    from krxflow.sample.market import SampleMarket
     from tests.fakes.krx_replay import KrxReplay
 
     os.environ["AIRFLOW_CONN_KRX_DEFAULT"] = "generic://bench-user:bench-secret@"
@@ -98,7 +98,7 @@ def load(days: list[dt.date], tickers: int) -> tuple[float, float]:
     from krxflow.krx.master import load_listing
     from krxflow.krx.report_catalog import REPORTS
     from krxflow.krx.report_loading import check_report_quality, load_report
-    from krxflow.sources.sample import SampleSource
+    from krxflow.sample.market import SampleSource
 
     source = SampleSource(tickers)
     needed = sorted({r.day_for(d) for d in days for r in REPORTS.values()} | set(days))

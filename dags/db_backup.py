@@ -56,14 +56,14 @@ def db_backup():
         """pg_dump -Fc + pg_restore --list; counts rows in the dump's snapshot when a restore check is due."""
         from airflow.sdk import get_current_context
 
-        from krxflow.journal import Journal
+        from krxflow.hooks import BatchedPostgresHook
         from krxflow.upkeep import backup
 
         context = get_current_context()
         wanted = context["params"].get("restore_check")
         run_day = (context.get("logical_date") or context["dag_run"].run_after).in_timezone(MARKET_TZ)
         restore_due = run_day.weekday() == SUNDAY if wanted is None else bool(wanted)
-        result = backup.dump(backup.Target.from_connection(), _directory(), with_counts=restore_due, journal=Journal())
+        result = backup.dump(backup.Target.from_connection(), _directory(), with_counts=restore_due, journal=BatchedPostgresHook().journal())
         return {"file": str(result.path), "bytes": result.bytes, "counts": result.counts}
 
     @task
@@ -83,13 +83,13 @@ def db_backup():
 
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from krxflow.journal import Journal
+        from krxflow.hooks import BatchedPostgresHook
         from krxflow.upkeep import backup
 
         if not dumped.get("counts"):
             raise AirflowSkipException("no restore check due today (Sundays KST, or Param restore_check)")
         path = Path(dumped["file"])
-        result = backup.restore_check(backup.Target.from_connection(), path, dumped["counts"], journal=Journal())
+        result = backup.restore_check(backup.Target.from_connection(), path, dumped["counts"], journal=BatchedPostgresHook().journal())
         return {"file": str(path), "tables": result.tables, "rows": result.rows}
 
     dumped = dump()

@@ -71,11 +71,11 @@ def db_matviews():
     def refresh_view(view: str) -> dict:
         """Refresh one materialized view (concurrently once populated) and log it in load_stats."""
         from krxflow.db.connection import connection
-        from krxflow.journal import Journal
+        from krxflow.hooks import BatchedPostgresHook
         from krxflow.upkeep import matviews
 
         with connection() as conn:
-            result = matviews.refresh(conn, view, journal=Journal())
+            result = matviews.refresh(conn, view, journal=BatchedPostgresHook().journal())
         return {"view": view, "rows": result.rows, "concurrently": result.concurrently}
 
     @task

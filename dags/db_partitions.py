@@ -52,12 +52,12 @@ def db_partitions():
         from airflow.sdk import get_current_context
 
         from krxflow.db.connection import connection
-        from krxflow.journal import Journal
+        from krxflow.hooks import BatchedPostgresHook
         from krxflow.upkeep import partition_upkeep
 
         ahead = get_current_context()["params"].get("ahead")
         with connection() as conn:
-            reports = partition_upkeep.ensure_all(conn, ahead=ahead, journal=Journal())
+            reports = partition_upkeep.ensure_all(conn, ahead=ahead, journal=BatchedPostgresHook().journal())
         return {report.parent: report.created for report in reports}
 
     migrate() >> ensure_partitions()

@@ -40,7 +40,7 @@ def db_retention():
         from airflow.sdk import Variable, get_current_context
 
         from krxflow.db.connection import connection
-        from krxflow.journal import Journal
+        from krxflow.hooks import BatchedPostgresHook
         from krxflow.upkeep import retention
 
         dry_run = bool(get_current_context()["params"].get("dry_run"))
@@ -49,7 +49,7 @@ def db_retention():
             return Variable.get(retention.VARIABLE_TEMPLATE.format(table=table), default=None)
 
         with connection() as conn:
-            reports = retention.purge(conn, dry_run=dry_run, override=override, journal=Journal())
+            reports = retention.purge(conn, dry_run=dry_run, override=override, journal=BatchedPostgresHook().journal())
         return {report.table: report.dropped for report in reports}
 
     purge_expired_partitions()

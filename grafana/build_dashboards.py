@@ -24,7 +24,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 from krxflow.journal import Operation  # the journal's operation names
 from krxflow.settings import MARKET_TZ
-from krxflow.sources.base import INSTITUTIONS  # plain constants, no dependencies
+from krxflow.krx.interface import INSTITUTIONS  # plain constants, no dependencies
 OUT = HERE / "dashboards"
 DS = {"type": "grafana-postgresql-datasource", "uid": "krxflow-pg"}
 

@@ -3,7 +3,7 @@
 Used by the read-side tests and by ``bench/grafana_queries.py``:
 
 * ``load_market`` — ticker master, raw daily prices and the adjusted series derived from them, from a
-  :class:`~krxflow.sources.base.KrxSource` (the offline ``sample`` source in tests and benches),
+  :class:`~krxflow.krx.interface.KrxSource` (the offline ``sample`` source in tests and benches),
   written with :class:`~krxflow.hooks.BatchedPostgresHook` exactly like the ingest DAGs do;
 * ``load_reports`` — the other daily KRX reports of some sessions (issue 17), as the
   ``krx_market_reports`` DAG loads them;
@@ -51,7 +51,7 @@ def load_market(hook, source, first: dt.date, last: dt.date, *, tickers: list[st
     from krxflow.krx.master import load_listing
     from krxflow.krx.tables import for_hook
     from krxflow.krx.adjusting import adjust_market
-    from krxflow.sources.base import DAILY_COLUMNS
+    from krxflow.krx.interface import DAILY_COLUMNS
 
     started = time.perf_counter()
     report = LoadReport()

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from krxflow.adjustment import adjusted_series, detect_factors
-from krxflow.sources.sample import EVENT_TICKERS, SampleMarket, SampleSource
+from krxflow.sample.market import EVENT_TICKERS, SampleMarket, SampleSource
 
 RECORDED = Path(__file__).parent / "fixtures" / "krx_recorded" / "TestStockOhlcvByDateTest.test_ohlcv_with_not_adjusted.yaml"
 TICKERS = 12

@@ -30,7 +30,7 @@ def market():
     from grafana import sample_data
     from krxflow.db.connection import connection
     from krxflow.hooks import BatchedPostgresHook
-    from krxflow.sources.sample import SampleSource
+    from krxflow.sample.market import SampleSource
     from krxflow.upkeep import matviews
 
     with connection() as conn:
@@ -307,7 +307,7 @@ def test_openapi_documents_every_endpoint(client):
 
 
 def test_factors_say_why_an_adjusted_chart_differs_and_delisted_tickers_have_one(client, pg):
-    from krxflow.sources.sample import EVENT_TICKERS, universe
+    from krxflow.sample.market import EVENT_TICKERS, universe
 
     bonus, gone = universe(30)[EVENT_TICKERS["bonus"]], universe(30)[EVENT_TICKERS["split_then_delisted"]]
     body = client.get(f"/stocks/{bonus}/factors").json()

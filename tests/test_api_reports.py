@@ -28,7 +28,7 @@ def reports():
     from krxflow.krx.master import load_listing
     from krxflow.krx.report_catalog import REPORTS
     from krxflow.krx.report_loading import load_report
-    from krxflow.sources.sample import SampleSource
+    from krxflow.sample.market import SampleSource
 
     tables = ["stocks", "daily_prices", "load_stats", "krx_indices"] + [r.table for r in REPORTS.values()]
     with connection() as conn:

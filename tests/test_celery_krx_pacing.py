@@ -42,7 +42,7 @@ SITECUSTOMIZE = textwrap.dedent('''
         import atexit
         import datetime as dt
 
-        from krxflow.sources.sample import SampleMarket
+        from krxflow.sample.market import SampleMarket
         from tests.fakes.krx_replay import KrxReplay
 
         _replay = KrxReplay(SampleMarket(int(os.environ["KRXFLOW_SAMPLE_TICKERS"])), require_login=True,
@@ -57,7 +57,7 @@ SITECUSTOMIZE = textwrap.dedent('''
 def test_two_celery_workers_never_send_to_krx_closer_than_the_interval(airflow_db, clean_db, redis_client,
                                                                       airflow_components_env):
     from krxflow.krx.pacing import KRX_POOL
-    from krxflow.sources.sample import SampleMarket
+    from krxflow.sample.market import SampleMarket
     from krxflow.stack.servers import celery_broker_url
 
     port = free_port()

@@ -175,7 +175,7 @@ def loaded():
     from grafana import sample_data
     from krxflow.db.connection import connection
     from krxflow.hooks import BatchedPostgresHook
-    from krxflow.sources.sample import SampleSource
+    from krxflow.sample.market import SampleSource
 
     with connection() as conn:
         conn.execute(sql.SQL("TRUNCATE stocks, daily_prices, daily_prices_adjusted, daily_indicators, "
@@ -366,7 +366,7 @@ def test_ticker_picker_searches_names_and_codes(grafana_conn, loaded):
 
 
 def test_the_stock_dashboard_is_adjusted_by_default_and_annotates_ex_dates(grafana_conn, loaded):
-    from krxflow.sources.sample import EVENT_TICKERS, universe
+    from krxflow.sample.market import EVENT_TICKERS, universe
 
     stock = DASHBOARDS["stock.json"]
     adjusted = next(v for v in stock["templating"]["list"] if v["name"] == "adjusted")

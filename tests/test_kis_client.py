@@ -101,22 +101,22 @@ def test_quote_and_book_rows():
 
 
 def test_config_from_connection_uri_and_json(monkeypatch):
-    from krxflow.kis.config import load
+    from krxflow.hooks.kis import KisHook
 
     monkeypatch.setenv("AIRFLOW_CONN_KIS_DEFAULT", "http://PSkey:sec%2Fret@127.0.0.1:18080?env=paper")
-    paper = load()
+    paper = KisHook().get_conn()
     assert (paper.base_url, paper.appkey, paper.appsecret, paper.env, paper.rate) == (
         "http://127.0.0.1:18080", "PSkey", "sec/ret", "paper", 1.0)
     monkeypatch.setenv("AIRFLOW_CONN_KIS_DEFAULT", connection_json("http://127.0.0.1:1", rate=9))
-    live = load()
+    live = KisHook().get_conn()
     assert live.base_url == "http://127.0.0.1:1" and live.rate == 9 and live.env == "live"
     assert DEMO_APPSECRET not in repr(live)
     monkeypatch.setenv("AIRFLOW_CONN_KIS_DEFAULT", json.dumps({"conn_type": "http", "login": "k", "password": "s",
                                                                "extra": {"env": "paper"}}))
-    assert load().base_url == "https://openapivts.koreainvestment.com:29443"
+    assert KisHook().get_conn().base_url == "https://openapivts.koreainvestment.com:29443"
     monkeypatch.setenv("AIRFLOW_CONN_KIS_DEFAULT", json.dumps({"conn_type": "http", "host": "http://x"}))
     with pytest.raises(ValueError, match="appkey"):
-        load()
+        KisHook().get_conn()
 
 
 # ------------------------------------------------------------------ fake server rules
@@ -143,11 +143,11 @@ def test_token_shared_by_two_processes_is_issued_once(server, redis_client):
         import asyncio, json, os
         from krxflow import cache
         from krxflow.kis.client import KisClient
-        from krxflow.kis.config import load
+        from krxflow.hooks.kis import KisHook
 
         async def main():
             redis = cache.async_client()
-            async with KisClient(load(), redis) as kis:
+            async with KisClient(KisHook().get_conn(), redis) as kis:
                 outputs = await asyncio.gather(*(kis.inquire_price(t) for t in ("005930", "000660", "035420")))
                 token = await kis.tokens.get()
                 print(json.dumps({"prices": [o["stck_prpr"] for o in outputs], "token": token,

@@ -236,7 +236,7 @@ def test_sample_quotes_start_from_the_sample_close_and_stay_within_its_limits(cl
     from krxflow.calendar import previous_trading_day
     from krxflow.hooks import BatchedPostgresHook
     from krxflow.krx import loading
-    from krxflow.sources.sample import SampleSource
+    from krxflow.sample.market import SampleSource
     from krxflow.sample.kis_server import price_limits, tick_size
 
     source = SampleSource(tickers=60)
@@ -274,7 +274,7 @@ def test_the_demo_run_on_a_busy_loop_is_never_throttled(clean_db, redis_client, 
     and every window's load_stats row is ok (before the limiter gave up late slots: ~29 throttles
     in 16 s of this)."""
     from krxflow.kis.session import DEMO_RUN
-    from krxflow.sources.sample import SampleMarket
+    from krxflow.sample.market import SampleMarket
     from tests.fakes.kis_session import run_session
 
     tickers = SampleMarket(100).tickers[:DEMO_RUN["watchlist_size"]]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pendulum
 import pytest
 
-from krxflow.sources.sample import EVENT_TICKERS
+from krxflow.sample.market import EVENT_TICKERS
 
 ROOT = Path(__file__).resolve().parents[1]
 KRX_DAGS = ("krx_tickers", "krx_daily_prices", "krx_history_backfill", "krx_market_reports")
@@ -62,7 +62,7 @@ def test_krx_tickers_dag_loads_the_listing_and_emits_stocks(airflow_db, dagbag, 
     assert run.state == "success"
     count, markets = pg.execute("SELECT count(*), array_agg(DISTINCT market ORDER BY market) FROM stocks "
                                 "WHERE NOT delisted").fetchone()
-    from krxflow.sources.sample import SampleSource
+    from krxflow.sample.market import SampleSource
 
     assert count == len(SampleSource(SAMPLE_TICKERS).listing("2024-01-03"))
     assert markets == ["KOSDAQ", "KOSPI"]
@@ -75,7 +75,7 @@ def test_krx_tickers_dag_loads_the_listing_and_emits_stocks(airflow_db, dagbag, 
 
 def test_krx_daily_prices_dag_loads_one_session_and_a_rerun_changes_nothing(airflow_db, dagbag, sample_env):
     pg = sample_env
-    from krxflow.sources.sample import SampleSource
+    from krxflow.sample.market import SampleSource
 
     dag = dagbag.get_dag("krx_tickers")
     assert dag.test(logical_date=_kst("2024-01-03", 17)).state == "success"
@@ -112,7 +112,7 @@ def test_krx_daily_prices_manual_run_on_a_holiday_is_skipped_not_failed(airflow_
 
 def test_krx_history_backfill_maps_per_ticker_and_reports(airflow_db, dagbag, sample_env):
     pg = sample_env
-    from krxflow.sources.sample import SampleMarket
+    from krxflow.sample.market import SampleMarket
 
     market = SampleMarket(SAMPLE_TICKERS)
     delisted = market.tickers[EVENT_TICKERS["split_then_delisted"]]  # split 2021-11-02, delisted 2024-05-02
@@ -147,7 +147,7 @@ def test_krx_history_backfill_maps_per_ticker_and_reports(airflow_db, dagbag, sa
 
 def test_krx_daily_prices_dag_through_pykrx_and_the_replay_matches_the_sample(airflow_db, dagbag, sample_env,
                                                                               monkeypatch):
-    from krxflow.sources.sample import SampleMarket, SampleSource
+    from krxflow.sample.market import SampleMarket, SampleSource
     from tests.fakes.krx_replay import KrxReplay
 
     pg = sample_env
@@ -172,7 +172,7 @@ def test_krx_daily_prices_dag_through_pykrx_and_the_replay_matches_the_sample(ai
 def test_a_history_backfill_whose_tickers_fail_ends_failed_and_still_reports(airflow_db, dagbag, sample_env,
                                                                               monkeypatch):
     """Naver blocks at the first ticker: every ticker fails, the report records it, the run is red."""
-    from krxflow.sources.sample import SampleMarket
+    from krxflow.sample.market import SampleMarket
     from tests.fakes.krx_replay import KrxReplay
 
     pg = sample_env
@@ -206,7 +206,7 @@ def test_daily_runs_after_a_history_backfill_keep_the_adjusted_series_current(ai
     """History up to 2024-09-03, then seven daily runs: the rights issue of 2024-09-10 lands in between."""
     from krxflow.calendar import trading_days
     from krxflow.krx.loading import load_ticker_history
-    from krxflow.sources.sample import SampleSource
+    from krxflow.sample.market import SampleSource
 
     pg = sample_env
     source = SampleSource(SAMPLE_TICKERS)

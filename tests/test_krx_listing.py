@@ -7,7 +7,7 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from krxflow.sources.base import (DAILY_COLUMNS, DELISTED_COLUMNS, FOREIGN_OWNERSHIP_COLUMNS, FUNDAMENTAL_COLUMNS,
+from krxflow.krx.interface import (DAILY_COLUMNS, DELISTED_COLUMNS, FOREIGN_OWNERSHIP_COLUMNS, FUNDAMENTAL_COLUMNS,
                                   INDEX_PRICE_COLUMNS, INVESTOR_COLUMNS, KRX_ADJUSTED_COLUMNS, LISTING_COLUMNS,
                                   SHORT_BALANCE_COLUMNS, SHORT_SELLING_COLUMNS, KrxSource)
 
@@ -59,7 +59,7 @@ class ScriptedSource(KrxSource):
 
 
 def _row(ticker, name, market, shares=1_000_000, cap=5_000_000_000):
-    from krxflow.sources.sample import isin_of
+    from krxflow.sample.market import isin_of
 
     return (ticker, name, market, isin_of(ticker), None, shares, cap)
 
@@ -141,7 +141,7 @@ def test_a_run_without_logical_date_loads_today_in_kst():
 # ---------------------------------------------------------------------------- dates from the daily loads
 def _sample_events():
     """One sample ticker per kind of event, with the index of the session it happens on."""
-    from krxflow.sources.sample import SampleMarket
+    from krxflow.sample.market import SampleMarket
 
     market = SampleMarket(400)
     found = {}
@@ -164,7 +164,7 @@ def test_daily_loads_place_master_dates_on_the_true_sessions(db, order):
     from krxflow.hooks import BatchedPostgresHook
     from krxflow.krx.loading import check_daily_quality, load_daily_prices
     from krxflow.krx.master import load_listing
-    from krxflow.sources.sample import SampleSource, sessions
+    from krxflow.sample.market import SampleSource, sessions
 
     source, hook = SampleSource(tickers=400), BatchedPostgresHook()
     days = [d.astype(dt.date) for d in sessions()]

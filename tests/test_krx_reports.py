@@ -13,10 +13,10 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from krxflow.sources import errors
-from krxflow.sources.base import INSTITUTIONS, INVESTOR_TYPES
+from krxflow.krx import errors
+from krxflow.krx.interface import INSTITUTIONS, INVESTOR_TYPES
 from krxflow.krx.report_catalog import REPORTS, selected_reports
-from krxflow.sources.sample import SampleMarket, SampleSource
+from krxflow.sample.market import SampleMarket, SampleSource
 from tests.fakes.krx_replay import KrxReplay
 
 TICKERS = 40

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from krxflow.sources import errors
-from krxflow.sources.sample import SampleMarket
+from krxflow.krx import errors
+from krxflow.sample.market import SampleMarket
 from tests.fakes.krx_replay import KrxReplay
 from tests.fakes.krx_traffic import run_workers
 

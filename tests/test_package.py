@@ -14,7 +14,6 @@ import json
 import os
 import subprocess
 import sys
-import sysconfig
 import venv
 from pathlib import Path
 
@@ -42,11 +41,12 @@ def clean_venv(tmp_path_factory) -> Path:
 
     deps = work / "deps"  # the lock's packages without krxflow's editable install
     deps.mkdir()
-    site = Path(sysconfig.get_paths()["purelib"])
-    for entry in site.iterdir():
-        if entry.name.lower().startswith(("krxflow", "_krxflow", "__editable__")) or entry.suffix == ".pth":
-            continue
-        (deps / entry.name).symlink_to(entry)
+    for site in [Path(p) for p in sys.path if p.endswith("site-packages") and Path(p).is_dir()]:
+        for entry in site.iterdir():
+            if entry.name.lower().startswith(("krxflow", "_krxflow", "__editable__")) or entry.suffix == ".pth" \
+                    or (deps / entry.name).exists():
+                continue
+            (deps / entry.name).symlink_to(entry)
     venv.create(work / "venv", with_pip=True)
     python = work / "venv" / "bin" / "python"
     clean_site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],

@@ -25,7 +25,7 @@ def test_the_scheduler_preload_imports_what_tasks_use_and_connects_to_nothing():
     modules = LOCAL_EXECUTOR_PRELOAD["AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD"]
     assert LOCAL_EXECUTOR_PRELOAD["AIRFLOW__SCHEDULER__MP_START_METHOD"] == "forkserver"
     wanted = ["pandas", "pyarrow", "psycopg", "redis", "krxflow.hooks", "krxflow.krx.loading",
-              "krxflow.sources.sample", "krxflow.krx.adjusting", "airflow.sdk.execution_time.task_runner",
+              "krxflow.sample.market", "krxflow.krx.adjusting", "airflow.sdk.execution_time.task_runner",
               "airflow.dag_processing.dagbag", "airflow.sdk.definitions.decorators", "pyarrow.pandas_compat"]
     env = {**os.environ, "AIRFLOW_CONN_POSTGRES_DEFAULT": "postgresql://nobody@127.0.0.1:1/nothing",
            "AIRFLOW_CONN_REDIS_DEFAULT": "redis://127.0.0.1:1/0"}

@@ -13,9 +13,9 @@ import time
 import pandas as pd
 import pytest
 
-from krxflow.sources import errors
-from krxflow.sources.base import ADJUSTED_COLUMNS, DAILY_COLUMNS, LISTING_COLUMNS
-from krxflow.sources.sample import SampleMarket, SampleSource
+from krxflow.krx import errors
+from krxflow.krx.interface import ADJUSTED_COLUMNS, DAILY_COLUMNS, LISTING_COLUMNS
+from krxflow.sample.market import SampleMarket, SampleSource
 from tests.fakes.krx_replay import KrxReplay
 
 TICKERS = 40

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from krxflow.sources import get_source
-from krxflow.sources.base import ADJUSTED_COLUMNS, DAILY_COLUMNS, LISTING_COLUMNS
-from krxflow.sources.sample import SampleMarket, SampleSource, isin_of, profile, tick_size, to_tick
+from krxflow.krx.interface import ADJUSTED_COLUMNS, DAILY_COLUMNS, LISTING_COLUMNS
+from krxflow.sample.market import SampleMarket, SampleSource, isin_of, profile, tick_size, to_tick
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,7 @@ def test_halts_splits_listings_and_delistings_exist(big):
     assert sum(p.renamed_at is not None for p in profiles) > 10
     new = next(p for p in profiles if p.listed > 300 and p.delisted is None)
     first_day = big.history(new.ticker, "2016-01-01", "2027-12-31", adjusted=False)["trade_date"].iloc[0]
-    from krxflow.sources.sample import sessions
+    from krxflow.sample.market import sessions
 
     assert first_day == sessions()[new.listed].astype(dt.date)
 

@@ -139,15 +139,12 @@ def write_entry(conn: "psycopg.Connection", entry: Entry, context: dict[str, Any
 class Journal:
     """Records operations in ``load_stats`` through the market database's Connection.
 
-    :param hook: the hook whose Connection (and ``stats_context``) to use; a default
-        ``BatchedPostgresHook`` when not given.
+    :param hook: the hook whose Connection (and ``stats_context``) to use
+        (:meth:`BatchedPostgresHook.journal() <krxflow.hooks.BatchedPostgresHook.journal>` gives one of
+        a hook; the journal does not build hooks itself, so it imports nothing of the writer).
     """
 
-    def __init__(self, hook: "BatchedPostgresHook | None" = None) -> None:
-        if hook is None:
-            from krxflow.hooks import BatchedPostgresHook
-
-            hook = BatchedPostgresHook()
+    def __init__(self, hook: "BatchedPostgresHook") -> None:
         self.hook = hook
 
     def record(self, table: str, operation: Operation | str, **figures: Any) -> Entry:

@@ -46,7 +46,7 @@ import krxflow.hooks  # noqa: F401
 import krxflow.krx.adjusting  # noqa: F401
 import krxflow.krx.loading  # noqa: F401
 import krxflow.krx.source  # noqa: F401  (pykrx itself is imported in tasks, with KRX_ID/KRX_PW hidden)
-import krxflow.sources.sample  # noqa: F401
+import krxflow.sample.market  # noqa: F401
 import krxflow.timetables  # noqa: F401
 from krxflow import task_exit
 

@@ -2,7 +2,7 @@
 
 Built on the ``responses`` library (it patches ``requests``' adapter, so pykrx's own sessions,
 headers and parsing code run unchanged). Answers are generated from the deterministic
-:class:`~krxflow.sources.sample.SampleMarket`, in the shapes KRX and Naver really send (checked
+:class:`~krxflow.sample.market.SampleMarket`, in the shapes KRX and Naver really send (checked
 against the recorded responses in the shared reference folder):
 
 * ``POST getJsonData.cmd`` by its ``bld`` form field: ``MDCSTAT01501`` (all tickers, one day,
@@ -53,7 +53,7 @@ import numpy as np
 import pandas as pd
 import responses
 
-from krxflow.sources.sample import SampleMarket, isin_of, session_index, sessions
+from krxflow.sample.market import SampleMarket, isin_of, session_index, sessions
 from krxflow.market_time import kst_today
 
 KRX_DATA_URL = "https://data.krx.co.kr/comm/bldAttendant/getJsonData.cmd"
@@ -390,7 +390,7 @@ class KrxReplay:
 
     def _index_finder(self, params: dict) -> list[dict]:
         """finder_equidx ``block1``: ``mktsel`` 1 all, 2 KRX, 3 KOSPI, 4 KOSDAQ."""
-        from krxflow.sources.sample_reports import index_master
+        from krxflow.sample.market_reports import index_master
 
         wanted = {"1": {"KRX", "KOSPI", "KOSDAQ"}, "2": {"KRX"}, "3": {"KOSPI"}, "4": {"KOSDAQ"}}.get(
             params.get("mktsel", "1"), set())
@@ -402,7 +402,7 @@ class KrxReplay:
     def _index_prices(self, params: dict) -> list[dict]:
         """MDCSTAT00101 ``output``: one group's indices, by name only (KRX sends no code). The KOSPI
         group starts with "코스피 (외국주포함)", which has no prices ("-") and no finder entry."""
-        from krxflow.sources.base import INDEX_GROUPS
+        from krxflow.krx.interface import INDEX_GROUPS
 
         group = {code: name for name, code in INDEX_GROUPS.items()}.get(params.get("idxIndMidclssCd"))
         day, frame, _ = self._report("index_prices", params)
@@ -425,7 +425,7 @@ class KrxReplay:
 
     def _investors(self, params: dict) -> list[dict]:
         """MDCSTAT02401 ``output``: one investor type's trading of every ticker, by net value descending."""
-        from krxflow.sources.base import INVESTOR_TYPES
+        from krxflow.krx.interface import INVESTOR_TYPES
 
         investor = INVESTOR_TYPES.get(params.get("invstTpCd", ""))
         day, frame, names = self._report("investor_trading", params, "strtDd")

@@ -75,7 +75,7 @@ def main() -> None:
     import datetime as dt
 
     from krxflow.krx.source import PykrxSource
-    from krxflow.sources.sample import SampleMarket
+    from krxflow.sample.market import SampleMarket
     from tests.fakes.krx_replay import KrxReplay
 
     outcomes = []

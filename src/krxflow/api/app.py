@@ -291,7 +291,7 @@ def stock_factors(
 # Same auth (the app's require_reader), same bad input answers: 422 malformed, 400 empty or
 # inverted range, 404 unknown ticker or index. Dates are KST trading dates; pages continue with
 # ``next_offset`` (lists) or ``next_start`` (series).
-from krxflow.sources.base import INDEX_GROUPS as _INDEX_GROUPS, INVESTOR_TYPES as _INVESTOR_TYPES  # noqa: E402
+from krxflow.krx.interface import INDEX_GROUPS as _INDEX_GROUPS, INVESTOR_TYPES as _INVESTOR_TYPES  # noqa: E402
 
 INDEX_GROUPS = tuple(_INDEX_GROUPS)
 INDEX_CODE_PATTERN = r"^[0-9]{4}$"

@@ -344,6 +344,10 @@ class BatchedPostgresHook(PostgresHook):
         return not conn.execute(statement, params).fetchone()[0]
 
     # ------------------------------------------------------------------ the journal
+    def journal(self) -> journal.Journal:
+        """The operations journal (``load_stats``) on this hook's Connection and task context."""
+        return journal.Journal(self)
+
     def journal_context(self) -> dict[str, Any]:
         """The task a journal row of this hook names: ``stats_context``, or the running task's."""
         return self.stats_context if self.stats_context is not None else journal.task_context()

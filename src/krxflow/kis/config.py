@@ -1,4 +1,4 @@
-"""Where the KIS client gets its settings: the ``kis_default`` Airflow Connection.
+"""The KIS client's settings, read from the ``kis_default`` Connection by :class:`~krxflow.hooks.kis.KisHook`.
 
 * ``host`` — the REST base URL (``https://openapi.koreainvestment.com:9443`` live,
   ``https://openapivts.koreainvestment.com:29443`` paper; the fake server's URL in tests/demo).
@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import asdict, dataclass, field
 
-from krxflow.settings import KIS_CONN_ID
 
 LIVE_URL = "https://openapi.koreainvestment.com:9443"
 PAPER_URL = "https://openapivts.koreainvestment.com:29443"
@@ -92,18 +91,3 @@ class KisConfig:
                       ws_url=str(extra.get("ws_url", "") or ""))
         values.update(overrides)
         return cls(**values)
-
-
-
-def load(conn_id: str = KIS_CONN_ID, **overrides) -> KisConfig:
-    """The config of Airflow Connection ``conn_id`` (synchronous: tasks, CLI, bench); see :class:`KisHook`."""
-    from krxflow.hooks.kis import KisHook
-
-    return KisHook(conn_id, **overrides).get_conn()
-
-
-async def aload(conn_id: str = KIS_CONN_ID, **overrides) -> KisConfig:
-    """The config of Airflow Connection ``conn_id`` without blocking the event loop (triggers)."""
-    from krxflow.hooks.kis import KisHook
-
-    return await KisHook(conn_id, **overrides).aget_conn()

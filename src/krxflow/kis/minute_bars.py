@@ -176,7 +176,7 @@ def load_day(tickers: list[str], day: dt.date, *, today: bool, hook=None, kis_co
              redis_conn_id: str | None = None) -> FetchResult:
     """Fetch and upsert ``day``'s minute bars of ``tickers`` (sync entry point for tasks and the CLI)."""
     from krxflow.kis.buffer import async_redis
-    from krxflow.kis.config import aload
+    from krxflow.hooks.kis import KisHook
     from krxflow.settings import KIS_CONN_ID, REDIS_CONN_ID
 
     if hook is None:
@@ -190,7 +190,7 @@ def load_day(tickers: list[str], day: dt.date, *, today: bool, hook=None, kis_co
         return hook.upsert("minute_bars", rows, columns=COLUMNS)
 
     async def run() -> FetchResult:
-        config = await aload(kis_conn_id or KIS_CONN_ID)
+        config = await KisHook(kis_conn_id or KIS_CONN_ID).aget_conn()
         redis = await async_redis(redis_conn_id or REDIS_CONN_ID)
         try:
             return await fetch_day(config, redis, tickers, day, today=today, write=write)

@@ -13,7 +13,7 @@ Answers (pure functions, tested on KRX's recorded answers):
   * :mod:`~krxflow.krx.report_parsing` — the other daily reports.
 
 The source: :mod:`~krxflow.krx.source` (``PykrxSource``, the real KRX behind
-:class:`~krxflow.sources.base.KrxSource`).
+:class:`~krxflow.krx.interface.KrxSource`).
 
 Loading (source → ``BatchedPostgresHook`` → tables; what the DAGs call):
   * :mod:`~krxflow.krx.master` — the ticker master (a pure diff, its reads and writes);

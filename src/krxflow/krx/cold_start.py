@@ -49,7 +49,7 @@ from krxflow.krx.loading import history_window, store_market_day
 from krxflow.krx.master import update_master
 from krxflow.krx.tables import read_frame, shared_hook
 from krxflow.market_time import kst_date
-from krxflow.sources.base import KrxSource
+from krxflow.krx.interface import KrxSource
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from krxflow.sources.errors import KrxBlockedError, KrxHttpError, KrxLogoutError, KrxSourceError
+from krxflow.krx.errors import KrxBlockedError, KrxHttpError, KrxLogoutError, KrxSourceError
 from krxflow.krx.pacing import Pacer, block_ttl, circuit_key
 
 log = logging.getLogger(__name__)

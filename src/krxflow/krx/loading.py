@@ -16,7 +16,7 @@ from krxflow.journal import Journal, Operation, Status
 from krxflow.krx.master import update_master
 from krxflow.krx.tables import for_hook, read_frame, shared_hook
 from krxflow.market_time import kst_date, kst_today
-from krxflow.sources.base import DAILY_COLUMNS, KrxSource
+from krxflow.krx.interface import DAILY_COLUMNS, KrxSource
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from krxflow import cache
-from krxflow.sources.errors import KrxHttpError, KrxLoginError
+from krxflow.krx.errors import KrxHttpError, KrxLoginError
 from krxflow.krx.pacing import COMPARE_AND_DELETE, Pacer
 
 log = logging.getLogger(__name__)

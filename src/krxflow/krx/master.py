@@ -16,7 +16,7 @@ import pandas as pd
 
 from krxflow.krx.tables import read_frame, shared_hook
 from krxflow.market_time import kst_date
-from krxflow.sources.base import LISTING_COLUMNS, KrxSource
+from krxflow.krx.interface import LISTING_COLUMNS, KrxSource
 from krxflow.sqlfiles import template
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ because they live in Redis, decided by one atomic script **immediately before ea
 
 * **Circuit breaker**: a block (HTTP 403, an HTML page where data was expected) opens the circuit
   — a Redis key with a TTL (default 24 h, ``KRXFLOW_KRX_BLOCK_TTL``). While it exists nothing is
-  sent: tasks fail at once with :class:`~krxflow.sources.errors.KrxCircuitOpenError` saying why and
+  sent: tasks fail at once with :class:`~krxflow.krx.errors.KrxCircuitOpenError` saying why and
   until when. An operator closes it early with ``redis-cli DEL <key>`` (the error names the key).
 * **One request in flight** per service: the next request is sent only after the previous one's
   answer was read and classified, so at most one request ever goes into a block.
@@ -30,7 +30,7 @@ import uuid
 from typing import Iterator
 
 from krxflow import cache
-from krxflow.sources.errors import KrxCircuitOpenError
+from krxflow.krx.errors import KrxCircuitOpenError
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,9 @@
 """KRX's and Naver's price answers as krxflow's rows: pure functions, no I/O.
 
 Each takes what pykrx's core class returned (every field KRX sent, as text) and returns the
-columns of the target table (:mod:`krxflow.sources.base`). KRX's ``"-"`` and empty strings are
+columns of the target table (:mod:`krxflow.krx.interface`). KRX's ``"-"`` and empty strings are
 NULL; halted days' ``0`` open/high/low are NULL too; a field an answer must have and lacks is a
-site change (:class:`~krxflow.sources.errors.KrxBadAnswerError`). The report answers' parsers
+site change (:class:`~krxflow.krx.errors.KrxBadAnswerError`). The report answers' parsers
 (:mod:`krxflow.krx.report_parsing`) use the same number helpers.
 
 Tested on KRX's recorded answers (``../shared/reference/krx-recorded/``) in
@@ -18,8 +18,8 @@ import xml.etree.ElementTree as ElementTree
 
 import pandas as pd
 
-from krxflow.sources.base import ADJUSTED_COLUMNS, DAILY_COLUMNS, MARKETS
-from krxflow.sources.errors import KrxBadAnswerError
+from krxflow.krx.interface import ADJUSTED_COLUMNS, DAILY_COLUMNS, MARKETS
+from krxflow.krx.errors import KrxBadAnswerError
 
 log = logging.getLogger(__name__)
 

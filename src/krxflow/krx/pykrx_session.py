@@ -24,7 +24,7 @@ import tempfile
 from typing import TYPE_CHECKING, NamedTuple
 
 from krxflow.settings import KRX_CONN_ID
-from krxflow.sources.errors import KrxLoginError
+from krxflow.krx.errors import KrxLoginError
 
 if TYPE_CHECKING:
     from krxflow.krx.login import KrxLoginState

@@ -1,7 +1,7 @@
 """The other daily KRX reports krxflow keeps (issue 17): the one list, light enough for DAG files.
 
 :data:`REPORTS` names each report (the ``reports`` Param of ``krx_market_reports``), the
-:class:`~krxflow.sources.base.KrxSource` method that fetches it, its table, the KRX requests it
+:class:`~krxflow.krx.interface.KrxSource` method that fetches it, its table, the KRX requests it
 costs per session, and its lag (KRX publishes short balances two sessions late). The DAG, the
 loaders, the bench and the README table all read it. No pandas here: DAG files import it.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from krxflow.sources.base import INVESTOR_TYPES
+from krxflow.krx.interface import INVESTOR_TYPES
 
 
 @dataclass(frozen=True)

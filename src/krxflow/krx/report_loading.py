@@ -18,7 +18,7 @@ import pandas as pd
 
 from krxflow.market_time import kst_date
 from krxflow.journal import Journal, Operation
-from krxflow.sources.base import INDEX_COLUMNS, INVESTOR_TYPES, KrxSource
+from krxflow.krx.interface import INDEX_COLUMNS, INVESTOR_TYPES, KrxSource
 from krxflow.krx.tables import for_hook, read_frame, shared_hook
 from krxflow.krx.report_catalog import REPORTS
 

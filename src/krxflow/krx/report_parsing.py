@@ -1,10 +1,10 @@
 """KRX's report answers (pykrx core-class frames) as krxflow's report rows.
 
 Pure functions, one per report: they take what the pykrx core class returned (every field KRX
-sent, as text) and return the columns of the report's table (:mod:`krxflow.sources.base`).
+sent, as text) and return the columns of the report's table (:mod:`krxflow.krx.interface`).
 KRX's ``"-"`` and empty strings are NULL (pykrx's wrappers turn them into 0, which would make a
 loss maker's PER 0 and a missing index level 0). A field a report must have and lacks is a site
-change: :class:`~krxflow.sources.errors.KrxBadAnswerError`.
+change: :class:`~krxflow.krx.errors.KrxBadAnswerError`.
 
 The fields kept, per bld (checked against pykrx 1.2.9's core classes and their docstrings):
 
@@ -29,7 +29,7 @@ import logging
 
 import pandas as pd
 
-from krxflow.sources.base import (FOREIGN_OWNERSHIP_COLUMNS, FUNDAMENTAL_COLUMNS, INDEX_PRICE_COLUMNS,
+from krxflow.krx.interface import (FOREIGN_OWNERSHIP_COLUMNS, FUNDAMENTAL_COLUMNS, INDEX_PRICE_COLUMNS,
                                   INVESTOR_COLUMNS, SHORT_BALANCE_COLUMNS, SHORT_SELLING_COLUMNS)
 from krxflow.krx.parsing import decimal, require_fields, whole
 

@@ -47,11 +47,11 @@ from krxflow.krx.pykrx_session import (Credentials, bind_session, import_pykrx, 
                                        login_error, remember_isins, reset_pykrx_state)
 from krxflow.market_time import kst_date, kst_today
 from krxflow.settings import KRX_CONN_ID
-from krxflow.sources.base import (DAILY_COLUMNS, DELISTED_COLUMNS, FOREIGN_OWNERSHIP_COLUMNS, FUNDAMENTAL_COLUMNS,
+from krxflow.krx.interface import (DAILY_COLUMNS, DELISTED_COLUMNS, FOREIGN_OWNERSHIP_COLUMNS, FUNDAMENTAL_COLUMNS,
                                   INDEX_GROUPS, INDEX_PRICE_COLUMNS, INVESTOR_COLUMNS, INVESTOR_TYPES,
                                   KRX_ADJUSTED_COLUMNS, LISTING_COLUMNS, MARKET_DAY_COLUMNS, SHORT_BALANCE_COLUMNS,
                                   SHORT_SELLING_COLUMNS, KrxSource)
-from krxflow.sources.errors import KrxBadAnswerError, KrxEmptyAnswerError, KrxLogoutError, KrxSourceError
+from krxflow.krx.errors import KrxBadAnswerError, KrxEmptyAnswerError, KrxLogoutError, KrxSourceError
 
 log = logging.getLogger(__name__)
 

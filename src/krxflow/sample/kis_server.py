@@ -20,7 +20,7 @@ It follows ``shared/reference/kis-open-api.md``:
 * Daily limits as KRX sets them: ±30 % of the base price (``stck_sdpr``), the upper limit rounded
   down and the lower one up to the tick grid; prices never leave them.
 * ``--sample`` (what ``make run`` starts in sample mode): a ticker of the offline sample market
-  (:class:`krxflow.sources.sample.SampleMarket`) starts from its close on the last session before
+  (:class:`krxflow.sample.market.SampleMarket`) starts from its close on the last session before
   today (KST), so the Intraday and Stock dashboards agree; other tickers get a made-up base.
 
 Tests drive it in-process (:class:`FakeKis` + :func:`serve`) or over HTTP through the
@@ -91,7 +91,8 @@ def price_limits(base: int) -> tuple[int, int]:
 def sample_base(code: str, today: dt.date | None = None) -> int | None:
     """The sample market's close of ``code`` on the last session before ``today`` (KST); None if it has none."""
     from krxflow.calendar import previous_trading_day
-    from krxflow.sources.sample import SampleMarket, session_index
+    from krxflow.sample.market import SampleMarket
+    from krxflow.sample.sessions import session_index
 
     market = SampleMarket()
     if market.profile(code) is None:

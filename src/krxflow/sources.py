@@ -1,9 +1,9 @@
-"""KRX daily data sources behind one interface (:class:`~krxflow.sources.base.KrxSource`).
+"""KRX daily data sources behind one interface (:class:`~krxflow.krx.interface.KrxSource`).
 
 * ``pykrx`` (default) — the real KRX/Naver through pykrx, with typed errors, timeouts, pacing
   shared through Redis and a circuit breaker (:mod:`krxflow.krx.source`; the KRX package).
 * ``sample`` — a deterministic offline market for demos, tests and benches
-  (:mod:`krxflow.sources.sample`).
+  (:mod:`krxflow.sample.market`).
 
 Which one runs is configuration: env ``KRXFLOW_SOURCE`` or the Airflow Variable of that name.
 Nothing heavy is imported here: DAG files may import this package while parsing.
@@ -36,14 +36,14 @@ def source_name() -> str:
 
 
 def get_source(name: str | None = None, **kwargs):
-    """The configured :class:`~krxflow.sources.base.KrxSource` (or the one called ``name``)."""
+    """The configured :class:`~krxflow.krx.interface.KrxSource` (or the one called ``name``)."""
     name = (name or source_name()).lower()
     if name == "pykrx":
         from krxflow.krx.source import PykrxSource
 
         return PykrxSource(**kwargs)
     if name == "sample":
-        from krxflow.sources.sample import SampleSource
+        from krxflow.sample.market import SampleSource
 
         return SampleSource(**kwargs)
     raise ValueError(f"unknown KRX source {name!r}; use one of {SOURCES}")

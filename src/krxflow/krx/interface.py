@@ -6,7 +6,7 @@ exactly those of the target table (see the ``*_COLUMNS`` constants), so that a f
 straight into ``BatchedPostgresHook.upsert``.
 
 Holidays are not errors: asking for a day that is not an XKRX session returns an empty frame
-(and sends no request). Real failures raise the typed errors of :mod:`krxflow.sources.errors`.
+(and sends no request). Real failures raise the typed errors of :mod:`krxflow.krx.errors`.
 """
 
 from __future__ import annotations

@@ -34,12 +34,11 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
+from krxflow.krx.interface import (ADJUSTED_COLUMNS, DAILY_COLUMNS, DELISTED_COLUMNS, KRX_ADJUSTED_COLUMNS,
+                                   LISTING_COLUMNS, MARKET_DAY_COLUMNS, KrxSource)
 from krxflow.market_time import kst_date, kst_today
-from krxflow.sources.base import (ADJUSTED_COLUMNS, DAILY_COLUMNS, DELISTED_COLUMNS, KRX_ADJUSTED_COLUMNS,
-                                  LISTING_COLUMNS, MARKET_DAY_COLUMNS, KrxSource)
+from krxflow.sample.sessions import UNIVERSE_START, session_index, sessions
 
-#: The first session of the sample market.
-UNIVERSE_START = dt.date(2016, 1, 4)
 DEFAULT_TICKERS = 2_700
 SAMSUNG = "005930"
 HUGE_VOLUME = "010000"
@@ -84,22 +83,6 @@ def isin_of(ticker: str) -> str:
             n = n - 9 if n > 9 else n
         total += n
     return body + str((10 - total % 10) % 10)
-
-
-@lru_cache(maxsize=1)
-def sessions() -> np.ndarray:
-    """Every XKRX session of the sample market as ``datetime64[D]``."""
-    from krxflow import calendar
-
-    days = calendar.sessions().days
-    return days[days >= np.datetime64(UNIVERSE_START, "D")]
-
-
-def session_index(day: dt.date) -> int:
-    """Index of session ``day`` in :func:`sessions` (-1 when ``day`` is not a session in range)."""
-    from krxflow.calendar import position
-
-    return position(sessions(), day)
 
 
 def universe(count: int) -> list[str]:
@@ -372,10 +355,10 @@ class SampleMarket:
 
     # ----------------------------------------------------------------- other daily reports (issue 17)
     def report(self, name: str, day: dt.date) -> pd.DataFrame:
-        """One of the other daily reports of session ``day`` (see :mod:`krxflow.sources.sample_reports`):
+        """One of the other daily reports of session ``day`` (see :mod:`krxflow.sample.market_reports`):
         ``index_prices``, ``investor_trading``, ``fundamentals``, ``short_selling``, ``short_balance``
         or ``foreign_ownership``; empty when ``day`` is not a session."""
-        from krxflow.sources import sample_reports
+        from krxflow.sample import market_reports as sample_reports
 
         if name not in _REPORTS:
             raise ValueError(f"the sample market has no report {name!r}")

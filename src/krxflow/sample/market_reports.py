@@ -1,7 +1,7 @@
 """The sample market's other daily reports: indices, investor trading, fundamentals, shorts, foreign ownership.
 
 Deterministic (the same market, day and ticker count give the same rows) and consistent with the
-sample prices of :class:`~krxflow.sources.sample.SampleMarket`:
+sample prices of :class:`~krxflow.sample.market.SampleMarket`:
 
 * **indices** are capitalisation ratios of their members' prices of the day:
   ``level = 1000 × Σ price × listed shares / Σ reference cap`` over the members trading that day
@@ -27,7 +27,7 @@ import zlib
 import numpy as np
 import pandas as pd
 
-from krxflow.sources.base import (FOREIGN_OWNERSHIP_COLUMNS, FUNDAMENTAL_COLUMNS, INDEX_PRICE_COLUMNS,
+from krxflow.krx.interface import (FOREIGN_OWNERSHIP_COLUMNS, FUNDAMENTAL_COLUMNS, INDEX_PRICE_COLUMNS,
                                   INVESTOR_COLUMNS, INVESTOR_TYPES, SHORT_BALANCE_COLUMNS, SHORT_SELLING_COLUMNS)
 
 #: The sample indices: group, finder_equidx full_code and short_code, name, and who is a member
@@ -171,7 +171,7 @@ def _fiscal_year(day: dt.date) -> int:
 
 def fundamentals(market, day: dt.date) -> pd.DataFrame:
     """:data:`FUNDAMENTAL_COLUMNS` of every ticker listed on session ``day``."""
-    from krxflow.sources.sample import session_index
+    from krxflow.sample.sessions import session_index
 
     frame = _day_frame(market, day)
     if frame.empty:
