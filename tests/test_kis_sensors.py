@@ -6,6 +6,7 @@
 * not deferrable: ``super().execute()`` and its poke loop, each poke one window against the fake
   KIS server, drained into PostgreSQL;
 * ``timeout`` → :class:`AirflowSensorTimeout`, and with ``soft_fail`` a skip, on both paths;
+* ``mode="reschedule"`` is refused when the sensor is built (the poke totals live on the instance);
 * :class:`~krxflow.hooks.kis.KisHook` reads the Connection and describes its form.
 """
 
@@ -70,6 +71,23 @@ def test_poke_loop_with_soft_fail_is_skipped_on_timeout(redis_client):
                              timeout=0.5, soft_fail=True)
     with pytest.raises(AirflowSkipException):
         sensor.execute({})
+
+
+@pytest.mark.parametrize("sensor_class", [KisSessionSensor, KisStreamSensor])
+@pytest.mark.parametrize("deferrable", [False, True])
+def test_reschedule_mode_is_refused_with_what_to_use_instead(sensor_class, deferrable):
+    """A rescheduled poke runs on a new operator instance: the totals of the earlier windows would be lost."""
+    with pytest.raises(ValueError, match=r"mode='reschedule' is not supported.*deferrable=True.*mode='poke'"):
+        sensor_class(task_id="s", plan=_plan(0, 60), deferrable=deferrable, mode="reschedule")
+    assert sensor_class(task_id="s", plan=_plan(0, 60), deferrable=deferrable, mode="poke").mode == "poke"
+
+
+def test_reschedule_mode_from_default_args_is_refused_too():
+    from airflow.sdk import DAG
+
+    with DAG("kis_reschedule_refused", schedule=None, default_args={"mode": "reschedule"}):
+        with pytest.raises(ValueError, match="mode='reschedule' is not supported"):
+            KisSessionSensor(task_id="poll", plan=_plan(0, 60), deferrable=False)
 
 
 # ------------------------------------------------------------------ deferrable: triggers, bounded by timeout

@@ -4,11 +4,18 @@ The supervisor is Airflow's own (``ActivitySubprocess``), forking a real child; 
 client it reports to is a stand-in (no server is needed to watch a process end). The child closes
 every socket it shares with the supervisor and lingers a moment before exiting — what a finishing task
 process does for a fraction of a millisecond, stretched so the race is lost every time.
+
+It patches a private method, so every way it can fail to fit is tried here: the switch off, a task SDK
+it was not verified on, the supervisor module gone, the class or method renamed, the method's
+parameters or the attrs state it reads changed, anything else unforeseen. Each time ``apply()``
+returns False, logs one warning and leaves Airflow's method in place (tests/test_preload.py: the
+preload still imports everything).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import subprocess
 import sys
@@ -80,16 +87,118 @@ def test_with_it_the_supervisor_returns_as_soon_as_the_task_process_exits(unpatc
     assert seconds < 0.3 + LINGER_SECONDS + 2.0
 
 
-def test_a_supervisor_it_does_not_recognise_is_left_alone(monkeypatch, caplog):
+# ------------------------------------------------------------------ every way it can fail: one warning, Airflow as it was
+def _apply_and_expect_one_warning(caplog, *words: str) -> str:
+    """Run ``apply()``: it must return False (not raise) and log exactly one warning; that warning's text."""
+    with caplog.at_level(logging.WARNING, logger=task_exit.__name__):
+        assert task_exit.apply() is False
+    warnings = [r for r in caplog.records if r.name == task_exit.__name__ and r.levelno >= logging.WARNING]
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]
+    message = warnings[0].getMessage()
+    for word in words:
+        assert word in message, message
+    return message
+
+
+def _assert_untouched(original) -> None:
+    """Airflow's own method is still the class's (checked after the sabotage was undone)."""
+    from airflow.sdk.execution_time.supervisor import WatchedSubprocess
+
+    assert WatchedSubprocess.__dict__["_service_subprocess"] is original
+    assert not task_exit.applied()
+
+
+@pytest.fixture
+def original(unpatched_supervisor):
+    from airflow.sdk.execution_time.supervisor import WatchedSubprocess
+
+    return WatchedSubprocess.__dict__["_service_subprocess"]
+
+
+def test_turned_off_by_the_environment_switch(monkeypatch, caplog, original):
+    monkeypatch.setenv(task_exit.SWITCH, "0")
+    _apply_and_expect_one_warning(caplog, "turned off", "KRXFLOW_TASK_EXIT_PATCH=0")
+    _assert_untouched(original)
+    monkeypatch.setenv(task_exit.SWITCH, "1")  # anything but an "off" word leaves it on
+    assert task_exit.apply() is True
+
+
+def test_a_task_sdk_it_was_not_verified_on_is_left_alone(monkeypatch, caplog, original):
+    assert task_exit.task_sdk_version() == "1.3.2"  # the pinned one, inside VERIFIED_TASK_SDK
+    monkeypatch.setattr(task_exit, "task_sdk_version", lambda: "1.4.0")
+    _apply_and_expect_one_warning(caplog, "apache-airflow-task-sdk 1.4.0", task_exit.VERIFIED_TASK_SDK)
+    _assert_untouched(original)
+    monkeypatch.setattr(task_exit, "task_sdk_version", lambda: None)  # no metadata: not verified either
+    caplog.clear()
+    _apply_and_expect_one_warning(caplog, "not installed")
+    _assert_untouched(original)
+
+
+def test_a_supervisor_module_that_cannot_be_imported(monkeypatch, caplog, original):
+    with monkeypatch.context() as sabotage:
+        sabotage.setitem(sys.modules, "airflow.sdk.execution_time.supervisor", None)  # moved or removed
+        _apply_and_expect_one_warning(caplog, "cannot import WatchedSubprocess")
+        assert not task_exit.applied()  # says so instead of raising
+    _assert_untouched(original)
+
+
+def test_a_renamed_supervisor_class(monkeypatch, caplog, original):
+    import airflow.sdk.execution_time.supervisor as supervisor
+
+    with monkeypatch.context() as sabotage:
+        sabotage.delattr(supervisor, "WatchedSubprocess")
+        _apply_and_expect_one_warning(caplog, "cannot import WatchedSubprocess")
+    _assert_untouched(original)
+
+
+def test_a_renamed_or_missing_method(monkeypatch, caplog, original):
+    from airflow.sdk.execution_time.supervisor import WatchedSubprocess
+
+    with monkeypatch.context() as sabotage:
+        sabotage.delattr(WatchedSubprocess, "_service_subprocess")
+        _apply_and_expect_one_warning(caplog, "no _service_subprocess method")
+        assert "_service_subprocess" not in WatchedSubprocess.__dict__  # not put back by the patch either
+    _assert_untouched(original)
+
+
+def test_a_method_whose_parameters_changed(monkeypatch, caplog, original):
     from airflow.sdk.execution_time.supervisor import WatchedSubprocess
 
     def _service_subprocess(self, timeout, raise_on_timeout=False, expect_signal=None):  # renamed parameter
         return None
 
-    monkeypatch.setattr(WatchedSubprocess, "_service_subprocess", _service_subprocess)
-    assert task_exit.apply() is False
-    assert WatchedSubprocess._service_subprocess is _service_subprocess
-    assert "not patched" in caplog.text
+    with monkeypatch.context() as sabotage:
+        sabotage.setattr(WatchedSubprocess, "_service_subprocess", _service_subprocess)
+        _apply_and_expect_one_warning(caplog, "no longer takes (self, max_wait_time")
+        assert WatchedSubprocess._service_subprocess is _service_subprocess
+    _assert_untouched(original)
+
+
+@pytest.mark.parametrize("fields", [
+    pytest.param(lambda fields: tuple(f for f in fields if f.name != "_open_sockets"), id="a-field-renamed"),
+    pytest.param(None, id="no-longer-an-attrs-class"),
+])
+def test_changed_internal_state_the_patch_reads(monkeypatch, caplog, original, fields):
+    from airflow.sdk.execution_time.supervisor import WatchedSubprocess
+
+    with monkeypatch.context() as sabotage:
+        if fields is None:
+            sabotage.delattr(WatchedSubprocess, "__attrs_attrs__")
+            expected = "no attrs field _exit_code, _open_sockets"
+        else:
+            sabotage.setattr(WatchedSubprocess, "__attrs_attrs__", fields(WatchedSubprocess.__attrs_attrs__))
+            expected = "no attrs field _open_sockets"
+        _apply_and_expect_one_warning(caplog, expected)
+    _assert_untouched(original)
+
+
+def test_anything_else_it_did_not_foresee_is_a_warning_too(monkeypatch, caplog, original):
+    from airflow.sdk.execution_time.supervisor import WatchedSubprocess
+
+    with monkeypatch.context() as sabotage:
+        sabotage.setattr(WatchedSubprocess, "_service_subprocess", 42)  # inspect.signature raises TypeError
+        _apply_and_expect_one_warning(caplog, "could not patch", "TypeError")
+    _assert_untouched(original)
 
 
 def test_the_preload_applies_it_where_supervisors_are_forked():

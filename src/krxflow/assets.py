@@ -1,55 +1,30 @@
 """The Assets krxflow's DAGs produce and listen to: one per table that downstream work depends on.
 
-Asset URIs name the market database's tables in the form Airflow expects for Postgres
-(``postgres://host:port/database/schema/table``), with the host, port and database of the
-database krxflow really writes to, taken from configuration:
+An Asset is matched by its URI: the dag-processor registers the URIs a DAG file declares, and a
+worker reports the URIs of its task's outlets when the task succeeds; an outlet whose URI the
+dag-processor did not register raises no event, and the DAGs that listen to it (``db_matviews``)
+are never triggered. So the URIs must come out the same in every process that parses the DAG files,
+whatever its environment: they are built from one constant, :data:`MARKET_DATABASE`, part of the
+DAG bundle like the DAG files themselves — every process that parses a bundle version gets the same
+value. They are names, never addresses: nothing connects to them, and where the market database
+really is (the ``postgres_default`` Connection) does not change them.
 
-1. ``KRXFLOW_ASSET_DATABASE`` (``postgres://host:port/database/schema``) when set — to keep URIs
-   stable across a move, or to name the database as other teams' DAGs know it;
-2. else the market database's Connection (``postgres_default``) as configured in the environment
-   (``AIRFLOW_CONN_POSTGRES_DEFAULT``, URI or JSON — what ``make run``, docker-compose and the
-   tests set), read by Airflow's own environment-variable secrets backend: no database, no network,
-   so DAG files can import these while parsing;
-3. else (the Connection lives only in the metadata database or a secrets backend, which parsing
-   must not query) the logical name :data:`FALLBACK_DATABASE`.
-
-Every Airflow process of one deployment has the same environment, so producers and consumers
-agree on the URIs; the credentials never appear in them.
+``docs/reference/assets.md`` says how to change the setting and what a change does.
 """
 
 from __future__ import annotations
 
-import os
-
 from airflow.sdk import Asset
 
-from krxflow.settings import POSTGRES_CONN_ID
-
-#: Used only when neither KRXFLOW_ASSET_DATABASE nor an environment Connection says where the database is.
-FALLBACK_DATABASE = "postgres://krxflow-market:5432/krxflow/public"
-SCHEMA = "public"
-
-
-def database_uri(environ: dict[str, str] | None = None) -> str:
-    """``postgres://host:port/database/schema`` of the market database, from configuration (see module doc)."""
-    env = os.environ if environ is None else environ
-    explicit = env.get("KRXFLOW_ASSET_DATABASE", "").strip().rstrip("/")
-    if explicit:
-        return explicit
-    configured = env.get(f"AIRFLOW_CONN_{POSTGRES_CONN_ID.upper()}", "").strip()
-    if configured:
-        from airflow.models.connection import Connection  # how Airflow itself reads AIRFLOW_CONN_*
-
-        conn = (Connection.from_json(configured, conn_id=POSTGRES_CONN_ID) if configured.startswith("{")
-                else Connection(conn_id=POSTGRES_CONN_ID, uri=configured))
-        if conn.host and conn.schema:
-            return f"postgres://{conn.host}:{conn.port or 5432}/{conn.schema}/{SCHEMA}"
-    return FALLBACK_DATABASE
+MARKET_DATABASE = "postgres://postgres:5432/krxflow/public"
+"""The ``postgres://host:port/database/schema`` part of every krxflow Asset URI: the market database
+as docker-compose names it (service ``postgres``, database ``krxflow``, schema ``public``), for every
+installation. Deliberately not read from the environment (see the module doc)."""
 
 
-def table_asset(table: str, environ: dict[str, str] | None = None) -> Asset:
+def table_asset(table: str) -> Asset:
     """The Asset of one table of the market database."""
-    return Asset(f"{database_uri(environ)}/{table}", group="krxflow")
+    return Asset(f"{MARKET_DATABASE}/{table}", group="krxflow")
 
 
 STOCKS = table_asset("stocks")

@@ -6,6 +6,9 @@ before it forks its pool processes; each task then runs in a process forked from
 imported, the way LocalExecutor workers do with the forkserver preload. Selected with
 ``AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS=krxflow.celery_config.CELERY_CONFIG`` by
 :func:`krxflow.environment.airflow_environment`.
+
+A module in ``imports`` that raises aborts the worker's start-up; the preload's one piece of logic,
+:func:`krxflow.task_exit.apply`, never raises (it logs a warning and leaves Airflow alone instead).
 """
 
 from __future__ import annotations

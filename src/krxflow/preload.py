@@ -16,7 +16,10 @@ this (:data:`krxflow.environment.LOCAL_EXECUTOR_PRELOAD`). Celery workers import
 way, once per worker before the pool forks (:mod:`krxflow.celery_config`). Importing this module
 opens no connection; besides importing, it only applies :mod:`krxflow.task_exit` (Airflow's task
 supervisor would otherwise hold each task's executor slot up to 5 s after the task ended), which
-belongs here because these are exactly the processes that fork the supervisors.
+belongs here because these are exactly the processes that fork the supervisors. It applies it
+last, after every import, and :func:`krxflow.task_exit.apply` never raises: a patch that does not
+fit the installed Airflow logs a warning and costs nothing else (an exception here would abort a
+Celery worker's start-up, and the forkserver would silently drop the rest of the preload).
 """
 
 from __future__ import annotations

@@ -180,14 +180,6 @@ class BatchedPostgresHook(PostgresHook):
         with self.thread_connection() as conn:
             return partitions.ensure_partitions(conn, table, first, last)
 
-    def list_partitions(self, table: str) -> list[partitions.Partition]:
-        with self.thread_connection() as conn:
-            return partitions.list_partitions(conn, table)
-
-    def drop_partitions_older_than(self, table: str, cutoff, *, dry_run: bool = False) -> list[str]:
-        with self.thread_connection() as conn:
-            return partitions.drop_partitions_older_than(conn, table, cutoff, dry_run=dry_run)
-
     @contextlib.contextmanager
     def thread_connection(self) -> Iterator[psycopg.Connection]:
         """This thread's connection to the market database (autocommit: explicit transactions only),

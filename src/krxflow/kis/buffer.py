@@ -243,11 +243,6 @@ class PushBuffer(StreamBuffer):
         self._batch.setdefault(kind, []).append(record)
         self.buffered += 1
 
-    @property
-    def batched(self) -> int:
-        """Records added but not yet flushed."""
-        return sum(len(records) for records in self._batch.values())
-
     async def flush(self) -> None:
         """Write the collected records (one entry per kind); held in memory while Redis is out."""
         import json

@@ -164,9 +164,6 @@ class Pacer:
         self.redis.set(circuit_key(self.service), payload, ex=max(int(ttl), 1))
         log.error("%s circuit opened for %ss: %s", self.service, ttl, reason)
 
-    def close_circuit(self) -> None:
-        self.redis.delete(circuit_key(self.service))
-
     @contextlib.contextmanager
     def turn(self) -> Iterator[float]:
         """Wait for this process's turn to send one request; yields the seconds waited.

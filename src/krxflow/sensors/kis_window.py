@@ -14,8 +14,14 @@ Like the HTTP provider's ``HttpSensor``, the sensor honours :class:`BaseSensorOp
   :class:`AirflowSensorTimeout` (a skip with ``soft_fail``), as ``resume_execution`` does for a
   deferral that timed out.
 * ``deferrable=False``: ``super().execute(context)`` and its poke loop. Each ``poke`` runs one
-  window's trigger in the task itself and drains it; ``timeout``, ``soft_fail``, ``poke_interval``
-  and ``mode`` mean what they mean for every sensor.
+  window's trigger in the task itself and drains it; ``timeout``, ``soft_fail`` and
+  ``poke_interval`` mean what they mean for every sensor.
+
+``mode="reschedule"`` is refused when the sensor is built: the poke loop adds each window to totals
+kept on the operator instance, and a rescheduled poke runs on a new instance in a new process, so
+the totals it returns would count only the last window (and every poke would first drain
+"leftovers" it cannot tell from its own). ``deferrable=True`` is what frees the worker slot between
+windows; the deferrable path carries its totals in the deferral's kwargs.
 
 Subclasses say which trigger a window is (:meth:`window_trigger`), how long a window lasts
 (:meth:`window_seconds`), how drained rows add to the totals (:meth:`add_drained`) and what a
@@ -58,6 +64,12 @@ class KisWindowSensor(BaseSensorOperator):
         kwargs.setdefault("timeout", dt.timedelta(hours=16))
         kwargs.setdefault("poke_interval", 60)
         super().__init__(**kwargs)
+        if self.mode == "reschedule":
+            raise ValueError(
+                f"{type(self).__name__} {self.task_id!r}: mode='reschedule' is not supported: the session's totals "
+                "are kept on the operator from one poke to the next, and a rescheduled poke runs on a new one. "
+                "To free the worker slot between windows use deferrable=True (the default); with "
+                "deferrable=False use mode='poke'.")
         self.plan = plan
         self.kis_conn_id = kis_conn_id
         self.redis_conn_id = redis_conn_id
