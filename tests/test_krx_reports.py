@@ -391,8 +391,9 @@ def test_a_manual_run_on_a_holiday_is_skipped(dagbag, monkeypatch, report_db, re
     assert all(s == "skipped" for t, s in states.items() if t != "choose"), states
 
 
-def test_the_reports_keep_the_readme_promises_at_the_wire(monkeypatch, market, redis_client):
-    """One shared login, every request at least the interval after the previous one (logins included)."""
+def test_the_reports_keep_the_documented_promises_at_the_wire(monkeypatch, market, redis_client):
+    """One shared login, every request at least the interval after the previous one (logins included),
+    as docs/backfill.md and docs/market-reports.md promise."""
     from krxflow.krx.pykrx_session import reset_pykrx_state
     from krxflow.krx.source import PykrxSource
 

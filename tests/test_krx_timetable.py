@@ -84,11 +84,11 @@ def test_serializes_through_airflow_and_the_plugin_registers_it(airflow_db):
 
 
 def test_bare_dates_and_kst_offsets_give_the_same_backfill():
-    """README and the DAG docs say one thing: bare --from-date/--to-date are KST session dates, and the
-    `+09:00` form in the README's example means the same runs."""
+    """docs/backfill.md and the DAG docs say one thing: bare --from-date/--to-date are KST session dates,
+    and the `+09:00` form in docs/backfill.md's example means the same runs."""
     bare = _runs(KRXSessionTimetable(), pendulum.parse("2024-01-01"), pendulum.parse("2024-03-31"))
     kst = _runs(KRXSessionTimetable(), pendulum.parse("2024-01-01T00:00:00+09:00"),
                 pendulum.parse("2024-03-31T23:59:59+09:00"))
     days = [i.logical_date.in_timezone("Asia/Seoul").date() for i in bare]
     assert days == [i.logical_date.in_timezone("Asia/Seoul").date() for i in kst]
-    assert (days[0], days[-1]) == (dt.date(2024, 1, 2), dt.date(2024, 3, 29))  # as the README example says
+    assert (days[0], days[-1]) == (dt.date(2024, 1, 2), dt.date(2024, 3, 29))  # as docs/backfill.md says

@@ -1,6 +1,6 @@
 """What krxflow sends to KRX, counted at the wire of the offline KRX, across several worker processes.
 
-The promises of the README, checked against every request the replay received (logins and login
+The promises of docs/backfill.md ("What krxflow sends to KRX"), checked against every request the replay received (logins and login
 pages included), with its arrival time and sending process: one login for the installation,
 no two requests closer than the interval, exactly one request into a block and none after it,
 a block at the login treated like any other, a refused login never repeated.

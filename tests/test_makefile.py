@@ -1,4 +1,4 @@
-"""``make test`` / ``make test-fast`` hand PYTEST_ARGS to pytest (README, Tests)."""
+"""``make test`` / ``make test-fast`` hand PYTEST_ARGS to pytest (docs/development/tests.md)."""
 
 from __future__ import annotations
 

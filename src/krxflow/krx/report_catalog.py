@@ -3,7 +3,7 @@
 :data:`REPORTS` names each report (the ``reports`` Param of ``krx_market_reports``), the
 :class:`~krxflow.krx.interface.KrxSource` method that fetches it, its table, the KRX requests it
 costs per session, and its lag (KRX publishes short balances two sessions late). The DAG, the
-loaders, the bench and the README table all read it. No pandas here: DAG files import it.
+loaders and the bench read it (docs/market-reports.md tabulates it). No pandas here: DAG files import it.
 """
 
 from __future__ import annotations
