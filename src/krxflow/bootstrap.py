@@ -34,6 +34,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from krxflow.kis import connection_form as kis_connection_form
 from krxflow.settings import KIS_CONN_ID, KRX_CONN_ID, POSTGRES_CONN_ID, REDIS_CONN_ID
 
 log = logging.getLogger(__name__)
@@ -158,13 +159,13 @@ def declared_connections(env: Mapping[str, str]) -> list[ConnectionSpec]:
         if env.get("KIS_RATE"):
             extra["rate"] = float(env["KIS_RATE"])
         conns.append(ConnectionSpec(
-            conn_id=KIS_CONN_ID, conn_type="http",
+            conn_id=KIS_CONN_ID, conn_type=kis_connection_form.CONN_TYPE,
             description=f"KIS Open API ({kis_env}): login = appkey, password = appsecret",
             host=env.get("KIS_BASE_URL") or (KIS_LIVE_URL if kis_env == "live" else KIS_PAPER_URL),
             login=env["KIS_APPKEY"], password=env["KIS_APPSECRET"], extra=extra, managed=True))
     else:
         conns.append(ConnectionSpec(
-            conn_id=KIS_CONN_ID, conn_type="http",
+            conn_id=KIS_CONN_ID, conn_type=kis_connection_form.CONN_TYPE,
             description="SAMPLE MODE: the local fake KIS server (set KIS_APPKEY/KIS_APPSECRET for the real API)",
             host=env.get("KRXFLOW_FAKE_KIS_URL") or "http://127.0.0.1:18765",
             login=SAMPLE_KIS_APPKEY, password=SAMPLE_KIS_APPSECRET,
