@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from krxflow import assets
 
@@ -42,6 +43,6 @@ def test_the_dags_emit_the_configured_database_uris():
              "print([o.uri for t in bag.dags['krx_daily_prices'].tasks for o in t.outlets])")
     out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=os.environ.copy(), capture_output=True,
                          text=True, check=True).stdout
-    database = os.environ["AIRFLOW_CONN_POSTGRES_DEFAULT"].rsplit("/", 1)[1]
-    assert f"postgres://127.0.0.1:5432/{database}/public/daily_prices" in out
+    server = urlsplit(os.environ["AIRFLOW_CONN_POSTGRES_DEFAULT"])  # the session's server: 5432 or a private one
+    assert f"postgres://{server.hostname}:{server.port or 5432}{server.path}/public/daily_prices" in out
     assert "krxflow-market" not in out
