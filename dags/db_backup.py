@@ -56,12 +56,14 @@ def db_backup():
         """pg_dump -Fc + pg_restore --list; counts rows in the dump's snapshot when a restore check is due."""
         from airflow.sdk import get_current_context
 
+        from krxflow.calendar import session_of_run
         from krxflow.journal import Journal
         from krxflow.upkeep import backup
 
         context = get_current_context()
         wanted = context["params"].get("restore_check")
-        run_day = (context.get("logical_date") or context["dag_run"].run_after).in_timezone(MARKET_TZ)
+        # the run's KST day (its run_after when it has no logical date); backups run on closed days too
+        run_day = session_of_run(context.get("logical_date"), closed_ok=True)
         restore_due = run_day.weekday() == SUNDAY if wanted is None else bool(wanted)
         result = backup.dump(backup.Target.from_connection(), _directory(), with_counts=restore_due, journal=Journal())
         return {"file": str(result.path), "bytes": result.bytes, "counts": result.counts}
