@@ -11,9 +11,13 @@ Daily (03:00 KST):
 2. `rotate` — deletes dumps older than `keep_days` (30), never the newest.
 3. `restore_check` — on Sundays (KST), or when Param `restore_check` is true: restores the dump into
    a scratch database and compares every table's row count with counts taken in the dump's own
-   snapshot; the scratch database is dropped afterwards. Recorded as `backup` / `restore_check`.
+   snapshot (materialized views: as the restore rebuilds them from that snapshot, so a
+   `db_matviews` refresh during the dump is harmless); the scratch database is dropped afterwards.
+   Recorded as `backup` / `restore_check`.
 
-Any failure fails the task loudly (and is recorded with status `failed`). The password is handed
+The day is the run's KST day (its `run_after` for a run without a logical date). pg_dump and
+pg_restore are those of the server's major version (`KRXFLOW_PG_BIN`, `PATH`, the per-version
+package directories). See docs/operations/backups.md. Any failure fails the task loudly (and is recorded with status `failed`). The password is handed
 to pg_dump/pg_restore only via `PGPASSWORD`, never on the command line, in file names or logs.
 """
 
