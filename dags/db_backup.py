@@ -17,7 +17,9 @@ Daily (03:00 KST):
 
 The day is the run's KST day (its `run_after` for a run without a logical date). pg_dump and
 pg_restore are those of the server's major version (`KRXFLOW_PG_BIN`, `PATH`, the per-version
-package directories). See docs/operations/backups.md. Any failure fails the task loudly (and is recorded with status `failed`). The password is handed
+package directories). See docs/operations/backups.md.
+
+Any failure fails the task loudly (and is recorded with status `failed`). The password is handed
 to pg_dump/pg_restore only via `PGPASSWORD`, never on the command line, in file names or logs.
 """
 
