@@ -11,7 +11,13 @@ Daily (03:00 KST):
 2. `rotate` — deletes dumps older than `keep_days` (30), never the newest.
 3. `restore_check` — on Sundays (KST), or when Param `restore_check` is true: restores the dump into
    a scratch database and compares every table's row count with counts taken in the dump's own
-   snapshot; the scratch database is dropped afterwards. Recorded as `backup` / `restore_check`.
+   snapshot (materialized views: as the restore rebuilds them from that snapshot, so a
+   `db_matviews` refresh during the dump is harmless); the scratch database is dropped afterwards.
+   Recorded as `backup` / `restore_check`.
+
+The day is the run's KST day (its `run_after` for a run without a logical date). pg_dump and
+pg_restore are those of the server's major version (`KRXFLOW_PG_BIN`, `PATH`, the per-version
+package directories). See docs/operations/backups.md.
 
 Any failure fails the task loudly (and is recorded with status `failed`). The password is handed
 to pg_dump/pg_restore only via `PGPASSWORD`, never on the command line, in file names or logs.
@@ -56,12 +62,14 @@ def db_backup():
         """pg_dump -Fc + pg_restore --list; counts rows in the dump's snapshot when a restore check is due."""
         from airflow.sdk import get_current_context
 
+        from krxflow.calendar import session_of_run
         from krxflow.hooks import BatchedPostgresHook
         from krxflow.upkeep import backup
 
         context = get_current_context()
         wanted = context["params"].get("restore_check")
-        run_day = (context.get("logical_date") or context["dag_run"].run_after).in_timezone(MARKET_TZ)
+        # the run's KST day (its run_after when it has no logical date); backups run on closed days too
+        run_day = session_of_run(context.get("logical_date"), closed_ok=True)
         restore_due = run_day.weekday() == SUNDAY if wanted is None else bool(wanted)
         result = backup.dump(backup.Target.from_connection(), _directory(), with_counts=restore_due, journal=BatchedPostgresHook().journal())
         return {"file": str(result.path), "bytes": result.bytes, "counts": result.counts}

@@ -24,6 +24,10 @@ indicators computed once for every ticker. On a normal day the loader has finish
 Asset event arrives, and the sensor passes at its first poke.
 
 Empty price tables are fine: the views refresh empty and no indicator is written.
+
+A `db_backup` running at the same time needs no coordination: a dump carries the views'
+definitions, not their rows, and its restore check expects each view as rebuilt from the dump's
+snapshot (docs/operations/backups.md).
 """
 
 from __future__ import annotations

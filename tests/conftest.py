@@ -57,6 +57,8 @@ def _test_servers() -> tuple[str, str, dict]:
                               f"(run dir {settings.run_dir})" for name in started)
         # the tests that start `make run`'s stack or Airflow components use the same servers
         os.environ["KRXFLOW_TEST_PG"], os.environ["KRXFLOW_TEST_REDIS"] = state["pg_server"], state["redis_url"]
+    if state.get("pg_bin"):  # its pg_dump / pg_restore, for db_backup, on PATH as `make run` puts them
+        os.environ["PATH"] = os.pathsep.join([state["pg_bin"], os.environ.get("PATH", "")])
     return state["pg_server"].rstrip("/"), state["redis_url"], state
 
 

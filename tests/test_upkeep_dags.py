@@ -193,3 +193,25 @@ def test_backup_dag_dumps_and_restore_checks(dagbag, airflow_db, clean_db, monke
     run = dagbag.dags["db_backup"].test(run_conf={"restore_check": False})
     assert _states(run) == {"dump": "success", "rotate": "success", "restore_check": "skipped"}
     assert len(list(tmp_path.glob("krxflow-market-*.dump"))) == 2
+
+
+@pytest.mark.integration
+def test_backup_dag_run_without_a_logical_date_takes_its_day_from_run_after(dagbag, airflow_db, clean_db,
+                                                                             monkeypatch, tmp_path):
+    """A run triggered with no logical date (UI/API) takes its KST day from run_after (issue 26 point 4):
+    the restore check is due on a KST Sunday, which starts on Saturday in UTC."""
+    from krxflow.hooks import BatchedPostgresHook
+    from krxflow.market_time import KST
+    from krxflow.upkeep import matviews
+
+    raw, adjusted = market.candle_market()
+    market.write(BatchedPostgresHook(), market.STOCKS, raw, adjusted)
+    matviews.refresh_all(clean_db)
+    sunday = dt.datetime(2024, 3, 10, 3, tzinfo=KST)  # 2024-03-09 18:00 UTC, a Saturday there
+    for run_after, restore_check in ((sunday, "success"), (sunday + dt.timedelta(days=1), "skipped")):
+        monkeypatch.setenv("AIRFLOW_VAR_KRXFLOW_BACKUP_DIR", str(tmp_path / f"{run_after:%a}"))
+        # restore_check None: by the day (dag.test() keeps an earlier test's conf otherwise)
+        run = dagbag.dags["db_backup"].test(run_after=run_after, logical_date=None, run_conf={"restore_check": None})
+        assert run.logical_date is None
+        assert _states(run) == {"dump": "success", "rotate": "success", "restore_check": restore_check}
+        assert len(list((tmp_path / f"{run_after:%a}").glob("krxflow-market-*.dump"))) == 1

@@ -7,7 +7,16 @@
 * :func:`restore_check` restores a dump into a scratch database on the same server and compares
   the row count of every table and materialized view with the counts taken from the very snapshot
   the dump was made from (``pg_export_snapshot`` + ``pg_dump --snapshot``), so writes that happen
-  while the dump runs cannot cause false alarms.
+  while the dump runs cannot cause false alarms. A materialized view is expected to hold what its
+  definition yields in that snapshot, not the rows it stored: pg_dump carries a view's definition
+  and a ``REFRESH``, never its rows, so a restore rebuilds it from the restored tables, and the
+  stored rows may lag the tables (a load committed since the last refresh, or db_matviews'
+  refresh committing while the dump runs). See docs/operations/backups.md.
+* pg_dump and pg_restore must be of the server's major version (pg_dump refuses a newer server,
+  and a newer pg_dump's output need not restore into an older one): :func:`client_tools` picks
+  them from ``$KRXFLOW_PG_BIN``, every ``PATH`` directory (``make run`` and the test session put a
+  private server's own bin directory there) and the Debian/RHEL per-version directories, by the
+  version they report, or fails naming the server's version and what it found.
 
 Credentials come from the Airflow Connection (``postgres_default``). The password reaches the
 client tools only through the ``PGPASSWORD`` environment variable: never argv (visible in ``ps``),
@@ -45,6 +54,11 @@ DEFAULT_KEEP_DAYS = 30
 FILE_PREFIX = "krxflow-market-"
 _FILE_NAME = re.compile(r"^krxflow-market-(?P<stamp>\d{8}T\d{6})\.dump$")
 _STAMP = "%Y%m%dT%H%M%S"
+#: A directory holding pg_dump and pg_restore for the server, searched before ``PATH``.
+PG_BIN_VARIABLE = "KRXFLOW_PG_BIN"
+#: Per-version client directories of the Debian/Ubuntu and PGDG RPM packages ({major} filled in).
+_VERSIONED_BIN_DIRS = ("/usr/lib/postgresql/{major}/bin", "/usr/pgsql-{major}/bin")
+_TOOL_VERSION = re.compile(r"\(PostgreSQL\) (\d+)")
 #: Tables every dump must contain (checked in ``pg_restore --list``).
 REQUIRED_TABLES = ("stocks", "daily_prices", "daily_prices_adjusted", "load_stats", "schema_migrations")
 _TOOL_TIMEOUT = 6 * 3600
@@ -98,7 +112,8 @@ class DumpResult:
     bytes: int
     seconds: float
     toc_entries: int
-    counts: dict[str, int] | None = None  # row counts in the dump's snapshot, when asked for
+    #: Row counts in the dump's snapshot, when asked for (materialized views: as a restore rebuilds them).
+    counts: dict[str, int] | None = None
 
     def summary(self) -> str:
         return (f"dumped to {self.path.name}: {self.bytes:,} bytes, {self.toc_entries} catalog entries "
@@ -114,10 +129,65 @@ def backup_dir(configured: str | os.PathLike | None = None) -> Path:
     return Path(chosen)
 
 
-def _require_tools(*names: str) -> None:
-    missing = [name for name in names if shutil.which(name) is None]
-    if missing:
-        raise BackupError(f"PostgreSQL client tool(s) not on PATH: {', '.join(missing)}")
+@dataclass(frozen=True)
+class ClientTools:
+    """pg_dump and pg_restore from one directory, of the server's major version."""
+
+    pg_dump: str
+    pg_restore: str
+    major: int
+
+
+def server_major(target: Target) -> int:
+    """The major version of the server ``target`` names (``18`` for 18.6)."""
+    try:
+        with target.connect(connect_timeout=10) as conn:
+            return conn.info.server_version // 10000
+    except psycopg.Error as exc:
+        raise BackupError(f"cannot connect to {target.host}:{target.port}/{target.dbname}: "
+                          f"{_scrub(str(exc), target).strip()}") from exc
+
+
+def _tool_major(path: str) -> int | None:
+    try:
+        done = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30)
+    except OSError:
+        return None
+    match = _TOOL_VERSION.search(done.stdout)
+    return int(match.group(1)) if done.returncode == 0 and match else None
+
+
+def client_tools(major: int, environ: dict[str, str] | None = None) -> ClientTools:
+    """pg_dump and pg_restore of PostgreSQL ``major``, from the first directory holding both.
+
+    Searched in order: ``$KRXFLOW_PG_BIN``, every ``PATH`` directory, then the per-version
+    directories of the Debian and PGDG packages. Each candidate is asked its version: the first
+    directory whose pg_dump and pg_restore both report ``major`` wins. Raises :class:`BackupError`
+    naming the server's version and every client found otherwise.
+    """
+    env = os.environ if environ is None else environ
+    directories = [env.get(PG_BIN_VARIABLE, ""), *env.get("PATH", "").split(os.pathsep),
+                   *(pattern.format(major=major) for pattern in _VERSIONED_BIN_DIRS)]
+    seen, found = set(), []
+    for directory in filter(None, directories):
+        pg_dump, pg_restore = (shutil.which(name, path=directory) for name in ("pg_dump", "pg_restore"))
+        if not (pg_dump and pg_restore) or os.path.realpath(pg_dump) in seen:
+            continue
+        seen.add(os.path.realpath(pg_dump))
+        versions = _tool_major(pg_dump), _tool_major(pg_restore)
+        if versions == (major, major):
+            return ClientTools(pg_dump, pg_restore, major)
+        found.append(f"{pg_dump} ({versions[0]}), {pg_restore} ({versions[1]})")
+    what = "; ".join(found) if found else "none"
+    raise BackupError(
+        f"no pg_dump/pg_restore of PostgreSQL {major} (the server's major version) found; clients found: "
+        f"{what}. Install PostgreSQL {major}'s client tools (e.g. the postgresql-client-{major} package) "
+        f"or set {PG_BIN_VARIABLE} to their bin directory")
+
+
+def tools_for(target: Target) -> ClientTools:
+    """The client tools matching the server ``target`` names."""
+    return client_tools(server_major(target))
 
 
 def _run(args: list[str], target: Target, what: str) -> subprocess.CompletedProcess:
@@ -133,18 +203,32 @@ def _scrub(text: str, target: Target) -> str:
     return text.replace(target.password, "***") if target.password else text
 
 
-def count_rows(conn: psycopg.Connection) -> dict[str, int]:
-    """Exact row counts of every table, leaf partition and materialized view of the schema."""
-    names = [row[0] for row in conn.execute(template("queries/upkeep/countable_relations.sql")).fetchall()]
-    return {name: conn.execute(template("queries/upkeep/count_rows.sql", table=sql.Identifier(name))).fetchone()[0]
-            for name in names}
+def count_rows(conn: psycopg.Connection, *, views_as_rebuilt: bool = False) -> dict[str, int]:
+    """Exact row counts of every table, leaf partition and populated materialized view of the schema.
+
+    :param views_as_rebuilt: count a materialized view as a restore rebuilds it (its definition over
+        the tables this transaction sees) rather than the rows it stores: the expectation for a dump
+        made in this transaction's snapshot. Unpopulated views are left out either way (pg_dump
+        restores them unpopulated).
+    """
+    counts = {}
+    relations = conn.execute(template("queries/upkeep/countable_relations.sql")).fetchall()
+    for name, is_matview, populated, definition in relations:
+        if is_matview and not populated:
+            continue
+        if is_matview and views_as_rebuilt:
+            query = template("queries/upkeep/count_matview_rebuilt.sql", definition=sql.SQL(definition))
+        else:
+            query = template("queries/upkeep/count_rows.sql", table=sql.Identifier(name))
+        counts[name] = conn.execute(query).fetchone()[0]
+    return counts
 
 
-def list_dump(path: Path, target: Target) -> list[str]:
+def list_dump(path: Path, target: Target, tools: ClientTools | None = None) -> list[str]:
     """``pg_restore --list`` of a dump (its table of contents); fails unless it is a complete
     custom-format archive holding the core tables."""
-    _require_tools("pg_restore")
-    listing = _run(["pg_restore", "--list", str(path)], target, f"pg_restore --list {path.name}").stdout
+    tools = tools or tools_for(target)
+    listing = _run([tools.pg_restore, "--list", str(path)], target, f"pg_restore --list {path.name}").stdout
     if "Format: CUSTOM" not in listing:
         raise BackupError(f"{path.name} is not a custom-format dump")
     entries = [line for line in listing.splitlines() if line and not line.startswith(";")]
@@ -172,7 +256,7 @@ def dump(target: Target, directory: Path, *, now: dt.datetime | None = None, wit
 
 
 def _dump(target: Target, directory: Path, *, now: dt.datetime | None, with_counts: bool) -> DumpResult:
-    _require_tools("pg_dump", "pg_restore")
+    tools = tools_for(target)
     started = time.perf_counter()
     now = (now or dt.datetime.now(KST)).astimezone(KST)
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -180,14 +264,14 @@ def _dump(target: Target, directory: Path, *, now: dt.datetime | None, with_coun
     if final.exists():
         raise BackupError(f"{final.name} already exists; refusing to overwrite a backup")
     partial = final.with_name(final.name + ".partial")
-    args = ["pg_dump", "--format=custom", "--file", str(partial), *target.tool_args()]
+    args = [tools.pg_dump, "--format=custom", "--file", str(partial), *target.tool_args()]
     counts = None
     try:
         if with_counts:
             counts = _dump_with_snapshot_counts(args, target)
         else:
             _run([*args, "--dbname", target.dbname], target, "pg_dump")
-        entries = list_dump(partial, target)
+        entries = list_dump(partial, target, tools)
         partial.rename(final)
     except BaseException:
         partial.unlink(missing_ok=True)
@@ -198,7 +282,8 @@ def _dump(target: Target, directory: Path, *, now: dt.datetime | None, with_coun
 
 
 def _dump_with_snapshot_counts(args: list[str], target: Target) -> dict[str, int]:
-    """Run pg_dump on a snapshot exported by a REPEATABLE READ transaction that counts the rows."""
+    """Run pg_dump on a snapshot exported by a REPEATABLE READ transaction that counts the rows
+    (materialized views as the restore will rebuild them, see :func:`count_rows`)."""
     with target.connect() as conn:
         conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         snapshot = conn.execute(template("queries/upkeep/export_snapshot.sql")).fetchone()[0]
@@ -213,7 +298,7 @@ def _dump_with_snapshot_counts(args: list[str], target: Target) -> dict[str, int
         worker = threading.Thread(target=run_dump, name="pg_dump", daemon=True)
         worker.start()
         try:
-            counts = count_rows(conn)
+            counts = count_rows(conn, views_as_rebuilt=True)
         finally:
             worker.join()  # the snapshot must outlive pg_dump's start: keep the transaction open
             conn.execute("COMMIT")
@@ -291,15 +376,15 @@ def restore_check(target: Target, path: Path, expected: dict[str, int], *, keep_
 
 
 def _restore_check(target: Target, path: Path, expected: dict[str, int], *, keep_database: bool) -> RestoreResult:
-    _require_tools("pg_restore")
     if not expected:
         raise BackupError("a restore check needs the source's row counts (dump with with_counts=True)")
+    tools = tools_for(target)
     started = time.perf_counter()
     scratch = f"krxflow_restore_check_{dt.datetime.now(KST).strftime('%Y%m%d%H%M%S')}_{secrets.token_hex(3)}"
     with target.connect() as admin:
         admin.execute(template("queries/upkeep/create_database.sql", database=sql.Identifier(scratch)))
     try:
-        _run(["pg_restore", "--exit-on-error", "--no-owner", "--no-privileges", *target.tool_args(),
+        _run([tools.pg_restore, "--exit-on-error", "--no-owner", "--no-privileges", *target.tool_args(),
               "--dbname", scratch, str(path)], target, f"pg_restore of {path.name}")
         with target.with_database(scratch).connect() as restored:
             got = count_rows(restored)
