@@ -131,7 +131,7 @@ def main() -> None:
             admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(MARKET_DB)))
             shutil.rmtree(out, ignore_errors=True)
     print(f"export: years={args.years} tickers={args.tickers} rows={rows} parquet_mb={parquet_bytes / 1e6:.1f} "
-          f"pg_mb={pg_bytes / 1e6:.1f} full_s={full.seconds:.1f} day_s={day.seconds:.2f} "
+          f"pg_mb={float(pg_bytes) / 1e6:.1f} full_s={full.seconds:.1f} day_s={day.seconds:.2f} "
           f"duckdb_q_ms={min(timings):.0f}")
 
 
