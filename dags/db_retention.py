@@ -8,6 +8,9 @@ A partition that still holds a row inside the retention period is never dropped.
 
 * Override per table with the Variable `retention_days_<table>`: a number of days, or `keep`.
 * Param `dry_run`: log (and record in `load_stats`) what would be dropped, drop nothing.
+* Nothing is lost: before each drop, the partition is archived to the Parquet export
+  (`krx_export`'s destination, docs/export.md) and the file verified against it (row count,
+  checksum, every value) in the drop's transaction; a failed archive keeps the partition.
 
 Each drop is logged; each table gets a `load_stats` row (operation `retention`, dropped names in
 `details`).
@@ -40,6 +43,7 @@ def db_retention():
         from airflow.sdk import Variable, get_current_context
 
         from krxflow.db.connection import connection
+        from krxflow.export import destination, exporter
         from krxflow.hooks import BatchedPostgresHook
         from krxflow.upkeep import retention
 
@@ -48,8 +52,14 @@ def db_retention():
         def override(table: str):
             return Variable.get(retention.VARIABLE_TEMPLATE.format(table=table), default=None)
 
+        archive_to = None if dry_run else destination.from_connection()
+
         with connection() as conn:
-            reports = retention.purge(conn, dry_run=dry_run, override=override, journal=BatchedPostgresHook().journal())
+            def archive(table, partition):
+                exporter.archive_partition(conn, table, partition, archive_to)
+
+            reports = retention.purge(conn, dry_run=dry_run, override=override, journal=BatchedPostgresHook().journal(),
+                                      before_drop=None if dry_run else archive)
         return {report.table: report.dropped for report in reports}
 
     purge_expired_partitions()

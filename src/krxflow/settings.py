@@ -28,3 +28,6 @@ def sql_dir() -> Path:
     if packaged.is_dir():
         return packaged
     return Path(__file__).resolve().parents[2] / "include" / "sql"
+
+#: The Connection naming where ``krx_export`` writes (krxflow.export.destination); absent = a local folder.
+EXPORT_CONN_ID = os.environ.get("KRXFLOW_EXPORT_CONN_ID", "krxflow_export")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import psycopg
@@ -176,12 +177,14 @@ def expired_partitions(conn: psycopg.Connection, parent: str, cutoff: dt.date) -
 
 
 def drop_partitions_older_than(conn: psycopg.Connection, parent: str, cutoff: dt.date,
-                               *, dry_run: bool = False) -> list[str]:
+                               *, dry_run: bool = False,
+                               before_drop: Callable[[Partition], None] | None = None) -> list[str]:
     """Drop the partitions of ``parent`` that end on or before ``cutoff`` (KST date).
 
     A partition is dropped only when its bounds say every row in it is older than the cutoff,
-    and, as a second guard, its newest row really is. Returns the names dropped (or that would
-    be dropped with ``dry_run``).
+    and, as a second guard, its newest row really is. ``before_drop(partition)`` runs first in the
+    drop's transaction (the export's archive): if it raises, the partition is kept and the error
+    propagates. Returns the names dropped (or that would be dropped with ``dry_run``).
     """
     policy = _require_policy(conn, parent)
     is_ts = _key_is_timestamp(conn, policy)
@@ -199,6 +202,8 @@ def drop_partitions_older_than(conn: psycopg.Connection, parent: str, cutoff: dt
             log.info("dry run: would drop %s (%s .. %s)", part.name, part.lower, part.upper)
         else:
             with conn.transaction():
+                if before_drop is not None:
+                    before_drop(part)
                 conn.execute(template("queries/partitions/drop.sql", partition=sql.Identifier(part.name)))
             log.info("dropped %s (%s .. %s)", part.name, part.lower, part.upper)
         dropped.append(part.name)

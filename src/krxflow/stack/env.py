@@ -100,6 +100,7 @@ def airflow_env(settings: Settings, state: dict) -> dict[str, str]:
             celery_broker_url=state.get("celery_broker_url"), celery_concurrency=settings.celery_concurrency),
         "AIRFLOW__API__WORKERS": "1",
         "KRXFLOW_BACKUP_DIR": os.environ.get("KRXFLOW_BACKUP_DIR") or str(settings.run_dir / "backups"),
+        "KRXFLOW_EXPORT_DIR": os.environ.get("KRXFLOW_EXPORT_DIR") or str(settings.run_dir / "export"),
         "MPLCONFIGDIR": str(settings.run_dir / "mpl"),
         "PATH": os.pathsep.join([*path, os.environ.get("PATH", "/usr/bin:/bin")]),
         **persistent_secrets(settings),

@@ -76,7 +76,8 @@ def parse_days(table: str, value) -> int | None:
 
 def purge(conn: psycopg.Connection, *, today: dt.date | None = None, dry_run: bool = False,
           override: Callable[[str], object | None] = lambda table: None,
-          journal: Journal | None = None) -> list[RetentionReport]:
+          journal: Journal | None = None,
+          before_drop: Callable[[str, partitions.Partition], None] | None = None) -> list[RetentionReport]:
     """Drop the expired partitions of every table with a retention.
 
     :param today: the KST day retention counts back from (default: now in KST); a partition is
@@ -84,6 +85,9 @@ def purge(conn: psycopg.Connection, *, today: dt.date | None = None, dry_run: bo
     :param override: ``table -> value or None``, e.g. a Variable lookup; None keeps the policy.
     :param dry_run: report what would be dropped, drop nothing.
     :param journal: journal each table (operation ``retention``) with its own time.
+    :param before_drop: ``(table, partition)`` called in each drop's transaction before the drop
+        (``db_retention`` archives the partition to the export and verifies it there); if it
+        raises, that partition and the rest of the table are kept and the table's purge fails.
     """
     today = today or kst_today()
     policies = partitions.all_policies(conn)
@@ -103,7 +107,9 @@ def purge(conn: psycopg.Connection, *, today: dt.date | None = None, dry_run: bo
             else:
                 cutoff = today - dt.timedelta(days=days)
                 candidates = [p.name for p in partitions.expired_partitions(conn, policy.parent, cutoff)]
-                dropped = partitions.drop_partitions_older_than(conn, policy.parent, cutoff, dry_run=dry_run)
+                hook = None if before_drop is None else (lambda part, table=policy.parent: before_drop(table, part))
+                dropped = partitions.drop_partitions_older_than(conn, policy.parent, cutoff, dry_run=dry_run,
+                                                                before_drop=hook)
                 report = RetentionReport(policy.parent, days, source, cutoff, dry_run, dropped,
                                          [name for name in candidates if name not in dropped])
             entry.details = {"retention_days": report.retention_days, "source": report.source,

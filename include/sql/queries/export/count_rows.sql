@@ -1,0 +1,2 @@
+-- The rows of one relation, to verify an archive against before the relation is dropped.
+SELECT count(*) FROM {relation}
