@@ -2,12 +2,13 @@
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
+S3_VENV ?= .venv-s3-server
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
 .PHONY: venv install test test-fast test-fresh-machine bench migrate clean run stop status bootstrap backfill
 
-venv: $(VENV)/.installed
+venv: $(VENV)/.installed $(S3_VENV)/.installed
 
 ## The venv: the pinned lock (requirements-test.txt includes requirements.txt), then krxflow itself,
 ## installed editable from this checkout (its provider and plugin entry points included).
@@ -15,6 +16,13 @@ $(VENV)/.installed: requirements.txt requirements-test.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --disable-pip-version-check -r requirements-test.txt
 	$(PIP) install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $@
+
+## The export tests' local S3-compatible server (moto) in a venv of its own: moto's botocore needs
+## python-dateutil<3, the lock pins 4 (tests/fakes/s3_server.py).
+$(S3_VENV)/.installed: requirements-s3-server.txt
+	test -x $(S3_VENV)/bin/python || $(PYTHON) -m venv $(S3_VENV)
+	$(S3_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-s3-server.txt
 	touch $@
 
 install: venv

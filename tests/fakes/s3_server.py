@@ -1,8 +1,9 @@
 """A local S3-compatible server for the export tests: moto in server mode, on 127.0.0.1 only.
 
 moto needs botocore, which requires ``python-dateutil<3`` while krxflow's lock pins 4.0.0, so it
-lives in a venv of its own, built once from ``requirements-s3-server.txt`` under
-``$KRXFLOW_S3_SERVER_VENV`` (default ``~/.cache/krxflow/moto-server-<version>``) and reused.
+lives in a venv of its own, ``.venv-s3-server`` (``$KRXFLOW_S3_SERVER_VENV``), which ``make venv``
+builds from ``requirements-s3-server.txt`` — an install step, so the tests themselves reach nothing
+but loopback.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import socket
 import subprocess
 import sys
 import time
-import venv
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -23,17 +23,14 @@ MOTO_VERSION = next(line.split("==")[1] for line in REQUIREMENTS.read_text().spl
 
 
 def server_venv() -> Path:
-    """The moto venv (built when missing: a few minutes, once per machine)."""
-    home = Path(os.environ.get("KRXFLOW_S3_SERVER_VENV")
-                or Path.home() / ".cache" / "krxflow" / f"moto-server-{MOTO_VERSION}")
+    """The moto venv ``make venv`` built; a clear error when it is missing."""
+    home = Path(os.environ.get("KRXFLOW_S3_SERVER_VENV") or ROOT / ".venv-s3-server")
     python = home / "bin" / "python"
-    probe = [str(python), "-c", "import moto.server"]
-    if python.exists() and subprocess.run(probe, capture_output=True).returncode == 0:
-        return home
-    venv.EnvBuilder(with_pip=True, clear=True).create(home)
-    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r",
-                    str(REQUIREMENTS)], check=True, timeout=1200)
-    subprocess.run(probe, check=True)
+    probe = subprocess.run([str(python), "-c", "import moto.server, moto; print(moto.__version__)"],
+                           capture_output=True, text=True) if python.exists() else None
+    if probe is None or probe.returncode != 0 or probe.stdout.strip() != MOTO_VERSION:
+        raise RuntimeError(f"no moto {MOTO_VERSION} server venv at {home}: run `make venv` "
+                           f"(it builds {home.name} from {REQUIREMENTS.name})")
     return home
 
 
