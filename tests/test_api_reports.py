@@ -77,7 +77,9 @@ def test_every_report_route_needs_airflow_login(auth, reports):
 
 def test_indices_list_and_pages(client):
     body = client.get("/indices").json()
-    assert body["total"] == 7 and body["next_offset"] is None
+    from krxflow.sample.market_reports import index_master
+
+    assert body["total"] == len(index_master()) and body["next_offset"] is None
     assert {"code": "1001", "name": "코스피", "group": "KOSPI", "first_seen": "2024-01-02",
             "last_seen": "2024-01-08"} in body["items"]
     page = client.get("/indices", params={"group": "kospi", "limit": 2}).json()
