@@ -303,7 +303,9 @@ def test_openapi_documents_every_endpoint(client):
     assert set(paths) == {"/stocks", "/stocks/{ticker}/prices", "/stocks/{ticker}/factors",
                           # the other daily KRX reports (issue 17)
                           "/indices", "/indices/{code}/prices", "/stocks/{ticker}/investors",
-                          "/stocks/{ticker}/fundamentals", "/stocks/{ticker}/shorts"}
+                          "/stocks/{ticker}/fundamentals", "/stocks/{ticker}/shorts",
+                          # the universe (issue 27)
+                          "/indices/{code}/members", "/industries"}
 
 
 def test_factors_say_why_an_adjusted_chart_differs_and_delisted_tickers_have_one(client, pg):

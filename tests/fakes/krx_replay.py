@@ -16,6 +16,10 @@ against the recorded responses in the shared reference folder):
   type, all tickers that traded), ``MDCSTAT03501`` (fundamentals; loss makers' EPS/PER ``"-"``),
   srt ``MDCSTAT30101``/``MDCSTAT30501`` (per market, ``OutBlock_1``, ``ISU_CD`` = short code)
   and ``MDCSTAT03701`` (foreign ownership). Off-session days answer no rows.
+* the universe (issue 27), from :mod:`krxflow.sample.market_universe`: ``MDCSTAT03901`` (industry
+  of every ticker of one market, ``block1``), ``MDCSTAT00601`` (one index's constituents by
+  ``indIdx`` + ``indIdx2``, ``output``, with ``STR_CMP_PRC`` for the change) and ``MDCSTAT23801``
+  (delisted issues of a window, ``output``, rights certificates and KONEX included).
 * ``GET fchart.stock.naver.com/sise.nhn``: EUC-KR XML ``<item data="YYYYMMDD|o|h|l|c|v"/>``.
 * The login, as strict as KRX: ``GET MDCCOMS001.cmd`` hands out a ``JSESSIONID`` cookie,
   ``GET login.jsp``, then ``POST MDCCOMS001D1.cmd`` with that cookie answers
@@ -88,7 +92,8 @@ def _fluc(rate) -> str:
 
 
 _EMPTY_KEYS = {"MDCSTAT01501": "OutBlock_1", "finder_stkisu": "block1", "finder_listdelisu": "block1",
-               "finder_equidx": "block1", "MDCSTAT30101": "OutBlock_1", "MDCSTAT30501": "OutBlock_1"}
+               "finder_equidx": "block1", "MDCSTAT30101": "OutBlock_1", "MDCSTAT30501": "OutBlock_1",
+               "MDCSTAT03901": "block1"}
 
 
 def _idx(value) -> str:
@@ -501,6 +506,41 @@ class KrxReplay:
                          "FORN_ORD_LMT_QTY": _c(r.foreign_limit), "FORN_LMT_EXHST_RT": _rate(r.limit_exhaustion_rate)})
         return rows
 
+    # ----------------------------------------------------------------- the universe (issue 27)
+    def _industries(self, params: dict) -> list[dict]:
+        """MDCSTAT03901 ``block1``: one market's (``mktId`` STK/KSQ) tickers with their industry."""
+        from krxflow.sample.market_universe import industries
+
+        day = dt.datetime.strptime(params["trdDd"], "%Y%m%d").date()
+        if session_index(day) < 0:
+            return []
+        frame = industries(self.market, day)
+        frame = frame[frame["market"].isin(_MKT_FILTER.get(params.get("mktId", ""), set()))]
+        return [{"ISU_SRT_CD": r.ticker, "ISU_ABBRV": r.name, "MKT_TP_NM": r.market, "IDX_IND_NM": r.industry,
+                 "TDD_CLSPRC": _c(r.close), "CMPPREVDD_PRC": _c(r.close - r.base_price), "FLUC_RT": _rate(r.change_rate),
+                 "MKTCAP": _c(r.market_cap), "FLUC_TP_CD": _fluc(r.change_rate)}
+                for r in frame.sort_values("name").itertuples(index=False)]
+
+    def _index_members(self, params: dict) -> list[dict]:
+        """MDCSTAT00601 ``output``: the constituents of index ``indIdx`` + ``indIdx2`` (e.g. 1 + 028), biggest first."""
+        from krxflow.sample.market_universe import index_members
+
+        day = dt.datetime.strptime(params["trdDd"], "%Y%m%d").date()
+        if session_index(day) < 0:
+            return []
+        frame = index_members(self.market, f"{params.get('indIdx', '')}{params.get('indIdx2', '')}", day)
+        return [{"ISU_SRT_CD": r.ticker, "ISU_ABBRV": r.name, "TDD_CLSPRC": _c(r.close), "FLUC_TP_CD": _fluc(r.change_rate),
+                 "STR_CMP_PRC": _c(r.close - r.base_price), "FLUC_RT": _rate(r.change_rate), "MKTCAP": _c(r.market_cap)}
+                for r in frame.itertuples(index=False)]
+
+    def _delisted(self, params: dict) -> list[dict]:
+        """MDCSTAT23801 ``output``: delisted issues with a DELIST_DD from ``strtDd`` to ``endDd``, newest first."""
+        from krxflow.sample.market_universe import delisted_answer
+
+        first = dt.datetime.strptime(params["strtDd"], "%Y%m%d").date()
+        last = dt.datetime.strptime(params["endDd"], "%Y%m%d").date()
+        return delisted_answer(self.market, first, last)
+
     def _last_session(self) -> dt.date:
         all_sessions = sessions()
         i = int(np.searchsorted(all_sessions, np.datetime64(self.today, "D"), side="right")) - 1
@@ -537,4 +577,7 @@ _REPORT_ANSWERS = {
     "MDCSTAT30101": ("OutBlock_1", KrxReplay._short_selling),
     "MDCSTAT30501": ("OutBlock_1", KrxReplay._short_balance),
     "MDCSTAT03701": ("output", KrxReplay._foreign_ownership),
+    "MDCSTAT03901": ("block1", KrxReplay._industries),
+    "MDCSTAT00601": ("output", KrxReplay._index_members),
+    "MDCSTAT23801": ("output", KrxReplay._delisted),
 }

@@ -11,6 +11,8 @@ Routes (all require an Airflow login, see :mod:`krxflow.api.auth`):
     series is derived from KRX's base prices and covers delisted tickers too.
 ``GET /krx/stocks/{ticker}/factors``
     The ticker's ex-dates and adjustment factors (why the adjusted chart differs from the raw one).
+``GET /krx/indices/{code}/members?date=`` and ``GET /krx/industries?date=&market=``
+    An index's constituents and the industries as they were on a date (docs/universe.md).
 
 Bad input gets a 4xx with a message saying what is wrong (422 for malformed or out-of-range
 parameters, 400 for an empty/inverted range, 404 for an unknown ticker): every number and date has
@@ -491,3 +493,70 @@ def stock_shorts(db: Db, ticker: Ticker, start: Start = None, end: End = None, l
     """Short sales among each session's trading and the outstanding short balance, oldest first
     (KRX publishes balances two sessions late: the newest days may have none yet)."""
     return _series_page(db, "queries/api/stock_shorts.sql", ticker, start, end, limit, Shorts)
+
+
+# The universe (issue 27): index constituents and industries on a date, point in time (the
+# universe_on / industries_on functions of migration 1400). Same auth and bad-input answers.
+class IndexMember(BaseModel):
+    ticker: str
+    name: str | None = None
+    industry: str | None = Field(None, description="KRX's industry of the ticker on the date")
+    entered_on: dt.date
+    market_cap: Won | None = Field(None, description="on the date, when it is a session krxflow has prices of")
+
+
+class IndexMembers(BaseModel):
+    code: str
+    name: str | None
+    group: str | None
+    date: dt.date
+    items: list[IndexMember]
+
+
+class Industry(BaseModel):
+    market: str
+    industry: str
+    tickers: int
+    market_cap: Won | None = None
+    change_rate: float | None = Field(None, description="cap-weighted return of the day, percent")
+
+
+class Industries(BaseModel):
+    date: dt.date
+    items: list[Industry]
+
+
+Day = Annotated[dt.date | None, Query(ge=MIN_DATE, le=MAX_DATE, description="the date (KST), default: today")]
+
+
+@app.get("/indices/{code}/members", response_model=IndexMembers, summary="Constituents of an index on a date")
+def index_members(
+    db: Db,
+    code: Annotated[str, Path(pattern=INDEX_CODE_PATTERN, description="4-digit index code, e.g. 1028 (코스피 200)")],
+    date: Day = None,
+) -> IndexMembers:
+    """KOSPI 200 (1028), KOSDAQ 150 (2203), KRX 300 (5300) or a sector index, as it was on ``date``."""
+    day = date or kst_today()
+    index = db.execute(template("queries/api/index_known.sql"), {"code": code}).fetchone()
+    if index is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND,
+                            f"unknown index code {code}: GET /krx/indices lists the known ones (e.g. 1028 코스피 200)")
+    rows = db.execute(template("queries/api/index_members.sql"), {"code": code, "day": day}).fetchall()
+    return IndexMembers(code=code, name=index["name"], group=index["group"], date=day,
+                        items=[IndexMember(**row) for row in rows])
+
+
+@app.get("/industries", response_model=Industries, summary="Industries on a date, with the day's return")
+def industries(
+    db: Db,
+    date: Day = None,
+    market: Annotated[str | None, Query(description="KOSPI or KOSDAQ (any case); both when omitted")] = None,
+) -> Industries:
+    """KRX's industries on ``date``: tickers, market cap and cap-weighted return (when the date is a loaded session)."""
+    if market is not None:
+        market = market.strip().upper()
+        if market not in ("KOSPI", "KOSDAQ"):
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"market must be KOSPI or KOSDAQ (got {market!r})")
+    day = date or kst_today()
+    rows = db.execute(template("queries/api/industries.sql"), {"day": day, "market": market}).fetchall()
+    return Industries(date=day, items=[Industry(**row) for row in rows])

@@ -62,6 +62,16 @@ SHORT_BALANCE_COLUMNS = ["ticker", "trade_date", "balance_quantity", "balance_va
 FOREIGN_OWNERSHIP_COLUMNS = ["ticker", "trade_date", "listed_shares", "foreign_held", "foreign_share_rate",
                              "foreign_limit", "limit_exhaustion_rate"]
 
+# ---- the universe (issue 27): industries, index constituents, delistings.
+#: One session's industry of every KOSPI/KOSDAQ ticker (MDCSTAT03901 per market).
+INDUSTRY_COLUMNS = ["ticker", "market", "industry"]
+#: One session's constituents of one index (MDCSTAT00601).
+INDEX_MEMBER_COLUMNS = ["index_code", "ticker"]
+#: ``krx_delistings`` (MDCSTAT23801): KRX's delisted issues with reason and successor code.
+DELISTING_COLUMNS = ["ticker", "delisted_on", "name", "market", "security_group", "share_kind", "listed_on",
+                     "reason", "successor_ticker", "successor_name", "arranged_trading_from", "arranged_trading_to",
+                     "industry", "par_value", "listed_shares"]
+
 
 class KrxSource(abc.ABC):
     """KOSPI/KOSDAQ daily data: the ticker master, one day of the whole market, one ticker's history."""
@@ -147,6 +157,26 @@ class KrxSource(abc.ABC):
     @abc.abstractmethod
     def foreign_ownership(self, day) -> "pd.DataFrame":  # noqa: F821
         """Foreign holdings and limits of every ticker on session ``day`` (:data:`FOREIGN_OWNERSHIP_COLUMNS`)."""
+
+    # ---- the universe (issue 27)
+    @abc.abstractmethod
+    def industries(self, day) -> "pd.DataFrame":  # noqa: F821
+        """KRX's industry (업종) of every KOSPI/KOSDAQ ticker on session ``day`` (:data:`INDUSTRY_COLUMNS`;
+        empty on holidays). One request per market."""
+
+    @abc.abstractmethod
+    def index_members(self, index_code: str, day) -> "pd.DataFrame":  # noqa: F821
+        """The constituents of index ``index_code`` (e.g. 1028) on session ``day``
+        (:data:`INDEX_MEMBER_COLUMNS`; empty on holidays). One request."""
+
+    @abc.abstractmethod
+    def index_master(self) -> "pd.DataFrame":  # noqa: F821
+        """Every index of the KRX, KOSPI and KOSDAQ groups: :data:`INDEX_COLUMNS`. One request."""
+
+    @abc.abstractmethod
+    def delistings(self, first, last) -> "pd.DataFrame":  # noqa: F821
+        """KRX's delisted shares of KOSPI, KOSDAQ and KONEX with a delisting date from ``first`` to
+        ``last`` (:data:`DELISTING_COLUMNS`). One request per 730 days."""
 
     def requests_sent(self) -> int:
         """HTTP requests this source object sent so far (0 for offline sources)."""

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import io
 import logging
 from collections import Counter
@@ -39,6 +40,7 @@ from typing import Callable
 import pandas as pd
 
 from krxflow.krx import report_parsing as frames
+from krxflow.krx import universe_parsing
 from krxflow.krx.gated_http import GatedSession
 from krxflow.krx.login import KrxLoginState, SharedKrxLogin
 from krxflow.krx.pacing import Pacer
@@ -47,6 +49,7 @@ from krxflow.krx.pykrx_session import (Credentials, bind_session, import_pykrx, 
                                        login_error, remember_isins, reset_pykrx_state)
 from krxflow.market_time import kst_date, kst_today
 from krxflow.settings import KRX_CONN_ID
+from krxflow.krx.interface import INDEX_COLUMNS, INDEX_MEMBER_COLUMNS, INDUSTRY_COLUMNS
 from krxflow.krx.interface import (DAILY_COLUMNS, DELISTED_COLUMNS, FOREIGN_OWNERSHIP_COLUMNS, FUNDAMENTAL_COLUMNS,
                                   INDEX_GROUPS, INDEX_PRICE_COLUMNS, INVESTOR_COLUMNS, INVESTOR_TYPES,
                                   KRX_ADJUSTED_COLUMNS, LISTING_COLUMNS, MARKET_DAY_COLUMNS, SHORT_BALANCE_COLUMNS,
@@ -226,6 +229,58 @@ class PykrxSource(KrxSource):
         return self._one_report(day, "foreign ownership", FOREIGN_OWNERSHIP_COLUMNS, frames.foreign_ownership_frame,
                                 [lambda d: 외국인보유량_전종목().fetch(trdDd=d, mktId="ALL", isuLmtRto=0)])
 
+    # ------------------------------------------------------------------ the universe (issue 27)
+    def industries(self, day) -> pd.DataFrame:
+        """MDCSTAT03901 per market (2 requests): every ticker's industry. Empty or changed: an error."""
+        import_pykrx()  # first: pykrx must never be imported with KRX_ID/KRX_PW visible
+        from pykrx.website.krx.market.core import 업종분류현황
+
+        from krxflow.krx.universe_catalog import INDUSTRY_MARKETS
+
+        day = self._session_or_none(day)
+        if day is None:
+            return pd.DataFrame(columns=INDUSTRY_COLUMNS)
+        parts = []
+        for market, mkt_id in INDUSTRY_MARKETS.items():
+            raw = self._call(lambda: 업종분류현황().fetch(trdDd=day.strftime("%Y%m%d"), mktId=mkt_id))
+            part = universe_parsing.industries_frame(raw, market)
+            if part.empty:
+                raise KrxEmptyAnswerError(f"KRX answered no {market} industries for {day}, an XKRX trading day: "
+                                          "not published yet, or a site change")
+            parts.append(part)
+        return pd.concat(parts, ignore_index=True)
+
+    def index_members(self, index_code: str, day) -> pd.DataFrame:
+        """MDCSTAT00601 (1 request): the index's constituents. Empty: an error (no index has none)."""
+        import_pykrx()  # first: pykrx must never be imported with KRX_ID/KRX_PW visible
+        from pykrx.website.krx.market.core import 지수구성종목
+
+        day = self._session_or_none(day)
+        if day is None:
+            return pd.DataFrame(columns=INDEX_MEMBER_COLUMNS)
+        raw = self._call(lambda: 지수구성종목().fetch(day.strftime("%Y%m%d"), index_code[1:], group_id=index_code[0]))
+        frame = universe_parsing.index_members_frame(raw, index_code)
+        if frame.empty:
+            raise KrxEmptyAnswerError(f"KRX answered no constituents of index {index_code} for {day}, an XKRX "
+                                      "trading day: not published yet, an index KRX no longer calculates, or a site change")
+        return frame
+
+    def index_master(self) -> pd.DataFrame:
+        """finder_equidx (1 request): every index of the KRX, KOSPI and KOSDAQ groups."""
+        import_pykrx()  # first: pykrx must never be imported with KRX_ID/KRX_PW visible
+        from pykrx.website.krx.market.core import 주가지수검색
+
+        master = frames.index_master_frame(self._call(lambda: 주가지수검색().fetch("1")))
+        if master.empty:
+            raise KrxEmptyAnswerError("KRX's index finder (finder_equidx) answered no index: site change?")
+        return master[INDEX_COLUMNS]
+
+    def delistings(self, first, last) -> pd.DataFrame:
+        """MDCSTAT23801 (1 request per 730 days, pykrx's split): delisted shares of the window."""
+        first, last = kst_date(first), kst_date(last)
+        raw = self._call(lambda: _delisted_issues()().fetch(first.strftime("%Y%m%d"), last.strftime("%Y%m%d")))
+        return universe_parsing.delistings_frame(raw)
+
     def _session_or_none(self, day) -> dt.date | None:
         from krxflow.calendar import is_trading_day
 
@@ -353,6 +408,29 @@ class PykrxSource(KrxSource):
         if not ok:
             raise login_error(printed.getvalue())
         return {cookie.name: cookie.value for cookie in http.cookies}
+
+
+@functools.lru_cache(maxsize=1)
+def _delisted_issues():
+    """KRX's delisted-issues screen (상장폐지종목 현황, MDCSTAT23801) on pykrx's request code.
+
+    pykrx 1.2.9 lists the bld (``path_bld_information.json``) but has no class for it; this one is
+    written as its core classes are (a ``KrxWebIo``: same session, form and >730-day split).
+    """
+    import_pykrx()
+    from pykrx.website.krx.krxio import KrxWebIo
+
+    class 상장폐지종목현황(KrxWebIo):
+        @property
+        def bld(self):
+            return "dbms/MDC/STAT/issue/MDCSTAT23801"
+
+        def fetch(self, strtDd: str, endDd: str) -> pd.DataFrame:
+            result = self.read(mktId="ALL", isuCd="ALL", isuCd2="ALL", strtDd=strtDd, endDd=endDd, share="1",
+                               csvxls_isNo="true")
+            return pd.DataFrame(result["output"])
+
+    return 상장폐지종목현황
 
 
 __all__ = ["PykrxSource"]

@@ -34,8 +34,9 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from krxflow.krx.interface import (ADJUSTED_COLUMNS, DAILY_COLUMNS, DELISTED_COLUMNS, KRX_ADJUSTED_COLUMNS,
-                                   LISTING_COLUMNS, MARKET_DAY_COLUMNS, KrxSource)
+from krxflow.krx.interface import (ADJUSTED_COLUMNS, DAILY_COLUMNS, DELISTED_COLUMNS, INDEX_COLUMNS,
+                                   INDEX_MEMBER_COLUMNS, INDUSTRY_COLUMNS, KRX_ADJUSTED_COLUMNS, LISTING_COLUMNS,
+                                   MARKET_DAY_COLUMNS, KrxSource)
 from krxflow.market_time import kst_date, kst_today
 from krxflow.sample.sessions import UNIVERSE_START, session_index, sessions
 
@@ -431,3 +432,28 @@ class SampleSource(KrxSource):
 
     def foreign_ownership(self, day) -> pd.DataFrame:
         return self.market.report("foreign_ownership", kst_date(day))
+
+    # ---- the universe (issue 27): see krxflow.sample.market_universe
+    def industries(self, day) -> pd.DataFrame:
+        from krxflow.sample.market_universe import industries
+
+        return industries(self.market, kst_date(day))[INDUSTRY_COLUMNS]
+
+    def index_members(self, index_code: str, day) -> pd.DataFrame:
+        from krxflow.sample.market_universe import index_members
+
+        members = index_members(self.market, index_code, kst_date(day))
+        return pd.DataFrame({"index_code": index_code, "ticker": members.get("ticker", pd.Series(dtype=object))},
+                            columns=INDEX_MEMBER_COLUMNS)
+
+    def index_master(self) -> pd.DataFrame:
+        from krxflow.sample.market_reports import index_master
+
+        return index_master()[INDEX_COLUMNS]
+
+    def delistings(self, first, last) -> pd.DataFrame:
+        """What KRX's delisted-issues answer of the window parses to (the same parser as the pykrx source)."""
+        from krxflow.krx.universe_parsing import delistings_frame
+        from krxflow.sample.market_universe import delisted_answer
+
+        return delistings_frame(pd.DataFrame(delisted_answer(self.market, kst_date(first), kst_date(last))))

@@ -27,11 +27,14 @@ import zlib
 import numpy as np
 import pandas as pd
 
+from krxflow.sample.market_universe import SECTOR_INDICES, members_mask
 from krxflow.krx.interface import (FOREIGN_OWNERSHIP_COLUMNS, FUNDAMENTAL_COLUMNS, INDEX_PRICE_COLUMNS,
                                   INVESTOR_COLUMNS, INVESTOR_TYPES, SHORT_BALANCE_COLUMNS, SHORT_SELLING_COLUMNS)
 
 #: The sample indices: group, finder_equidx full_code and short_code, name, and who is a member
-#: (universe position, market of the day).
+#: (universe position, market of the day). KOSPI 200, KOSDAQ 150, KRX 300 and the sector indices
+#: take their members from :mod:`krxflow.sample.market_universe` (constituent changes on the
+#: rebalance dates; industries) instead: their rule here is not used.
 SAMPLE_INDICES = (
     ("KRX", "5", "300", "KRX 300", lambda pos, market: pos % 2 == 0),
     ("KRX", "5", "042", "KRX 100", lambda pos, market: pos % 5 == 0),
@@ -40,7 +43,7 @@ SAMPLE_INDICES = (
     ("KOSPI", "1", "028", "코스피 200", lambda pos, market: market == "KOSPI" and pos % 3 == 0),
     ("KOSDAQ", "2", "001", "코스닥", lambda pos, market: market == "KOSDAQ"),
     ("KOSDAQ", "2", "203", "코스닥 150", lambda pos, market: market == "KOSDAQ" and pos % 3 == 0),
-)
+) + tuple((group, full, short, name, None) for group, full, short, name in SECTOR_INDICES)
 #: Relative weight of each investor type in the sample's trading (individuals trade most).
 _INVESTOR_WEIGHTS = np.array([1.5, 0.3, 0.4, 0.3, 0.1, 0.1, 0.6, 0.5, 4.0, 2.0, 0.1])
 #: Universe positions every this many have a 49 % foreign ownership limit.
@@ -86,7 +89,9 @@ def _index_levels(market, day: dt.date) -> pd.DataFrame:
     prices["close"] = close
     rows = []
     for group, full, short, name, member in SAMPLE_INDICES:
-        picked = np.array([member(p, m) for p, m in zip(positions, frame["market"])], dtype=bool)
+        picked = members_mask(market, index_code(full, short), frame, day)
+        if picked is None:
+            picked = np.array([member(p, m) for p, m in zip(positions, frame["market"])], dtype=bool)
         if not picked.any():
             continue
         base = reference[picked].sum()
