@@ -89,7 +89,7 @@ def start_fake(rate: float, per_frame: int) -> tuple[subprocess.Popen, str, str]
 
     rest_port, ws_port = free_port(), free_port()
     proc = subprocess.Popen([sys.executable, "-m", "krxflow.sample.kis_ws_server", "--rest-port", str(rest_port),
-                             "--ws-port", str(ws_port), "--rate", str(rate), "--records-per-frame", str(per_frame)],
+                             "--ws-port", str(ws_port), "--records-rate", str(rate), "--records-per-frame", str(per_frame)],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{rest_port}"
     deadline = time.monotonic() + 20

@@ -14,7 +14,7 @@ from krxflow.krx.pacing import KRX_POOL, KRX_POOL_SLOTS
 
 SAMPLE_ENV = {"AIRFLOW_CONN_POSTGRES_DEFAULT": "postgresql://postgres@127.0.0.1:5432/krxflow_x",
               "AIRFLOW_CONN_REDIS_DEFAULT": "redis://127.0.0.1:6379/3",
-              "KRXFLOW_FAKE_KIS_URL": "http://127.0.0.1:40001"}
+              "KRXFLOW_FAKE_KIS_URL": "http://127.0.0.1:40001", "KRXFLOW_FAKE_KIS_WS_URL": "ws://127.0.0.1:40003"}
 REAL_ENV = {**SAMPLE_ENV, "KRX_ID": "me", "KRX_PW": "krx-secret", "KIS_APPKEY": "PSabc", "KIS_APPSECRET": "kis-secret",
             "KIS_ENV": "paper", "KIS_RATE": "2"}
 
@@ -119,6 +119,8 @@ def test_apply_creates_then_keeps_what_operators_edited(airflow_db):
         assert (krx.login, krx.password) == ("typed-in-ui", "ui-secret")
         assert Pool.get_pool(KRX_POOL, session=session).slots == 1
         assert conn(session, "kis_default").host == "http://127.0.0.1:40002"
+        assert conn(session, "kis_default").extra_dejson["ws_url"] == "ws://127.0.0.1:40003"
+        assert conn(session, "kis_default").conn_type == "kis"
         assert var(session, "kis_watchlist_size") == "7"
 
     # credentials from the environment win (they are the deployment's decision)

@@ -73,7 +73,8 @@ def test_airflow_env_configures_the_bundle_and_keeps_credentials_out(tmp_path, m
     monkeypatch.setenv("AIRFLOW_HOME", "/somewhere/else")
     state = {"api_port": 18099, "pg_server": "postgresql://postgres@127.0.0.1:5432",
              "redis_url": "redis://127.0.0.1:6379/0", "sample": {"krx": True, "kis": True},
-             "fake_kis_url": "http://127.0.0.1:18765", "pg_bin": "/opt/pg/bin"}
+             "fake_kis_url": "http://127.0.0.1:18765", "fake_kis_ws_url": "ws://127.0.0.1:18766",
+             "pg_bin": "/opt/pg/bin"}
     env = stack_env.airflow_env(settings, state)
     assert env["AIRFLOW__CORE__DAGS_FOLDER"] == str(ROOT / "dags"), "the installation's own settings win"
     assert env["AIRFLOW_HOME"] == str(settings.airflow_home)
@@ -88,6 +89,7 @@ def test_airflow_env_configures_the_bundle_and_keeps_credentials_out(tmp_path, m
     assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].endswith("/krxflow_airflow")
     assert env["AIRFLOW_CONN_POSTGRES_DEFAULT"] == "postgresql://postgres@127.0.0.1:5432/krxflow"
     assert env["KRXFLOW_SOURCE"] == "sample" and env["KRXFLOW_FAKE_KIS_URL"] == "http://127.0.0.1:18765"
+    assert env["KRXFLOW_FAKE_KIS_WS_URL"] == "ws://127.0.0.1:18766", "kis_realtime's WebSocket in sample mode"
     assert env["PATH"].split(os.pathsep)[1] == "/opt/pg/bin", "pg_dump of the private server's version first"
     assert "secret-pw" not in env.values() and "secret-kis" not in env.values()
     # secrets are generated once per run dir and reused (encrypted Connections survive restarts)

@@ -15,8 +15,8 @@ What comes from where (all optional; the defaults give a working sample-mode ins
   ``AIRFLOW_CONN_REDIS_DEFAULT``, mirrored into the metadata database so the UI shows them.
 * ``krx_default`` — ``KRX_ID`` / ``KRX_PW`` (the KRX data-portal login pykrx uses).
 * ``kis_default`` — ``KIS_APPKEY`` / ``KIS_APPSECRET`` / ``KIS_ENV`` (``live`` or ``paper``) and
-  optionally ``KIS_BASE_URL`` and ``KIS_RATE``; without keys, ``KRXFLOW_FAKE_KIS_URL`` (the local fake
-  KIS server of sample mode).
+  optionally ``KIS_BASE_URL`` and ``KIS_RATE``; without keys, ``KRXFLOW_FAKE_KIS_URL`` and
+  ``KRXFLOW_FAKE_KIS_WS_URL`` (the local fake KIS server of sample mode: REST and realtime WebSocket).
 * ``KRXFLOW_SOURCE`` — ``sample`` or ``pykrx``; by default ``pykrx`` when a KRX login is known, else ``sample``.
 
 Update rules, so that re-running is safe and never throws away what an operator typed in the UI:
@@ -169,7 +169,9 @@ def declared_connections(env: Mapping[str, str]) -> list[ConnectionSpec]:
             description="SAMPLE MODE: the local fake KIS server (set KIS_APPKEY/KIS_APPSECRET for the real API)",
             host=env.get("KRXFLOW_FAKE_KIS_URL") or "http://127.0.0.1:18765",
             login=SAMPLE_KIS_APPKEY, password=SAMPLE_KIS_APPSECRET,
-            extra={"env": "live", "sample": True, "rate": float(env.get("KIS_RATE") or 18)}, managed=False))
+            extra={"env": "live", "sample": True, "rate": float(env.get("KIS_RATE") or 18),
+                   **({"ws_url": env["KRXFLOW_FAKE_KIS_WS_URL"]} if env.get("KRXFLOW_FAKE_KIS_WS_URL") else {})},
+            managed=False))
     return conns
 
 

@@ -464,10 +464,8 @@ def connection_json(url: str, appkey: str = DEMO_APPKEY, appsecret: str = DEMO_A
     return json.dumps({"conn_type": "http", "host": url, "login": appkey, "password": appsecret, "extra": extra})
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Fake KIS Open API gateway (loopback only).")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=18080)
+def add_gateway_arguments(parser: argparse.ArgumentParser) -> None:
+    """The REST gateway's options, shared with :mod:`krxflow.sample.kis_ws_server`'s command line."""
     parser.add_argument("--env", choices=("live", "paper"), default="live")
     parser.add_argument("--rate", type=int, default=None, help="requests per second per appkey (18 live, 1 paper)")
     parser.add_argument("--token-interval", type=float, default=60.0, help="seconds between token issuances")
@@ -476,11 +474,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--move-probability", type=float, default=0.6)
     parser.add_argument("--sample", action="store_true",
                         help="quote the offline sample market from its last close (KRXFLOW_SAMPLE_TICKERS tickers)")
-    args = parser.parse_args(argv)
+
+
+def gateway_of(args: argparse.Namespace) -> FakeKis:
+    """The REST fake the options of :func:`add_gateway_arguments` describe (the sample market loaded first)."""
     if args.sample:  # load the sample market before serving
         sample_base("005930")
-    fake = FakeKis(env=args.env, rate=args.rate, accounts={args.appkey: args.appsecret},
+    return FakeKis(env=args.env, rate=args.rate, accounts={args.appkey: args.appsecret},
                    token_interval=args.token_interval, move_probability=args.move_probability, sample=args.sample)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Fake KIS Open API gateway (loopback only).")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=18080)
+    add_gateway_arguments(parser)
+    args = parser.parse_args(argv)
+    fake = gateway_of(args)
     print(f"fake KIS ({args.env}, {fake.rate} req/s{', sample market' if args.sample else ''}) "
           f"on http://{args.host}:{args.port}", flush=True)
     web.run_app(make_app(fake), host=args.host, port=args.port, access_log=None, print=None)

@@ -24,7 +24,7 @@ Control endpoints on the REST port: ``GET /_fake_ws/stats``, ``POST /_fake_ws/co
 ``records_per_frame``, ``cap``, ``ping_interval``, ``pong_timeout``, ``extra_trade_field``),
 ``POST /_fake_ws/drop`` (``{"abrupt": true|false}``). As a process (bench)::
 
-    python -m krxflow.sample.kis_ws_server --rest-port 18081 --ws-port 18082 --rate 5000
+    python -m krxflow.sample.kis_ws_server --rest-port 18081 --ws-port 18082 --records-rate 5000
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from websockets.asyncio.server import ServerConnection, serve
 
 from krxflow.sample.kis_server import DEMO_APPKEY, DEMO_APPSECRET, KST, FakeKis, _Ticker, connection_json
 from krxflow.sample.kis_server import make_app as make_rest_app
-from krxflow.sample.kis_server import tick_size
+from krxflow.sample.kis_server import add_gateway_arguments, gateway_of, tick_size
 from krxflow.sample.serving import BackgroundServer, free_port, serve_app
 
 FIELD_COUNTS = {"H0STCNT0": 46, "H0UNCNT0": 46, "H0STASP0": 59, "H0UNASP0": 65}
@@ -364,17 +364,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--rest-port", type=int, default=18081)
     parser.add_argument("--ws-port", type=int, default=18082)
-    parser.add_argument("--rate", type=float, default=200.0, help="records per second per connection")
+    parser.add_argument("--records-rate", type=float, default=200.0, help="realtime records per second per connection")
     parser.add_argument("--records-per-frame", type=int, default=1)
     parser.add_argument("--cap", type=int, default=41)
     parser.add_argument("--ping-interval", type=float, default=10.0)
-    parser.add_argument("--rest-rate", type=int, default=18)
+    add_gateway_arguments(parser)  # the REST gateway's: --env, --rate (REST), --appkey, --sample, …
     args = parser.parse_args(argv)
-    realtime = FakeRealtime(rate=args.rate, records_per_frame=args.records_per_frame, cap=args.cap,
-                            ping_interval=args.ping_interval)
+    rest = gateway_of(args)
+    realtime = FakeRealtime(rate=args.records_rate, records_per_frame=args.records_per_frame, cap=args.cap,
+                            ping_interval=args.ping_interval, accounts=dict(rest.accounts))
 
     async def run() -> None:
-        await start(FakeKis(rate=args.rest_rate), realtime, args.host, args.rest_port, args.ws_port)
+        await start(rest, realtime, args.host, args.rest_port, args.ws_port)
         print(f"fake KIS realtime on ws://{args.host}:{args.ws_port}, REST http://{args.host}:{args.rest_port}",
               flush=True)
         await asyncio.Event().wait()

@@ -100,6 +100,7 @@ def up(settings: Settings) -> dict[str, Any]:
     if state["sample"]["kis"]:
         state["fake_kis_port"] = pick_port(settings.fake_kis_port)
         state["fake_kis_url"] = f"http://127.0.0.1:{state['fake_kis_port']}"
+        state["fake_kis_ws_url"] = f"ws://127.0.0.1:{pick_port(settings.fake_kis_port + 1)}"
     if settings.executor == CELERY_EXECUTOR:
         state["celery_broker_url"] = celery_broker_url(state["redis_url"])
     save_state(settings, state)
@@ -125,19 +126,21 @@ def up(settings: Settings) -> dict[str, Any]:
         log(f"  {line}")
     log("Connections, Pools and Variables in place", step)
 
-    # 4. sample mode: the local fake KIS server
+    # 4. sample mode: the local fake KIS server (REST gateway, and the realtime WebSocket for kis_realtime)
     if state["sample"]["kis"]:
         step = time.monotonic()
         from krxflow.bootstrap import SAMPLE_KIS_APPKEY, SAMPLE_KIS_APPSECRET
 
-        pid = spawn(settings, state, "fake_kis", [str(VENV_BIN / "python"), "-m", "krxflow.sample.kis_server",
-                                                  "--host", "127.0.0.1", "--port", str(state["fake_kis_port"]),
+        ws_port = state["fake_kis_ws_url"].rsplit(":", 1)[1]
+        pid = spawn(settings, state, "fake_kis", [str(VENV_BIN / "python"), "-m", "krxflow.sample.kis_ws_server",
+                                                  "--host", "127.0.0.1", "--rest-port", str(state["fake_kis_port"]),
+                                                  "--ws-port", ws_port,
                                                   "--env", "live", "--appkey", SAMPLE_KIS_APPKEY,
                                                   "--appsecret", SAMPLE_KIS_APPSECRET,
                                                   # quotes start from the sample market's last close
                                                   *(["--sample"] if state["sample"]["krx"] else [])], env)
         wait_for(lambda: not port_free(state["fake_kis_port"]), 30, "fake KIS server", process_pid=pid)
-        log(f"fake KIS server on {state['fake_kis_url']}", step)
+        log(f"fake KIS server on {state['fake_kis_url']} (realtime {state['fake_kis_ws_url']})", step)
 
     # 5. Airflow: standalone (LocalExecutor), or its components and Celery workers (CeleryExecutor)
     step = time.monotonic()

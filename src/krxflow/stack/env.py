@@ -111,6 +111,8 @@ def airflow_env(settings: Settings, state: dict) -> dict[str, str]:
         env["KRXFLOW_SOURCE"] = os.environ["KRXFLOW_SOURCE"]
     if state.get("fake_kis_url"):
         env["KRXFLOW_FAKE_KIS_URL"] = state["fake_kis_url"]
+    if state.get("fake_kis_ws_url"):
+        env["KRXFLOW_FAKE_KIS_WS_URL"] = state["fake_kis_ws_url"]
     base = {k: v for k, v in os.environ.items()
             if not k.startswith("AIRFLOW") and k not in ("KRX_ID", "KRX_PW", "KIS_APPKEY", "KIS_APPSECRET")}
     # The user's own Airflow settings (AIRFLOW__SECTION__KEY) tune the installation, as they do any
