@@ -24,7 +24,7 @@ from krxflow.kis import realtime
 from krxflow.triggers.kis_ws import KisStreamTrigger, registrations
 from krxflow.triggers.running import first_event
 from krxflow.sample.kis_ws_server import FakeRealtime, FakeRealtimeThread
-from tests.test_kis_polling import private_redis  # noqa: F401 (fixture)
+from tests.fakes.private_redis import private_redis  # noqa: F401 (fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
 TICKERS = ["005930", "000660", "035420", "005380", "051910"]
