@@ -54,7 +54,7 @@ def table_count(pg, table: str) -> int:
 async def test_trigger_buffers_a_window_and_drain_writes_it(kis, clean_db, redis_client):
     payload = await run_trigger(KisPollTrigger(tickers=TICKERS, stream="t-window", window=1, window_end=window_end(3)))
     assert payload["status"] == "ok", payload
-    assert payload["throttles"] == 0 and payload["errors"] == 0 and payload["unsent"] == []
+    assert payload["throttles"] == 0 and payload["errors"] == 0 and payload["held_entries"] == 0 and payload["spill_files"] == []
     assert payload["requests"] == payload["successes"] > 0
     assert payload["unknown"] >= 1 and payload["halted"] >= 1
     assert payload["dedupe_hits"] > 0  # the halted stock never changes
@@ -172,7 +172,7 @@ async def test_redis_restarted_mid_window_polling_goes_on_without_loss_or_duplic
     assert payload["redis_restarts"] >= 1 or payload["redis_errors"] >= 1
     assert payload["rewritten"] > 0  # entries from before the restart were written again
     assert kis.fake.counts["requests"] > requests_during_outage  # polling went on
-    assert payload["unsent"] == [] and payload["summary_buffered"]
+    assert payload["held_entries"] == 0 and payload["spill_files"] == [] and payload["summary_buffered"]
 
     client = cache.client("redis_private")
     result = kis_drain.drain("t-restart", client=client)
