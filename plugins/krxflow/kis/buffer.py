@@ -58,6 +58,9 @@ ENTRY_OVERHEAD = 400
 SEND_CHUNK = 500
 #: Held entries a trigger writes back per :meth:`StreamBuffer.sync` while it is still collecting.
 SYNC_BUDGET = 20 * SEND_CHUNK
+#: Pushed records a :class:`PushBuffer` collects before it encodes them even if no flush came: as
+#: Python lists a record costs ~3 KB (as JSON ~0.3 KB), so this bounds the batch to ~1.5 MB.
+MAX_BATCH = 500
 
 
 @dataclass(frozen=True)
@@ -206,7 +209,8 @@ class StreamBuffer:
         files go; the event's part that says where they are (no entries, whatever their number)."""
         held = list(self._held)
         self._clear_held()
-        self._spill(held)
+        for entry in held:  # one by one: as many as the spill file's limit allows
+            self._spill([entry])
         self._written.clear()
         self._written_bytes = self._written_records = 0
         files, entries = [], 0
@@ -452,34 +456,31 @@ class PushBuffer(StreamBuffer):
     instead :meth:`add` collects records per kind in memory and :meth:`flush` (called by the
     trigger every few tens of milliseconds) writes one entry per kind — ``data`` is then a JSON
     list of records. Held entries, the memory cap and spill file, the Redis-restart rewrite and
-    :meth:`forget_acknowledged` are those of :class:`StreamBuffer`.
+    :meth:`forget_acknowledged` are those of :class:`StreamBuffer`. Records are what KIS pushed
+    (``ws_trade``, ``ws_book``, ``ws_raw``); a ``ws_stats`` entry counts as an entry of no records.
     """
 
     def __init__(self, redis, name: str, window: int, limits: BufferLimits | None = None) -> None:
         super().__init__(redis, name, window, dedupe_ttl=1, limits=limits)
         self._batch: dict[str, list] = {}
+        self.batched = 0  # records added but not yet flushed
         self.entries = 0
 
     def add(self, kind: str, record) -> None:
+        """Collect a record for the next flush; past :data:`MAX_BATCH` records (the loop is too busy
+        to flush) the batch is encoded and held at once, so it never grows with the stall."""
         self._batch.setdefault(kind, []).append(record)
         self.buffered += 1
-
-    @property
-    def batched(self) -> int:
-        """Records added but not yet flushed."""
-        return sum(len(records) for records in self._batch.values())
+        self.batched += 1
+        if self.batched >= MAX_BATCH:
+            for entry in self._encode_batch():
+                self._hold(*entry)
 
     async def flush(self) -> None:
         """Write the collected records (one entry per kind); held while Redis is out."""
-        import json
-
         if not self._batch:
             return
-        batch, self._batch = self._batch, {}
-        entries = []
-        for kind, records in batch.items():
-            fields = {"kind": kind, "window": str(self.window), "data": json.dumps(records, separators=(",", ":"))}
-            entries.append((fields, entry_size(fields), len(records)))
+        entries = self._encode_batch()
         if self.held_entries:  # keep order: while Redis is out, everything queues behind
             for entry in entries:
                 self._hold(*entry)
@@ -498,6 +499,17 @@ class PushBuffer(StreamBuffer):
             for entry in entries:
                 self._hold(*entry)
             self._redis_failed("write", exc)
+
+    def _encode_batch(self) -> list[tuple[dict, int, int]]:
+        """The collected records as entries (one per kind), the batch emptied."""
+        import json
+
+        batch, self._batch, self.batched = self._batch, {}, 0
+        entries = []
+        for kind, records in batch.items():
+            fields = {"kind": kind, "window": str(self.window), "data": json.dumps(records, separators=(",", ":"))}
+            entries.append((fields, entry_size(fields), 0 if kind == "ws_stats" else len(records)))
+        return entries
 
 
 def entry_size(fields: dict) -> int:

@@ -169,6 +169,8 @@ async def poll_window(config, redis, tickers: list[str], stream: str, window: in
     while buffer.held_entries and time.monotonic() < flush_deadline:
         await asyncio.sleep(1.0)
         await buffer.sync()
+    held = buffer.held_entries
+    handed = buffer.hand_over()  # first: what it spills, or drops, at the end is in the counters
     summary = {
         "window": window, "stream": stream, "tickers": len(tickers), **stats,
         "dedupe_hits": buffer.dedupe_hits, "buffered": buffer.buffered, **counts,
@@ -176,7 +178,6 @@ async def poll_window(config, redis, tickers: list[str], stream: str, window: in
         else round(time.monotonic() - started, 3), "seconds": round(time.monotonic() - started, 3),
         **buffer.counters(), "tokens_issued": token_issued, "limit": config.rate,
     }
-    held = buffer.held_entries
     summary_buffered = not held and await buffer.close_window(summary)
     if fatal:
         status, message = "error", fatal[0]
@@ -185,4 +186,4 @@ async def poll_window(config, redis, tickers: list[str], stream: str, window: in
     else:
         status, message = "ok", None
     return {"status": status, "message": message, **summary, "summary_buffered": summary_buffered,
-            "held_entries": held, **buffer.hand_over()}
+            "held_entries": held, **handed}

@@ -245,6 +245,8 @@ async def stream_window(config, redis, trade_tickers: list[str], book_tickers: l
         await asyncio.sleep(1.0)
         await buffer.sync()
     s = session.stats.as_dict() if session else {}
+    held = buffer.held_entries
+    handed = buffer.hand_over()  # first: what it spills, or drops, at the end is in the counters
     summary = {"window": window, "stream": stream, **counts, "frames": s.get("frames", 0),
                "reconnects": s.get("reconnects", 0), "connects": s.get("connects", 0),
                "pingpongs": s.get("pingpongs", 0), "registered": s.get("registered", 0),
@@ -259,5 +261,4 @@ async def stream_window(config, redis, trade_tickers: list[str], book_tickers: l
         status, message = "warning", None
     else:
         status, message = "ok", None
-    return {"status": status, "message": message, **summary, "held_entries": buffer.held_entries,
-            **buffer.hand_over()}
+    return {"status": status, "message": message, **summary, "held_entries": held, **handed}
