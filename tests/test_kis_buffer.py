@@ -272,8 +272,8 @@ async def test_polling_window_with_redis_down_throughout(monkeypatch, clean_db, 
     assert status == "warning" and "spilled to disk" in error
 
 
-async def test_polling_window_redis_back_before_the_end_replays_the_spill(monkeypatch, clean_db, private_redis,  # noqa: F811
-                                                                           caps):
+async def test_polling_window_redis_back_before_the_end_replays_the_spill(
+        monkeypatch, clean_db, private_redis, caps):  # noqa: F811
     limits = caps(records=5, nbytes=1_000_000)
     private_redis.stop()
     with FakeKisThread(FakeKis(rate=18, move_probability=1.0, halted=set())) as srv:

@@ -152,7 +152,8 @@ class StreamBuffer:
         try:
             orphans = SpillFile.orphans(self.limits.spill_dir, self.stream)
         except OSError as exc:
-            log.warning("KIS buffer %s: could not look for spill files in %s: %s", self.name, self.limits.spill_dir, exc)
+            log.warning("KIS buffer %s: could not look for spill files in %s: %s", self.name,
+                        self.limits.spill_dir, exc)
             orphans = []
         if orphans:
             log.warning("KIS buffer %s: %d entries in %d spill files of an earlier window; writing them to Redis",
@@ -444,7 +445,7 @@ class StreamBuffer:
         self.redis_errors += 1
         self._group_ready = False
         if self.redis_errors == 1 or self.redis_errors % 100 == 0:
-            log.warning("KIS buffer %s: Redis %s failed (%s); polling goes on, %d entries held (%d bytes in memory, "
+            log.warning("KIS buffer %s: Redis %s failed (%s); collecting goes on, %d entries held (%d bytes in memory, "
                         "%d spilled) [%d Redis errors so far]", self.name, what, exc, self.held_entries,
                         self.memory_bytes, self.spilled, self.redis_errors)
 

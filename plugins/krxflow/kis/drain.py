@@ -373,7 +373,8 @@ def record_window(hook, name: str, summary: dict, written: dict) -> None:
     problems = []
     if summary.get("redis_errors") or summary.get("redis_restarts"):
         problems.append(f"Redis trouble during the window: {summary.get('redis_errors', 0)} errors, "
-                        f"{summary.get('redis_restarts', 0)} restarts, {summary.get('rewritten', 0)} entries rewritten, "
+                        f"{summary.get('redis_restarts', 0)} restarts, "
+                        f"{summary.get('rewritten', 0)} entries rewritten, "
                         f"{summary.get('spilled', 0)} spilled to disk")
     if summary.get("dropped_entries"):
         problems.append(f"{summary['dropped_entries']} entries lost (buffer memory and spill file full)")
