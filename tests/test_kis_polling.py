@@ -10,11 +10,9 @@ import asyncio
 import datetime as dt
 import json
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -22,8 +20,9 @@ import pytest
 from krxflow.kis import drain as kis_drain
 from krxflow.triggers.kis_poll import KisPollTrigger
 from krxflow.triggers.running import first_event
-from krxflow.sample.kis_server import FakeKis, FakeKisThread, free_port
+from krxflow.sample.kis_server import FakeKis, FakeKisThread
 from krxflow.market_time import kst_today
+from tests.fakes.private_redis import private_redis  # noqa: F401 (fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
 TICKERS = ["005930", "000660", "035420", "005380", "051910", "000001", "999999"]  # 000001 halted, 999999 unknown
@@ -55,7 +54,8 @@ def table_count(pg, table: str) -> int:
 async def test_trigger_buffers_a_window_and_drain_writes_it(kis, clean_db, redis_client):
     payload = await run_trigger(KisPollTrigger(tickers=TICKERS, stream="t-window", window=1, window_end=window_end(3)))
     assert payload["status"] == "ok", payload
-    assert payload["throttles"] == 0 and payload["errors"] == 0 and payload["unsent"] == []
+    assert payload["throttles"] == 0 and payload["errors"] == 0
+    assert payload["held_entries"] == 0 and payload["spill_files"] == []
     assert payload["requests"] == payload["successes"] > 0
     assert payload["unknown"] >= 1 and payload["halted"] >= 1
     assert payload["dedupe_hits"] > 0  # the halted stock never changes
@@ -155,48 +155,8 @@ async def test_task_killed_after_the_trigger_fired_rerun_writes_every_quote_once
 
 
 # ------------------------------------------------------------------ Redis restarted mid-window
-class PrivateRedis:
-    """A throwaway ``redis-server`` on a free loopback port (never the shared one on 6379)."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen([shutil.which("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1",
-                                      "--save", "", "--appendonly", "no"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        import redis
-
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                redis.Redis(port=self.port, socket_connect_timeout=0.2).ping()
-                return
-            except redis.exceptions.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(10)
-            self.proc = None
-
-
-@pytest.fixture
-def private_redis(monkeypatch):
-    if shutil.which("redis-server") is None:
-        pytest.fail("redis-server is needed for the restart test")
-    server = PrivateRedis()
-    server.start()
-    monkeypatch.setenv("AIRFLOW_CONN_REDIS_PRIVATE", f"redis://127.0.0.1:{server.port}/0")
-    yield server
-    server.stop()
-
-
-async def test_redis_restarted_mid_window_polling_goes_on_without_loss_or_duplicates(kis, clean_db, private_redis):
+async def test_redis_restarted_mid_window_polling_goes_on_without_loss_or_duplicates(kis, clean_db,
+                                                                                     private_redis):  # noqa: F811
     from krxflow import cache
 
     trigger = KisPollTrigger(tickers=TICKERS, stream="t-restart", window=3, window_end=window_end(6),
@@ -213,7 +173,7 @@ async def test_redis_restarted_mid_window_polling_goes_on_without_loss_or_duplic
     assert payload["redis_restarts"] >= 1 or payload["redis_errors"] >= 1
     assert payload["rewritten"] > 0  # entries from before the restart were written again
     assert kis.fake.counts["requests"] > requests_during_outage  # polling went on
-    assert payload["unsent"] == [] and payload["summary_buffered"]
+    assert payload["held_entries"] == 0 and payload["spill_files"] == [] and payload["summary_buffered"]
 
     client = cache.client("redis_private")
     result = kis_drain.drain("t-restart", client=client)

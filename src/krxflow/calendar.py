@@ -80,8 +80,9 @@ class SessionTable:
 def _cache_file(today: dt.date) -> Path:
     from importlib.metadata import version
 
-    folder = Path(os.environ.get("KRXFLOW_CACHE_DIR") or Path.home() / ".cache" / "krxflow")
-    return folder / f"xkrx-sessions-ec{version('exchange_calendars')}-{today.isoformat()}.npz"
+    from krxflow.settings import cache_dir
+
+    return cache_dir() / f"xkrx-sessions-ec{version('exchange_calendars')}-{today.isoformat()}.npz"
 
 
 @lru_cache(maxsize=1)

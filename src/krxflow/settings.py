@@ -17,6 +17,12 @@ REDIS_CONN_ID = os.environ.get("KRXFLOW_REDIS_CONN_ID", "redis_default")
 KRX_CONN_ID = os.environ.get("KRXFLOW_KRX_CONN_ID", "krx_default")
 KIS_CONN_ID = os.environ.get("KRXFLOW_KIS_CONN_ID", "kis_default")
 
+
+def cache_dir() -> Path:
+    """This machine's krxflow files that outlive a process: ``$KRXFLOW_CACHE_DIR``, else ``~/.cache/krxflow``."""
+    return Path(os.environ.get("KRXFLOW_CACHE_DIR") or Path.home() / ".cache" / "krxflow")
+
+
 def sql_dir() -> Path:
     """Where krxflow's SQL lives: ``$KRXFLOW_SQL_DIR``; else ``krxflow/sql`` inside an installed wheel
     (the build copies ``include/sql`` there); else ``include/sql`` of the checkout the package runs

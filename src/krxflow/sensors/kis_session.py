@@ -59,11 +59,12 @@ class KisSessionSensor(KisWindowSensor):
         from krxflow.kis import drain
 
         if not event.get("summary_buffered"):
-            summary = {k: v for k, v in event.items() if k not in ("unsent", "status", "message")}
+            summary = {k: v for k, v in event.items() if k not in ("unsent", "spill_files", "status", "message")}
             drain.record_window(hook, self.plan["stream"], summary, {"rows_written": written})
         if event.get("status") == "warning":
             self.log.warning("window %s had trouble: %s", event.get("window"),
-                             {k: event.get(k) for k in ("errors", "throttles", "redis_errors", "redis_restarts")})
+                             {k: event.get(k) for k in ("errors", "throttles", "redis_errors", "redis_restarts",
+                                                        "spilled", "dropped_entries")})
         out = dict(totals)
         for name in _POLLED:
             out[name] = out.get(name, 0) + int(event.get(name, 0))

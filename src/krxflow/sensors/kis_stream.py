@@ -56,7 +56,8 @@ class KisStreamSensor(KisWindowSensor):
             out[name] = out.get(name, 0) + int(event.get(name, 0))
         if event.get("status") == "warning":
             self.log.warning("window %s had trouble: %s", event.get("window"),
-                             {k: event.get(k) for k in ("unparsed", "refused", "redis_errors", "redis_restarts")})
+                             {k: event.get(k) for k in ("unparsed", "refused", "redis_errors", "redis_restarts",
+                                                        "spilled", "dropped_records")})
         self.log.info("window %s: %d messages (%d trades, %d books), %d unparsed, %d reconnects",
                       event.get("window"), event.get("messages", 0), event.get("trades", 0), event.get("books", 0),
                       event.get("unparsed", 0), event.get("reconnects", 0))

@@ -180,16 +180,35 @@ class KisWindowSensor(BaseSensorOperator):
             raise AirflowFailException(f"{self.trigger_name} stopped: {event.get('message')}")
         hook = self._hook()
         carried = 0
-        if event.get("unsent"):
+        if isinstance(event.get("unsent"), list) and event["unsent"]:  # an event of an earlier krxflow
             self.log.warning("window %s: %d entries came in the event (Redis was unavailable)",
                              event.get("window"), len(event["unsent"]))
             written = drain.write_entries(self.plan["stream"], event["unsent"], hook=hook)
             totals = self.add_drained(totals, written, windows=0)
             carried = written.rows_written
+        for path in event.get("spill_files") or ():
+            written = self._write_spilled(path, event, hook)
+            totals = self.add_drained(totals, written, windows=0)
+            carried += written.rows_written
         result = self._drain(hook)
         totals = self.count_window(self.add_drained(totals, result, windows=1), event, carried + result.rows_written,
                                    hook)
         return totals
+
+    def _write_spilled(self, path: str, event: dict, hook):
+        """Write a spill file the window's trigger left (Redis was down until its end) to PostgreSQL."""
+        from pathlib import Path
+
+        from krxflow.kis import drain
+
+        if not Path(path).exists():
+            self.log.warning("window %s: spill file %s (on host %s) is not on this host; the next window's trigger "
+                             "there writes it to Redis", event.get("window"), path, event.get("spill_host"))
+        written = drain.write_spilled(self.plan["stream"], path, hook=hook)
+        if written.entries:
+            self.log.warning("window %s: %d entries Redis never took written from the spill file %s (%d rows new)",
+                             event.get("window"), written.entries, path, written.rows_written)
+        return written
 
     def _drain_leftovers(self) -> dict:
         leftover = self._drain()

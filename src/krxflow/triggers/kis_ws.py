@@ -21,7 +21,10 @@ The event::
     {"status": "ok" | "warning" | "error", "message": …, "stream": name, "window": n,
      "messages": …, "trades": …, "books": …, "unparsed": …, "frames": …, "reconnects": …,
      "pingpongs": …, "registered": …, "refused": [...], "redis_errors": …, "redis_restarts": …,
-     "unsent": [...]}
+     "spilled": …, "dropped_entries": …, "dropped_records": …, "buffer_peak_bytes": …,
+     "held_entries": …, "spill_files": [...], "spill_host": …, "spill_entries": …}
+
+As for the polling trigger, what Redis never took is in the named spill files, never in the event.
 """
 
 from __future__ import annotations
@@ -56,7 +59,8 @@ class KisStreamTrigger(BaseTrigger):
     :param stats_seconds: seconds between ``ws_stats`` entries.
     :param send_interval: seconds between subscribe frames (official samples: 0.05).
     :param idle_timeout: reconnect when nothing arrived for this long (PINGPONG comes every ~10-20 s).
-    :param flush_timeout: seconds to keep retrying Redis at the end before handing entries over.
+    :param flush_timeout: seconds to keep retrying Redis at the end before leaving the held entries
+        in a spill file named in the event.
     :param market: the venue's KIS market code (``J`` KRX, ``UN`` KRX+NXT) instead of the Connection's.
     """
 
@@ -146,7 +150,7 @@ async def stream_window(config, redis, trade_tickers: list[str], book_tickers: l
     import aiohttp
 
     from krxflow.kis.approval import ApprovalKeyManager
-    from krxflow.kis.buffer import PushBuffer
+    from krxflow.kis.buffer import SYNC_BUDGET, PushBuffer
     from krxflow.kis.errors import KisConfigError, KisError
     from krxflow.kis.realtime import TRADE_TRS, split_frame
     from krxflow.kis.ws import RealtimeSession
@@ -195,7 +199,8 @@ async def stream_window(config, redis, trade_tickers: list[str], book_tickers: l
                 **delta, "msgs_per_s": round(delta["messages"] / seconds, 1) if seconds > 0 else 0.0,
                 "registered": s.get("registered", 0), "refused": len(s.get("refused", [])),
                 "pingpongs": s.get("pingpongs", 0), "redis_errors": buffer.redis_errors,
-                "redis_restarts": buffer.redis_restarts, "at": dt.datetime.now(dt.timezone.utc).isoformat()}
+                "redis_restarts": buffer.redis_restarts, "spilled": buffer.spilled,
+                "dropped_records": buffer.dropped_records, "at": dt.datetime.now(dt.timezone.utc).isoformat()}
 
     async def pump() -> None:
         next_sync = next_stats = time.monotonic()
@@ -206,7 +211,7 @@ async def stream_window(config, redis, trade_tickers: list[str], book_tickers: l
             now = time.monotonic()
             if now >= next_sync:
                 next_sync = now + 1.0
-                await buffer.sync()
+                await buffer.sync(SYNC_BUDGET)
                 await buffer.forget_acknowledged()
             if now >= next_stats:
                 next_stats = now + stats_seconds
@@ -236,26 +241,24 @@ async def stream_window(config, redis, trade_tickers: list[str], book_tickers: l
     await buffer.flush()
     flush_deadline = time.monotonic() + flush_timeout
     await buffer.sync()
-    while buffer.unsent and time.monotonic() < flush_deadline:
+    while buffer.held_entries and time.monotonic() < flush_deadline:
         await asyncio.sleep(1.0)
         await buffer.sync()
     s = session.stats.as_dict() if session else {}
+    held = buffer.held_entries
+    handed = buffer.hand_over()  # first: what it spills, or drops, at the end is in the counters
     summary = {"window": window, "stream": stream, **counts, "frames": s.get("frames", 0),
                "reconnects": s.get("reconnects", 0), "connects": s.get("connects", 0),
                "pingpongs": s.get("pingpongs", 0), "registered": s.get("registered", 0),
                "registrations": len(session.registrations) if session else 0, "refused": s.get("refused", []),
                "approval_refused": s.get("approval_refused", 0), "appkey_in_use": s.get("appkey_in_use", 0),
                "entries": buffer.entries, "buffered": buffer.buffered, "seconds": round(time.monotonic() - started, 3),
-               "redis_errors": buffer.redis_errors, "redis_restarts": buffer.redis_restarts,
-               "rewritten": buffer.rewritten, "approval_keys_issued": approval_issued[0]}
-    unsent = buffer.unsent
+               **buffer.counters(), "approval_keys_issued": approval_issued[0]}
     if fatal:
         status, message = "error", fatal[0]
-    elif buffer.redis_errors or buffer.redis_restarts or counts["unparsed"] or s.get("refused"):
+    elif (buffer.redis_errors or buffer.redis_restarts or buffer.dropped_entries or counts["unparsed"]
+          or s.get("refused")):
         status, message = "warning", None
     else:
         status, message = "ok", None
-    if unsent:
-        log.warning("KIS realtime window %s: Redis still unavailable; %d entries handed over in the event",
-                    window, len(unsent))
-    return {"status": status, "message": message, **summary, "unsent": unsent}
+    return {"status": status, "message": message, **summary, "held_entries": held, **handed}
