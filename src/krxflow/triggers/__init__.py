@@ -1,1 +1,1 @@
-"""Airflow triggers of krxflow (they must live in plugins/, not in DAG files, for the triggerer)."""
+"""Airflow triggers of krxflow (they live in the installed package, not in DAG files, so the triggerer can import them)."""
