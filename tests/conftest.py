@@ -34,7 +34,9 @@ sys.path.insert(0, str(ROOT / "plugins"))
 from krxflow import environment  # noqa: E402  (plain strings, no Airflow import)
 from krxflow.stack import env as stack_env, servers  # noqa: E402
 
-#: Set by pytest-xdist in its worker processes before they import this file (``gw0``, ``gw1``, ...).
+#: Set by pytest-xdist in its worker processes before they import this file (``gw0``, ``gw1``, ...),
+#: and inherited by their subprocesses (a test that runs ``make test`` itself): hooks ask the config
+#: (:func:`_is_worker`), this is only for what happens at import time.
 XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
 _TOKEN = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
 MARKET_DB = f"krxflow_test_{_TOKEN}"
@@ -139,10 +141,14 @@ def pytest_xdist_make_scheduler(config, log):
     return ModuleScheduling(config, log)
 
 
+def _is_worker(config) -> bool:
+    return hasattr(config, "workerinput")
+
+
 def pytest_collection_modifyitems(config, items):
     """In an xdist worker: the tests of :data:`LONGEST_FIRST` first, the rest in collection order
     (every worker collects the same order, as xdist requires)."""
-    if XDIST_WORKER:
+    if _is_worker(config):
         def rank(item) -> int:
             unit = work_unit(item.nodeid)
             return LONGEST_FIRST.index(unit) if unit in LONGEST_FIRST else len(LONGEST_FIRST)
@@ -152,7 +158,7 @@ def pytest_collection_modifyitems(config, items):
 
 def pytest_deselected(items):
     """In an xdist worker: keep what ``-k`` / ``-m`` deselected for the controller's summary line."""
-    if XDIST_WORKER and items:
+    if items and isinstance(items[0], pytest.Item) and _is_worker(items[0].config):
         items[0].config.workeroutput.setdefault("deselected", []).extend(item.nodeid for item in items)
 
 
@@ -182,7 +188,7 @@ def pytest_sessionstart(session):
 
 def _distributes(config) -> bool:
     """Whether this process is pytest-xdist's controller: it hands the tests to workers and runs none."""
-    return not XDIST_WORKER and config.getoption("dist", "no") != "no" and bool(config.getoption("tx", None))
+    return not _is_worker(config) and config.getoption("dist", "no") != "no" and bool(config.getoption("tx", None))
 
 
 #: Key of the advisory lock (on the server's ``postgres`` database) that lets one session at a time
@@ -358,9 +364,10 @@ def dagbag(airflow_db):
     return DagBag(dag_folder=str(Path(__file__).resolve().parents[1] / "dags"))
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def scratch_database():
-    """A factory of empty databases on the test server, dropped after the test; returns each one's URL."""
+    """A factory of empty databases on the test server, dropped after the test module (a module-scoped
+    fixture may keep one for several tests); returns each one's URL."""
     from psycopg import sql
 
     made = []
