@@ -10,11 +10,12 @@ Everything runs against the real PostgreSQL and Redis on this machine (never moc
 * The Airflow environment is :func:`krxflow.environment.airflow_environment`'s, the one of every
   installation: ``AIRFLOW_CONN_POSTGRES_DEFAULT`` / ``AIRFLOW_CONN_REDIS_DEFAULT`` point at them.
 * Redis keys get a per-session prefix, so parallel runs never see each other's keys.
-* With pytest-xdist (``make test`` runs ``-n 2 --dist loadgroup``) every worker process imports this
+* With pytest-xdist (``make test`` runs ``-n 2 --dist loadfile``) every worker process imports this
   file and is a session of its own: its own databases, Redis prefix and Airflow home (the token
   below holds the worker's pid). Private servers are started once, by the controlling process,
   whose environment the workers inherit; the controller runs no test and creates no database.
-  Tests are grouped per module (:func:`pytest_collection_modifyitems`), the longest first.
+  A test module is one work unit (:func:`work_unit`), the longest units first
+  (docs/development/tests.md).
 
 The environment is set at import time, before anything imports Airflow.
 """
