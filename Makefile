@@ -27,14 +27,17 @@ $(S3_VENV)/.installed: requirements-s3-server.txt
 
 install: venv
 
-## The whole suite against the real PostgreSQL and Redis (throwaway database per run).
-## Options for pytest: make test PYTEST_ARGS="tests/test_api_read.py -k search -x"
+## The whole suite against the real PostgreSQL and Redis (throwaway databases per worker), in
+## TEST_WORKERS pytest-xdist workers, a test module per work unit (docs/development/tests.md).
+## Options for pytest: make test PYTEST_ARGS="tests/test_api_read.py -k search -x"; TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 2
+XDIST = -n $(TEST_WORKERS) --dist loadfile
 test: venv
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q $(XDIST) $(PYTEST_ARGS)
 
 ## Unit tests only (no Airflow components started).
 test-fast: venv
-	$(PY) -m pytest -q -m "not integration" $(PYTEST_ARGS)
+	$(PY) -m pytest -q $(XDIST) -m "not integration" $(PYTEST_ARGS)
 
 ## A short subset as on a machine with no PostgreSQL or Redis: the test URLs point at free ports
 ## (nothing listens there), so the session starts private servers with `make run`'s code.
@@ -43,7 +46,7 @@ FREE_PORT = $(PY) -c "from krxflow.stack.processes import free_port; print(free_
 test-fresh-machine: venv
 	KRXFLOW_TEST_PG=postgresql://postgres@127.0.0.1:$$($(FREE_PORT)) \
 	KRXFLOW_TEST_REDIS=redis://127.0.0.1:$$($(FREE_PORT))/0 \
-	$(PY) -m pytest -q $(FRESH_MACHINE_TESTS) $(PYTEST_ARGS)
+	$(PY) -m pytest -q $(XDIST) $(FRESH_MACHINE_TESTS) $(PYTEST_ARGS)
 
 ## Apply migrations to the database of AIRFLOW_CONN_POSTGRES_DEFAULT.
 migrate: venv

@@ -10,6 +10,12 @@ Everything runs against the real PostgreSQL and Redis on this machine (never moc
 * The Airflow environment is :func:`krxflow.environment.airflow_environment`'s, the one of every
   installation: ``AIRFLOW_CONN_POSTGRES_DEFAULT`` / ``AIRFLOW_CONN_REDIS_DEFAULT`` point at them.
 * Redis keys get a per-session prefix, so parallel runs never see each other's keys.
+* With pytest-xdist (``make test`` runs ``-n 2 --dist loadfile``) every worker process imports this
+  file and is a session of its own: its own databases, Redis prefix and Airflow home (the token
+  below holds the worker's pid). Private servers are started once, by the controlling process,
+  whose environment the workers inherit; the controller runs no test and creates no database.
+  A test module is one work unit (:func:`work_unit`), the longest units first
+  (docs/development/tests.md).
 
 The environment is set at import time, before anything imports Airflow.
 """
@@ -28,6 +34,10 @@ ROOT = Path(__file__).resolve().parents[1]
 from krxflow import environment  # noqa: E402  (plain strings, no Airflow import)
 from krxflow.stack import env as stack_env, servers  # noqa: E402
 
+#: Set by pytest-xdist in its worker processes before they import this file (``gw0``, ``gw1``, ...),
+#: and inherited by their subprocesses (a test that runs ``make test`` itself): hooks ask the config
+#: (:func:`_is_worker`), this is only for what happens at import time.
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
 _TOKEN = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
 MARKET_DB = f"krxflow_test_{_TOKEN}"
 AIRFLOW_DB = f"krxflow_test_{_TOKEN}_af"
@@ -41,7 +51,14 @@ _SESSION_NOTES: list[str] = []
 def _test_servers() -> tuple[str, str, dict]:
     """PostgreSQL and Redis for the session: ``KRXFLOW_TEST_PG`` / ``KRXFLOW_TEST_REDIS`` when reachable,
     else private ones started by the same code as ``make run`` (:func:`krxflow.stack.servers.ensure_servers`),
-    under ``KRXFLOW_TEST_RUN_DIR`` (default ``.run/test-servers``), stopped at the end of the session."""
+    under ``KRXFLOW_TEST_RUN_DIR`` (default ``.run/test-servers``), stopped at the end of the session.
+
+    An xdist worker starts nothing: the controller has made the servers reachable before it started
+    the workers and exported the private ones' URLs (``KRXFLOW_TEST_PG`` / ``KRXFLOW_TEST_REDIS``),
+    which the workers inherit; one run dir, one pair of servers for the whole run."""
+    if XDIST_WORKER:
+        return (os.environ.get("KRXFLOW_TEST_PG", "postgresql://postgres@127.0.0.1:5432").rstrip("/"),
+                os.environ.get("KRXFLOW_TEST_REDIS", "redis://127.0.0.1:6379/0"), {"processes": {}})
     settings = stack_env.Settings.from_env({
         "KRXFLOW_RUN_DIR": os.environ.get("KRXFLOW_TEST_RUN_DIR") or str(ROOT / ".run" / "test-servers"),
         "KRXFLOW_PG_SERVER": os.environ.get("KRXFLOW_TEST_PG", "postgresql://postgres@127.0.0.1:5432"),
@@ -89,6 +106,78 @@ def _admin(sql_text: str) -> None:
         conn.execute(sql_text)
 
 
+#: Modules whose tests are each a work unit of their own under ``make test``'s ``--dist loadfile``
+#: (every other module goes to one worker whole, its module-scoped fixtures set up once): the two
+#: executors' end-to-end drives are the longest tests, and two workers may run them side by side.
+ONE_UNIT_PER_TEST = ("tests/test_e2e_stack.py",)
+#: Modules that go to one worker together, as one unit: they drive one shared stack (``local_airflow_stack``).
+SAME_UNIT = {"tests/test_krx_reports_backfill.py": "tests/test_krx_backfill_cli.py"}
+
+#: The work units that take longest, handed out first so that the workers finish together (longest
+#: processing time first; a worker also holds the next unit in reserve); every other one follows in
+#: collection order. Measured durations: docs/development/tests.md. A stale entry costs time only.
+LONGEST_FIRST = ("tests/test_e2e_stack.py::test_make_run_stack_end_to_end[celery]",
+                 "tests/test_e2e_stack.py::test_make_run_stack_end_to_end[local]")
+
+
+def work_unit(nodeid: str) -> str:
+    """The xdist work unit of a test: its module (or the one of :data:`SAME_UNIT`), or the test itself
+    in :data:`ONE_UNIT_PER_TEST`."""
+    module = nodeid.split("::", 1)[0]
+    return nodeid if module in ONE_UNIT_PER_TEST else SAME_UNIT.get(module, module)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadfile`` by :func:`work_unit`, the units in :data:`LONGEST_FIRST` order (the workers
+    collect them in that order, :func:`pytest_collection_modifyitems`), not by number of tests."""
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class ModuleScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    config.option.loadscopereorder = False
+    return ModuleScheduling(config, log)
+
+
+def _is_worker(config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def pytest_collection_modifyitems(config, items):
+    """In an xdist worker: the tests of :data:`LONGEST_FIRST` first, the rest in collection order
+    (every worker collects the same order, as xdist requires)."""
+    if _is_worker(config):
+        def rank(item) -> int:
+            unit = work_unit(item.nodeid)
+            return LONGEST_FIRST.index(unit) if unit in LONGEST_FIRST else len(LONGEST_FIRST)
+
+        items[:] = sorted(items, key=rank)  # stable
+
+
+def pytest_deselected(items):
+    """In an xdist worker: keep what ``-k`` / ``-m`` deselected for the controller's summary line."""
+    if items and isinstance(items[0], pytest.Item) and _is_worker(items[0].config):
+        items[0].config.workeroutput.setdefault("deselected", []).extend(item.nodeid for item in items)
+
+
+#: In the xdist controller: whether a worker's deselected tests were reported (each worker deselects the same).
+_DESELECTED_REPORTED: list[bool] = []
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """In the xdist controller: the deselected tests in the summary line, as a run without workers
+    says them (xdist itself does not); the first worker to finish reports them."""
+    deselected = getattr(node, "workeroutput", {}).get("deselected")
+    if deselected and not _DESELECTED_REPORTED:
+        _DESELECTED_REPORTED.append(True)
+        node.config.hook.pytest_deselected(items=deselected)
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_sessionstart(session):
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
@@ -99,8 +188,20 @@ def pytest_sessionstart(session):
             print(note, flush=True)
 
 
+def _distributes(config) -> bool:
+    """Whether this process is pytest-xdist's controller: it hands the tests to workers and runs none."""
+    return not _is_worker(config) and config.getoption("dist", "no") != "no" and bool(config.getoption("tx", None))
+
+
+#: Key of the advisory lock (on the server's ``postgres`` database) that lets one session at a time
+#: migrate: the first migration creates the server-wide ``krxflow_readonly`` role, which two xdist
+#: workers starting together on a fresh server would both try to create.
+_MIGRATION_LOCK = 0x6B7278666C6F77
+
+
 def pytest_configure(config):
-    # Worker-safe: only the controlling process creates the databases.
+    if _distributes(config):
+        return
     from psycopg import sql
 
     for name in (MARKET_DB, AIRFLOW_DB):
@@ -108,11 +209,19 @@ def pytest_configure(config):
     from krxflow.db import migrations
     from krxflow.db.connection import connection
 
-    with connection() as conn:
-        migrations.migrate(conn)
+    with psycopg.connect(f"{_PG_SERVER}/postgres", autocommit=True) as lock:
+        lock.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
+        with connection() as conn:
+            migrations.migrate(conn)
 
 
 def pytest_unconfigure(config):
+    if _LOCAL_STACK is not None:  # a run interrupted while the shared stack ran
+        _LOCAL_STACK.stop()
+    if _distributes(config):  # no database, no key of its own; the private servers are its to stop
+        for name, how in servers.stop_servers(_SERVERS_STATE).items():
+            print(f"[krxflow] tests: private {name} {how}", file=sys.stderr)
+        return
     if os.environ.get("KRXFLOW_KEEP_TEST_DB"):
         return
     from psycopg import sql
@@ -183,20 +292,70 @@ def airflow_db():
     return os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
 
 
+def _components_env(api_port: int, **options) -> dict[str, str]:
+    """The environment of Airflow components on the session's databases: the one builder's."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__")}  # the builder's only
+    env = {**base, **environment.airflow_environment(**_INSTALLATION, api_port=api_port,
+                                                     **{"logging_level": "INFO", **options})}
+    for leaked in ("KRX_ID", "KRX_PW"):
+        env.pop(leaked, None)
+    return env
+
+
 @pytest.fixture
 def airflow_components_env():
     """A factory of the environment for Airflow components a test starts itself (scheduler, api-server,
     Celery workers) on the session's databases: the one builder's, for ``api_port`` and the executor."""
+    return _components_env
 
-    def make(api_port: int, **options) -> dict[str, str]:
-        base = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__")}  # the builder's only
-        env = {**base, **environment.airflow_environment(**_INSTALLATION, api_port=api_port,
-                                                         **{"logging_level": "INFO", **options})}
-        for leaked in ("KRX_ID", "KRX_PW"):
-            env.pop(leaked, None)
-        return env
 
-    return make
+def _start_local_stack(logs: Path) -> dict:
+    """An api-server (Execution API) and a scheduler (LocalExecutor with the preloaded forkserver, as
+    ``make run``) on the session's databases: the sample source with 20 tickers, no scheduled runs
+    (only the runs a test creates), the DAGs serialized, the KRX pool made."""
+    from krxflow.krx.pacing import KRX_POOL, KRX_POOL_DESCRIPTION, KRX_POOL_SLOTS
+    from krxflow.sample.kis_server import free_port
+    from tests.fakes.airflow_processes import CLI_TIMEOUT, airflow_cli, start_airflow, stop_process
+
+    port = free_port()
+    env = {**_components_env(port, parallelism=2), "KRXFLOW_SOURCE": "sample", "KRXFLOW_SAMPLE_TICKERS": "20",
+           "AIRFLOW__API_AUTH__JWT_SECRET": "krxflow-integration-test-secret",
+           "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False", "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2"}
+    airflow_cli(env, "dags", "reserialize", timeout=CLI_TIMEOUT)
+    airflow_cli(env, "pools", "set", KRX_POOL, str(KRX_POOL_SLOTS), KRX_POOL_DESCRIPTION, timeout=CLI_TIMEOUT)
+    api = start_airflow(env, logs, "api-server", "api-server", "--apps", "execution", "--port", str(port),
+                        "--workers", "1")
+    try:
+        return {"env": env, "processes": [api, start_airflow(env, logs, "scheduler", "scheduler")]}
+    except BaseException:
+        stop_process(api)
+        raise
+
+
+#: The session's (each xdist worker's) shared api-server + scheduler, see ``local_airflow_stack``.
+_LOCAL_STACK = None
+
+
+@pytest.fixture
+def local_airflow_stack(airflow_db):
+    """The api-server and scheduler of :func:`_start_local_stack`, shared by consecutive tests that only
+    drive them through the ``airflow`` CLI (tests/test_krx_backfill_cli.py and
+    tests/test_krx_reports_backfill.py, one work unit under ``make test``, so one worker runs both,
+    one after the other): started for the first, stopped after the last (:func:`pytest_runtest_teardown`).
+    A dict: ``env`` (for the CLI), ``logs`` (the components' logs), ``processes``."""
+    global _LOCAL_STACK
+    from tests.fakes.airflow_processes import SharedComponents
+
+    if _LOCAL_STACK is None:
+        _LOCAL_STACK = SharedComponents("local-stack", _start_local_stack)
+    return _LOCAL_STACK.started()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item, nextitem):
+    """Stop the shared stack once the next test does not use it (none runs beside a live scheduler)."""
+    if _LOCAL_STACK is not None and (nextitem is None or "local_airflow_stack" not in nextitem.fixturenames):
+        _LOCAL_STACK.stop()
 
 
 @pytest.fixture(scope="module")
@@ -207,9 +366,10 @@ def dagbag(airflow_db):
     return DagBag(dag_folder=str(Path(__file__).resolve().parents[1] / "dags"))
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def scratch_database():
-    """A factory of empty databases on the test server, dropped after the test; returns each one's URL."""
+    """A factory of empty databases on the test server, dropped after the test module (a module-scoped
+    fixture may keep one for several tests); returns each one's URL."""
     from psycopg import sql
 
     made = []

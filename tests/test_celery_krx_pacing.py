@@ -22,10 +22,9 @@ from pathlib import Path
 import pytest
 
 from krxflow.sample.kis_server import free_port
-from tests.fakes.airflow_processes import (airflow_cli, forget_dag_history, start_airflow, stop_process,
+from tests.fakes.airflow_processes import (CLI_TIMEOUT, airflow_cli, forget_dag_history, start_airflow, stop_process,
                                           wait_for_backfill)
 from tests.fakes.krx_replay import KrxReplay
-from tests.test_krx_backfill_cli import CLI_TIMEOUT
 
 #: 2024-02-05..16 without Seollal (9 and 12 February).
 SESSIONS = [dt.date(2024, 2, d) for d in (5, 6, 7, 8, 13, 14, 15, 16)]

@@ -62,22 +62,32 @@ def _contents(url: str) -> dict[str, list[tuple]]:
                 for table, columns in TABLES.items()}
 
 
+def _migrated(url: str) -> str:
+    subprocess.run([sys.executable, "-m", "krxflow.db", "migrate"], env=_env(url), check=True,
+                   capture_output=True, timeout=300)
+    return url
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(scratch_database):
+    """An empty database given one uninterrupted cold start: its URL and the run's summary. Both tests
+    compare against it and only read it, so the module runs it once."""
+    url = _migrated(scratch_database("cold_a"))
+    return url, _finish(_cold_start(url))
+
+
 @pytest.fixture
-def two_markets(scratch_database):
-    urls = [scratch_database("cold_a"), scratch_database("cold_b")]
-    for url in urls:
-        subprocess.run([sys.executable, "-m", "krxflow.db", "migrate"], env=_env(url), check=True,
-                       capture_output=True, timeout=300)
-    return urls
+def second_market(scratch_database):
+    """Another empty, migrated database."""
+    return _migrated(scratch_database("cold_b"))
 
 
-def test_a_killed_cold_start_resumes_to_the_tables_of_an_uninterrupted_one(two_markets):
+def test_a_killed_cold_start_resumes_to_the_tables_of_an_uninterrupted_one(uninterrupted, second_market):
     from krxflow.calendar import trading_days
 
-    whole, interrupted = two_markets
+    (whole, reference), interrupted = uninterrupted, second_market
     sessions = len(trading_days(FIRST, LAST))
 
-    reference = _finish(_cold_start(whole))
     assert reference["requested"] == sessions
     assert _journaled(whole) == sessions
 
@@ -108,12 +118,11 @@ def test_a_killed_cold_start_resumes_to_the_tables_of_an_uninterrupted_one(two_m
     assert _contents(interrupted) == expected
 
 
-def test_placing_the_master_on_change_points_equals_placing_it_on_every_session(two_markets):
+def test_placing_the_master_on_change_points_equals_placing_it_on_every_session(uninterrupted, second_market):
     """The cold start's shortcut (master only where the listing changes) against the daily loader's way."""
     from krxflow.calendar import trading_days
 
-    cold, daily = two_markets
-    _finish(_cold_start(cold))
+    (cold, _), daily = uninterrupted, second_market
     script = ("import sys; from krxflow.sources import get_source; from krxflow.krx.loading import "
               "load_daily_prices; source = get_source(); "
               f"[load_daily_prices(source, day) for day in {[d.isoformat() for d in trading_days(FIRST, LAST)]!r}]")

@@ -8,8 +8,8 @@ and the ``airflow`` CLI:
 krx_tickers → ``airflow backfill create`` for krx_daily_prices over two weeks → krx_history_backfill
 for 20 tickers → the upkeep DAGs (db_partitions, db_matviews, db_retention, db_backup); the rows
 are checked in Postgres; a rerun of the same work changes no row; ``stack.py down`` stops every
-process it started. Bounded: every wait has a deadline and the whole test stays under 10 minutes
-(14 with the CeleryExecutor).
+process it started. Bounded: every wait ends on its event and has a cap of its own (no budget in
+seconds for the whole drive, which a loaded machine would fail).
 The whole drive runs twice: with the LocalExecutor (``make run``) and with the CeleryExecutor and two
 workers (``KRXFLOW_EXECUTOR=celery make run``); there, one worker is killed with SIGKILL (its whole
 process group: Celery's pool, the task supervisors, the task processes) while it runs a per-ticker
@@ -41,14 +41,16 @@ from krxflow.market_time import kst_today
 
 ROOT = Path(__file__).resolve().parents[1]
 
-#: Seconds for the whole drive, stack start included: the Celery variant has four more processes to
-#: start and each task a Celery round trip (measured: its drive needs ~1.3x the LocalExecutor's).
-BUDGET_SECONDS = {"local": 600, "celery": 1080}
+#: Hang guard of the whole drive, stack start included (pytest-timeout's): every wait ends on its
+#: event (a run's final state, a backfill's completion mark) and has a cap of its own, so this only
+#: ends a drive that hangs; it is not a speed target (unloaded, the drives take ~150 s and ~370 s,
+#: and several times that while other suites share the machine's two cores).
+HANG_GUARD_SECONDS = 1800
 #: What a killed worker costs: for its running task the scheduler's heartbeat timeout (below), its
 #: detection interval and the DAG's retry delay (2 minutes); for the tasks it had prefetched, the
 #: queued timeout and its check interval; with room for a loaded machine.
 KILLED_WORKER_RECOVERY_SECONDS = 300
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(max(BUDGET_SECONDS.values()) + 60)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(HANG_GUARD_SECONDS)]
 
 PG_SERVER = os.environ.get("KRXFLOW_TEST_PG", "postgresql://postgres@127.0.0.1:5432").rstrip("/")
 REDIS_URL = os.environ.get("KRXFLOW_TEST_REDIS", "redis://127.0.0.1:6379/0")
@@ -56,25 +58,12 @@ DATA_TABLES = ("stocks", "daily_prices", "daily_prices_adjusted")
 UPKEEP_DAGS = ("db_partitions", "db_matviews", "db_retention", "db_backup")
 HISTORY_TICKERS = 20
 KST = dt.timezone(dt.timedelta(hours=9))
-#: A smaller sample market keeps the run well inside the budget on 2 cores; the shapes are the same.
+#: A smaller sample market keeps the run short on 2 cores; the shapes are the same.
 SAMPLE_TICKERS = 400
 
 
 def _progress(message: str) -> None:
     print(f"[e2e {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-class Deadline:
-    """The test's time budget; each wait gets what is left, never more than its own cap."""
-
-    def __init__(self, seconds: float):
-        self.end = time.monotonic() + seconds
-
-    def left(self, cap: float) -> float:
-        remaining = self.end - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError("end-to-end budget exhausted")
-        return min(cap, remaining)
 
 
 #: ``make run`` with each executor: LocalExecutor (standalone) and ``KRXFLOW_EXECUTOR=celery`` with
@@ -253,7 +242,6 @@ def _snapshot(conn) -> dict[str, tuple[int, str]]:
 
 def test_make_run_stack_end_to_end(running_stack):
     info, api = running_stack, running_stack["api"]
-    budget = Deadline(BUDGET_SECONDS[info["executor"]] - info["up_seconds"] - 60)
     timings = {"up": round(info["up_seconds"], 1)}
     _progress(f"stack up in {timings['up']} s")
     assert "SAMPLE MODE" in info["up_output"], info["up_output"][-2000:]
@@ -281,7 +269,7 @@ def test_make_run_stack_end_to_end(running_stack):
 
     # 1. the ticker master
     t = time.monotonic()
-    _wait_run(api, "krx_tickers", _trigger(api, "krx_tickers"), budget.left(180))
+    _wait_run(api, "krx_tickers", _trigger(api, "krx_tickers"), 180)
     timings["krx_tickers"] = round(time.monotonic() - t, 1)
     _progress(f"krx_tickers: {timings['krx_tickers']} s")
     with _market(info) as conn:
@@ -301,7 +289,7 @@ def test_make_run_stack_end_to_end(running_stack):
                      "--from-date", f"{first}T00:00:00+09:00", "--to-date", f"{last}T23:59:59+09:00",
                      "--max-active-runs", "4"]
     _airflow_cli(info, *backfill_args)
-    _wait_backfill(api, "krx_daily_prices", sessions, budget.left(300))
+    _wait_backfill(api, "krx_daily_prices", sessions, 300)
     timings["backfill_two_weeks"] = round(time.monotonic() - t, 1)
     _progress(f"backfill_two_weeks: {timings['backfill_two_weeks']} s")
     with _market(info) as conn:
@@ -321,8 +309,8 @@ def test_make_run_stack_end_to_end(running_stack):
     history_conf = {"tickers": tickers, "years": 5}
     t = time.monotonic()
     run_id = _trigger(api, "krx_history_backfill", history_conf)
-    killed = _kill_a_worker_mid_task(info, api, run_id, budget.left(180)) if info["executor"] == "celery" else None
-    _wait_run(api, "krx_history_backfill", run_id, budget.left(300 + (KILLED_WORKER_RECOVERY_SECONDS if killed else 0)))
+    killed = _kill_a_worker_mid_task(info, api, run_id, 180) if info["executor"] == "celery" else None
+    _wait_run(api, "krx_history_backfill", run_id, 300 + (KILLED_WORKER_RECOVERY_SECONDS if killed else 0))
     timings["history_20_tickers"] = round(time.monotonic() - t, 1)
     _progress(f"history_20_tickers: {timings['history_20_tickers']} s")
     mapped = [ti for ti in api.get(f"/dags/krx_history_backfill/dagRuns/{run_id}/taskInstances", limit=200)[
@@ -349,7 +337,7 @@ def test_make_run_stack_end_to_end(running_stack):
         upkeep_runs[dag_id] = _trigger(api, dag_id)
         api.request("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
     for dag_id, run_id in upkeep_runs.items():
-        _wait_run(api, dag_id, run_id, budget.left(240))
+        _wait_run(api, dag_id, run_id, 240)
     timings["upkeep"] = round(time.monotonic() - t, 1)
     _progress(f"upkeep: {timings['upkeep']} s")
     with _market(info) as conn:
@@ -385,10 +373,10 @@ def test_make_run_stack_end_to_end(running_stack):
     rerun_tickers = _trigger(api, "krx_tickers")
     rerun_history = _trigger(api, "krx_history_backfill", history_conf)
     _airflow_cli(info, *backfill_args, "--reprocess-behavior", "completed")
-    _wait_run(api, "krx_tickers", rerun_tickers, budget.left(300))
-    _wait_run(api, "krx_history_backfill", rerun_history, budget.left(300))
-    _wait_backfill(api, "krx_daily_prices", sessions, budget.left(300))
-    _wait_run(api, "db_matviews", _trigger(api, "db_matviews"), budget.left(180))
+    _wait_run(api, "krx_tickers", rerun_tickers, 300)
+    _wait_run(api, "krx_history_backfill", rerun_history, 300)
+    _wait_backfill(api, "krx_daily_prices", sessions, 300)
+    _wait_run(api, "db_matviews", _trigger(api, "db_matviews"), 180)
     timings["rerun"] = round(time.monotonic() - t, 1)
     _progress(f"rerun: {timings['rerun']} s")
     with _market(info) as conn:

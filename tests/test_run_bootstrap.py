@@ -95,6 +95,9 @@ def test_apply_creates_then_keeps_what_operators_edited(airflow_db):
     def var(session, key):
         return session.scalar(select(Variable).where(Variable.key == key)).val
 
+    with create_session() as session:  # "creates": no KRX pool, whatever an earlier test of the session made
+        if Pool.get_pool(KRX_POOL, session=session) is not None:
+            Pool.delete_pool(KRX_POOL, session=session)
     first = bootstrap.apply(bootstrap.declare(SAMPLE_ENV))
     assert first["connections"]["kis_default"] in ("created", "updated")
     with create_session() as session:

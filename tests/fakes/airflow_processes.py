@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+CLI_TIMEOUT = 180  # seconds per airflow CLI call
+
 
 def airflow_cli(env: dict, *args: str, timeout: float = 300) -> str:
     """``airflow <args>`` to completion; its stdout, or a RuntimeError carrying its output."""
@@ -122,3 +124,30 @@ def stop_process(proc: subprocess.Popen, grace: float = 30) -> None:
     except ProcessLookupError:
         pass
     proc.wait(timeout=10)
+
+
+class SharedComponents:
+    """Airflow components that consecutive tests share: started by ``start(logs)`` (which returns
+    ``env`` for the CLI and the ``processes`` it started) when the first of them asks (:meth:`started`),
+    stopped (:meth:`stop`) when the next test does not need them, so no other test runs beside a live
+    scheduler on the same metadata database; a later test that needs them again gets them anew.
+    """
+
+    def __init__(self, name: str, start):
+        self.name, self._start = name, start
+        self._running: dict | None = None
+
+    def started(self) -> dict:
+        """``env`` (for the CLI), ``logs`` (the components' log folder), ``processes`` (in start order)."""
+        if self._running is None:
+            import tempfile
+
+            logs = Path(tempfile.mkdtemp(prefix=f"krxflow-{self.name}-"))
+            self._running = {"logs": logs, **self._start(logs)}
+        return self._running
+
+    def stop(self) -> None:
+        running, self._running = self._running, None
+        if running is not None:
+            for process in reversed(running["processes"]):
+                stop_process(process)
