@@ -55,10 +55,10 @@ def start_fake(rate: int, sample: bool = False) -> tuple[subprocess.Popen, str]:
 def drop_redis_namespace() -> None:
     """Delete every Redis key under the bench's prefix (reporting, never raising: the result matters more)."""
     try:
-        from krxflow import cache
+        from krxflow import redis_client
 
-        client = cache.client()
-        for key in client.scan_iter(match=cache.prefix() + "*", count=1000):
+        client = redis_client.client()
+        for key in client.scan_iter(match=redis_client.prefix() + "*", count=1000):
             client.delete(key)
     except Exception as exc:
         print(f"could not clean Redis keys: {exc}", file=sys.stderr)

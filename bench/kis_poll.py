@@ -4,7 +4,7 @@ Starts the fake server as a process (``python -m krxflow.sample.kis_server --rat
 the way ``kis_intraday``'s sensor does (:func:`tests.fakes.kis_session.run_session`): one
 production polling trigger (:class:`krxflow.triggers.kis_poll.KisPollTrigger`, rebuilt from its
 serialized form as the triggerer does) per window of ``--window-seconds``, each followed by the
-production drain (:func:`krxflow.kis.drain.drain`) through the batched hook into a throwaway
+production drain (:func:`krxflow.intraday.drain.drain`) through the batched hook into a throwaway
 PostgreSQL database; then it prints the figures. Redis is the local server under a private key
 prefix (cleaned up).
 
@@ -93,7 +93,7 @@ def main() -> None:
         else:
             tickers = [f"{100000 + 37 * i:06d}" for i in range(args.tickers)]
         stream = f"bench:{uuid.uuid4().hex[:8]}"
-        from krxflow.kis.drain import discard_if_empty
+        from krxflow.intraday.drain import discard_if_empty
         from tests.fakes.kis_session import run_session
 
         started = time.perf_counter()

@@ -5,7 +5,7 @@ Starts the fake KIS realtime server as a process (``python -m krxflow.sample.kis
 for 40 registrations (20 tickers' trades + 20 tickers' books, the default cap), runs the
 production trigger (:class:`krxflow.triggers.kis_ws.KisStreamTrigger`, rebuilt from its serialized
 form as the triggerer does) in this process for ``--seconds``, and the production live drain
-(:func:`krxflow.kis.drain.follow`) in a second process, as a task would, into a throwaway
+(:func:`krxflow.intraday.drain.follow`) in a second process, as a task would, into a throwaway
 PostgreSQL database. Halfway through, the fake closes the connection once (close frame 1001;
 the trigger must reconnect and register everything again). The push pauses one second before
 the window's end so that every record sent can be accounted for.
@@ -58,13 +58,13 @@ from bench.harness import admin, drop_redis_namespace  # noqa: E402
 
 DRAIN = """
     import json, resource, sys
-    from krxflow import cache
-    from krxflow.kis.drain import follow
+    from krxflow import redis_client
+    from krxflow.intraday.drain import follow
 
     from krxflow.hooks import BatchedPostgresHook
 
     stream, done_key, ready_key = sys.argv[1], sys.argv[2], sys.argv[3]
-    client = cache.client()
+    client = redis_client.client()
     hook = BatchedPostgresHook(record_stats=False)
     hook.get_conn().close()  # resolve the Connection, as a running task already has
     client.set(ready_key, "1", ex=3600)
@@ -132,7 +132,7 @@ def main() -> None:
     admin(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(BENCH_DB)))
     fake = drainer = None
     try:
-        from krxflow import cache
+        from krxflow import redis_client
         from krxflow.db import migrations
         from krxflow.db.connection import connection
 
@@ -143,12 +143,12 @@ def main() -> None:
         half = args.registrations // 2
         tickers = [f"{100000 + 37 * i:06d}" for i in range(args.registrations - half)]
         name = f"bench-ws:{uuid.uuid4().hex[:8]}"
-        done_key = cache.key("bench", "done", name)
+        done_key = redis_client.key("bench", "done", name)
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        ready_key = cache.key("bench", "ready", name)
+        ready_key = redis_client.key("bench", "ready", name)
         drainer = subprocess.Popen([sys.executable, "-c", textwrap.dedent(DRAIN), name, done_key, ready_key],
                                    env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        client = cache.client()
+        client = redis_client.client()
         deadline = time.monotonic() + 120
         while not client.exists(ready_key):  # the drain task is up before the session opens, as in a DAG run
             if drainer.poll() is not None or time.monotonic() > deadline:

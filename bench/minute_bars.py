@@ -1,7 +1,7 @@
 """Bench: one day's 1-minute bars of the whole sample market (2,700 tickers) at the appkey's rate.
 
 Starts the fake KIS gateway as a process (``python -m krxflow.sample.kis_server --rate 18``) and runs
-the production fetch (:func:`krxflow.kis.minute_bars.load_day`: ``KisClient`` with the shared
+the production fetch (:func:`krxflow.intraday.minute_bars.load_day`: ``KisClient`` with the shared
 token and the Redis rate limiter, pagination, ``BatchedPostgresHook.upsert`` into ``minute_bars``)
 for the sample market's tickers and one past session (``FHKST03010230``, 120 bars a call; or
 ``--today``: ``FHKST03010200``, 30 a call) into a throwaway PostgreSQL database.
@@ -58,7 +58,7 @@ def main() -> None:
     try:
         from krxflow.db import migrations
         from krxflow.db.connection import connection
-        from krxflow.kis import minute_bars
+        from krxflow.intraday import minute_bars
 
         with connection() as conn:
             migrations.migrate(conn)

@@ -47,7 +47,7 @@ import pendulum
 from airflow.sdk import Param, dag, task
 
 from krxflow.assets import INTRADAY_QUOTES, ORDER_BOOKS
-from krxflow.sensors.kis_session import KisSessionSensor
+from krxflow.sensors.kis_poll import KisPollSensor
 from krxflow.settings import MARKET_TZ
 from krxflow.timetables import KRXSessionTimetable
 
@@ -93,7 +93,7 @@ def kis_intraday():
     @task(trigger_rule="none_skipped")
     def drain_leftovers(**context) -> dict:
         """Write whatever is still buffered for this run (after a failed or killed poller), then drop the buffer."""
-        from krxflow.kis.drain import discard_if_empty, drain
+        from krxflow.intraday.drain import discard_if_empty, drain
         from krxflow.kis.session import run_stream
 
         stream = run_stream(context["dag"].dag_id, context["run_id"])
@@ -101,7 +101,7 @@ def kis_intraday():
         result["buffer_removed"] = discard_if_empty(stream)
         return result
 
-    poll = KisSessionSensor(task_id="poll_session", plan=plan(), outlets=[INTRADAY_QUOTES, ORDER_BOOKS])
+    poll = KisPollSensor(task_id="poll_session", plan=plan(), outlets=[INTRADAY_QUOTES, ORDER_BOOKS])
     poll >> drain_leftovers()
 
 

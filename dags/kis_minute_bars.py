@@ -76,7 +76,7 @@ def kis_minute_bars():
     @task(max_active_tis_per_dag=1, outlets=[MINUTE_BARS])
     def load_day(day: str, tickers: list[str]) -> dict:
         """Fetch and upsert one day's bars of every ticker (fails, after writing the rest, if a ticker failed)."""
-        from krxflow.kis import minute_bars
+        from krxflow.intraday import minute_bars
 
         return minute_bars.load_planned_day(day, tickers)
 

@@ -19,7 +19,7 @@ skipped). The run
 3. **drain_live** — drains the same stream continuously during the session (lag of a second or
    two instead of a window) and records the collector's health every minute in `load_stats`
    (`operation = 'kis_ws_stats'`: messages/s, lag, reconnects, unparsed frames);
-4. **poll_rest** — the REST poller (`KisSessionSensor`) for the watchlist beyond the WebSocket,
+4. **poll_rest** — the REST poller (`KisPollSensor`) for the watchlist beyond the WebSocket,
    on the appkey's shared rate budget;
 5. **drain_leftovers** — runs whatever happened upstream and writes anything still buffered.
 
@@ -52,7 +52,7 @@ import pendulum
 from airflow.sdk import Param, dag, task
 
 from krxflow.assets import INTRADAY_QUOTES, ORDER_BOOKS, TRADES
-from krxflow.sensors.kis_session import KisSessionSensor
+from krxflow.sensors.kis_poll import KisPollSensor
 from krxflow.sensors.kis_stream import KisStreamSensor
 from krxflow.settings import MARKET_TZ
 from krxflow.timetables import KRXSessionTimetable
@@ -98,7 +98,7 @@ def kis_realtime():
         """Write the pushed records as they arrive, until the session is over (then the sensor finishes)."""
         import datetime as dt
 
-        from krxflow.kis.drain import follow
+        from krxflow.intraday.drain import follow
 
         over = dt.datetime.fromisoformat(end) + dt.timedelta(seconds=30)
         result = follow(stream, until=lambda: dt.datetime.now(dt.timezone.utc) >= over)
@@ -107,7 +107,7 @@ def kis_realtime():
     @task(trigger_rule="all_done")
     def drain_leftovers(stream: str, rest_stream: str) -> dict:
         """Write whatever is still buffered (after a failed or killed collector or drain), then drop the buffers."""
-        from krxflow.kis.drain import discard_if_empty, drain
+        from krxflow.intraday.drain import discard_if_empty, drain
 
         out = {}
         for name in (stream, rest_stream):
@@ -118,7 +118,7 @@ def kis_realtime():
 
     planned = plan()
     stream = KisStreamSensor(task_id="stream_session", plan=planned, outlets=[TRADES, ORDER_BOOKS])
-    rest = KisSessionSensor(task_id="poll_rest", plan=planned["rest"], outlets=[INTRADAY_QUOTES, ORDER_BOOKS])
+    rest = KisPollSensor(task_id="poll_rest", plan=planned["rest"], outlets=[INTRADAY_QUOTES, ORDER_BOOKS])
     live = drain_live(planned["stream"], planned["end"])
     [stream, rest, live] >> drain_leftovers(planned["stream"], planned["rest_stream"])
 

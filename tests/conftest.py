@@ -237,10 +237,10 @@ def pytest_unconfigure(config):
         except psycopg.Error as exc:  # never hide the test result behind a cleanup error
             print(f"could not drop {name}: {exc}", file=sys.stderr)
     try:
-        from krxflow import cache
+        from krxflow import redis_client
 
-        client = cache.client()
-        for key in client.scan_iter(match=cache.prefix() + "*", count=1000):
+        client = redis_client.client()
+        for key in client.scan_iter(match=redis_client.prefix() + "*", count=1000):
             client.delete(key)
     except Exception as exc:  # Redis may be down for a test that stopped it
         print(f"could not clean Redis keys: {exc}", file=sys.stderr)
@@ -275,10 +275,10 @@ def clean_db(pg):
 @pytest.fixture
 def redis_client():
     """A Redis client on the session's namespace; the namespace is emptied before the test."""
-    from krxflow import cache
+    from krxflow import redis_client
 
-    client = cache.client()
-    for key in client.scan_iter(match=cache.prefix() + "*", count=1000):
+    client = redis_client.client()
+    for key in client.scan_iter(match=redis_client.prefix() + "*", count=1000):
         client.delete(key)
     yield client
     client.close()

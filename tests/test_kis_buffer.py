@@ -19,7 +19,7 @@ from collections import deque
 
 import pytest
 
-from krxflow.kis import drain as kis_drain
+from krxflow.intraday import drain as kis_drain
 from krxflow.kis.buffer import MAX_BATCH, BufferLimits, PushBuffer, StreamBuffer, async_redis
 from krxflow.kis.spill import stream_dir
 from krxflow.sample.kis_server import FakeKis, FakeKisThread
@@ -149,9 +149,9 @@ async def test_memory_stays_under_the_cap_while_redis_is_down_and_everything_rea
     await redis.aclose()
     assert buffer.held_entries == 0 and buffer.unspilled == buffer.spilled
     assert spill_files(limits.spill_dir, "b-cap") == []  # read back and deleted
-    from krxflow import cache
+    from krxflow import redis_client
 
-    client = cache.client("redis_private")
+    client = redis_client.client("redis_private")
     try:
         assert kis_drain.pending_count("b-cap", client) == QUOTES
         assert buffer.memory_bytes <= limits.max_bytes  # kept for a rewrite, within the cap too
@@ -204,9 +204,9 @@ async def test_a_spill_file_left_behind_is_replayed_by_the_next_buffer_of_the_st
     await second.sync()
     await redis.aclose()
     assert second.held_entries == 0 and spill_files(limits.spill_dir, "b-orphan") == []
-    from krxflow import cache
+    from krxflow import redis_client
 
-    client = cache.client("redis_private")
+    client = redis_client.client("redis_private")
     try:
         assert kis_drain.pending_count("b-orphan", client) == 40
     finally:
@@ -241,7 +241,7 @@ async def test_polling_window_with_redis_down_throughout(monkeypatch, clean_db, 
                                                          capsys):
     """Redis is down for the whole window: the buffer holds 5 records, spills the rest, the event
     names the spill file (a few hundred bytes), and the task writes every quote once Redis is back."""
-    from krxflow.sensors.kis_session import KisSessionSensor
+    from krxflow.sensors.kis_poll import KisPollSensor
 
     limits = caps(records=5, nbytes=1_000_000)
     private_redis.stop()
@@ -261,7 +261,7 @@ async def test_polling_window_with_redis_down_throughout(monkeypatch, clean_db, 
     assert not payload["summary_buffered"] and size < EVENT_LIMIT
 
     private_redis.start()
-    sensor = KisSessionSensor(task_id="poll", plan=poll_plan("b-poll"), redis_conn_id="redis_private")
+    sensor = KisPollSensor(task_id="poll", plan=poll_plan("b-poll"), redis_conn_id="redis_private")
     totals = sensor.execute_complete({}, event=payload, totals={})
     assert spill_files(limits.spill_dir, "b-poll") == []
     quotes, books = count(clean_db, "SELECT count(*) FROM intraday_quotes"), count(clean_db,
@@ -287,9 +287,9 @@ async def test_polling_window_redis_back_before_the_end_replays_the_spill(
     assert payload["spilled"] > 0 and payload["unspilled"] == payload["spilled"]
     assert payload["held_entries"] == 0 and payload["spill_files"] == [] and payload["summary_buffered"]
     assert spill_files(limits.spill_dir, "b-back") == []
-    from krxflow import cache
+    from krxflow import redis_client
 
-    client = cache.client("redis_private")
+    client = redis_client.client("redis_private")
     result = kis_drain.drain("b-back", client=client)
     client.close()
     assert result.rows_written == payload["buffered"] and result.rejected == 0

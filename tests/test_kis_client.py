@@ -42,9 +42,9 @@ def server(redis_client):
 
 @pytest.fixture
 async def aredis(redis_client):
-    from krxflow import cache
+    from krxflow import redis_client
 
-    client = cache.async_client()
+    client = redis_client.async_client()
     yield client
     await client.aclose()
 
@@ -141,12 +141,12 @@ async def test_fake_token_endpoint_follows_kis_rules(server):
 def test_token_shared_by_two_processes_is_issued_once(server, redis_client):
     script = """
         import asyncio, json, os
-        from krxflow import cache
+        from krxflow import redis_client
         from krxflow.kis.client import KisClient
         from krxflow.hooks.kis import KisHook
 
         async def main():
-            redis = cache.async_client()
+            redis = redis_client.async_client()
             async with KisClient(KisHook().get_conn(), redis) as kis:
                 outputs = await asyncio.gather(*(kis.inquire_price(t) for t in ("005930", "000660", "035420")))
                 token = await kis.tokens.get()
@@ -243,11 +243,11 @@ def test_limiter_shared_by_processes_never_exceeds_the_limit(redis_client):
     """Three processes × 8 coroutines hammer one appkey's limiter: no one-second window above 18."""
     script = """
         import asyncio, json, time
-        from krxflow import cache
+        from krxflow import redis_client
         from krxflow.kis.ratelimit import RateLimiter
 
         async def main():
-            redis = cache.async_client()
+            redis = redis_client.async_client()
             limiter = RateLimiter(redis, "load-test", rate=18)
             stamps = []
             deadline = time.time() + 3.0

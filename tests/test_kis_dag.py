@@ -31,7 +31,7 @@ def test_dag_loads_and_is_wired(dagbag):
     assert type(dag.timetable).__name__ == "KRXSessionTimetable" and dag.timetable.at == "08:30"
     assert set(dag.task_ids) == {"plan", "poll_session", "drain_leftovers"}
     poll = dag.get_task("poll_session")
-    assert type(poll).__name__ == "KisSessionSensor" and poll.retries >= 2
+    assert type(poll).__name__ == "KisPollSensor" and poll.retries >= 2
     assert {t.task_id for t in poll.upstream_list} == {"plan"}
     assert dag.get_task("drain_leftovers").trigger_rule == "none_skipped"
     for name in ("kis_watchlist", "kis_watchlist_size", "kis_window_seconds", "kis_session_end", "kis_demo_seconds"):

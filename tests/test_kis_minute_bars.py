@@ -9,6 +9,7 @@ import urllib.request
 
 import pytest
 
+from krxflow.intraday import minute_bars as minute_bar_loading
 from krxflow.kis import minute_bars
 from krxflow.kis.config import KisConfig
 from krxflow.kis.errors import KisConfigError, KisResponseError
@@ -138,9 +139,9 @@ def test_bar_rows_take_the_minute_value_from_the_cumulative_value():
 def test_load_day_is_idempotent_and_matches_the_fake(server, bars_db, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_KIS_DEFAULT", server.connection_json())
     tickers = ["005930", "000660", "035720"]
-    first = minute_bars.load_day(tickers, PAST, today=False)
+    first = minute_bar_loading.load_day(tickers, PAST, today=False)
     assert (first.bars, first.inserted, first.requests, first.failed) == (3 * 381, 3 * 381, 12, [])
-    again = minute_bars.load_day(tickers, PAST, today=False)
+    again = minute_bar_loading.load_day(tickers, PAST, today=False)
     assert (again.inserted, again.updated, again.unchanged) == (0, 0, 3 * 381)
     assert bars_db.execute("SELECT count(*), count(DISTINCT (ticker, minute)) FROM minute_bars").fetchone() == (
         3 * 381, 3 * 381)

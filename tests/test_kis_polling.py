@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from krxflow.kis import drain as kis_drain
+from krxflow.intraday import drain as kis_drain
 from krxflow.triggers.kis_poll import KisPollTrigger
 from krxflow.triggers.running import first_event
 from krxflow.sample.kis_server import FakeKis, FakeKisThread
@@ -106,7 +106,7 @@ async def test_bad_credentials_end_the_window_with_an_error_event(kis, monkeypat
 # ------------------------------------------------------------------ killed task
 KILLED_DRAIN = """
     import os, sys
-    from krxflow.kis import drain
+    from krxflow.intraday import drain
     from krxflow.hooks import BatchedPostgresHook
 
     mode = sys.argv[1]
@@ -157,7 +157,7 @@ async def test_task_killed_after_the_trigger_fired_rerun_writes_every_quote_once
 # ------------------------------------------------------------------ Redis restarted mid-window
 async def test_redis_restarted_mid_window_polling_goes_on_without_loss_or_duplicates(kis, clean_db,
                                                                                      private_redis):  # noqa: F811
-    from krxflow import cache
+    from krxflow import redis_client
 
     trigger = KisPollTrigger(tickers=TICKERS, stream="t-restart", window=3, window_end=window_end(6),
                              redis_conn_id="redis_private")
@@ -175,7 +175,7 @@ async def test_redis_restarted_mid_window_polling_goes_on_without_loss_or_duplic
     assert kis.fake.counts["requests"] > requests_during_outage  # polling went on
     assert payload["held_entries"] == 0 and payload["spill_files"] == [] and payload["summary_buffered"]
 
-    client = cache.client("redis_private")
+    client = redis_client.client("redis_private")
     result = kis_drain.drain("t-restart", client=client)
     received = payload["quotes_received"] + payload["books_received"]
     assert result.rows_written == received - payload["dedupe_hits"]  # nothing lost

@@ -19,7 +19,7 @@ def dag(dagbag):
 def test_dag_is_wired(dag):
     assert set(dag.task_ids) == {"plan", "stream_session", "poll_rest", "drain_live", "drain_leftovers"}
     assert type(dag.get_task("stream_session")).__name__ == "KisStreamSensor"
-    assert type(dag.get_task("poll_rest")).__name__ == "KisSessionSensor"
+    assert type(dag.get_task("poll_rest")).__name__ == "KisPollSensor"
     assert dag.get_task("drain_leftovers").trigger_rule == "all_done"
     assert {t.task_id for t in dag.get_task("drain_leftovers").upstream_list} >= {"stream_session", "poll_rest",
                                                                                   "drain_live"}

@@ -19,9 +19,9 @@ import pytest
 from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException, TaskDeferred
 
 from krxflow.hooks.kis import KisHook
-from krxflow.kis import drain as kis_drain
+from krxflow.intraday import drain as kis_drain
 from krxflow.sample.kis_server import DEMO_APPKEY, FakeKis, FakeKisThread
-from krxflow.sensors.kis_session import KisSessionSensor
+from krxflow.sensors.kis_poll import KisPollSensor
 from krxflow.sensors.kis_stream import KisStreamSensor
 from krxflow.triggers.kis_poll import KisPollTrigger
 from krxflow.triggers.kis_ws import KisStreamTrigger
@@ -47,7 +47,7 @@ def _plan(start_in: float, seconds: float, window_seconds: int = 2) -> dict:
 # ------------------------------------------------------------------ not deferrable: the poke loop
 def test_poke_loop_polls_each_window_and_drains_it(kis, clean_db, redis_client):
     plan = _plan(0, 5)
-    sensor = KisSessionSensor(task_id="poll", plan=plan, deferrable=False, poke_interval=0.1, timeout=120)
+    sensor = KisPollSensor(task_id="poll", plan=plan, deferrable=False, poke_interval=0.1, timeout=120)
     totals = sensor.execute({})
     assert totals["windows"] >= 2, totals  # 5 s in 2 s windows, one per poke
     assert totals["requests"] == totals["successes"] == kis.fake.counts["served"] > 0
@@ -61,7 +61,7 @@ def test_poke_loop_polls_each_window_and_drains_it(kis, clean_db, redis_client):
 
 
 def test_poke_loop_times_out_before_the_open(redis_client):
-    sensor = KisSessionSensor(task_id="poll", plan=_plan(3600, 60), deferrable=False, poke_interval=0.1, timeout=0.5)
+    sensor = KisPollSensor(task_id="poll", plan=_plan(3600, 60), deferrable=False, poke_interval=0.1, timeout=0.5)
     with pytest.raises(AirflowSensorTimeout, match="timed out"):
         sensor.execute({})
 
@@ -73,7 +73,7 @@ def test_poke_loop_with_soft_fail_is_skipped_on_timeout(redis_client):
         sensor.execute({})
 
 
-@pytest.mark.parametrize("sensor_class", [KisSessionSensor, KisStreamSensor])
+@pytest.mark.parametrize("sensor_class", [KisPollSensor, KisStreamSensor])
 @pytest.mark.parametrize("deferrable", [False, True])
 def test_reschedule_mode_is_refused_with_what_to_use_instead(sensor_class, deferrable):
     """A rescheduled poke runs on a new operator instance: the totals of the earlier windows would be lost."""
@@ -87,21 +87,21 @@ def test_reschedule_mode_from_default_args_is_refused_too():
 
     with DAG("kis_reschedule_refused", schedule=None, default_args={"mode": "reschedule"}):
         with pytest.raises(ValueError, match="mode='reschedule' is not supported"):
-            KisSessionSensor(task_id="poll", plan=_plan(0, 60), deferrable=False)
+            KisPollSensor(task_id="poll", plan=_plan(0, 60), deferrable=False)
 
 
 # ------------------------------------------------------------------ deferrable: triggers, bounded by timeout
 def test_deferrable_waits_for_the_open_then_defers_each_window_to_its_trigger(redis_client):
     from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 
-    sensor = KisSessionSensor(task_id="poll", plan=_plan(600, 60), timeout=dt.timedelta(minutes=5))
+    sensor = KisPollSensor(task_id="poll", plan=_plan(600, 60), timeout=dt.timedelta(minutes=5))
     with pytest.raises(TaskDeferred) as deferred:
         sensor.execute({})
     assert isinstance(deferred.value.trigger, DateTimeTrigger)
     assert deferred.value.method_name == "start_session"
     assert deferred.value.timeout <= dt.timedelta(minutes=5)  # bounded by the sensor's timeout, not the open
 
-    sensor = KisSessionSensor(task_id="poll", plan=_plan(0, 60, window_seconds=30))
+    sensor = KisPollSensor(task_id="poll", plan=_plan(0, 60, window_seconds=30))
     with pytest.raises(TaskDeferred) as deferred:
         sensor.execute({})
     trigger = deferred.value.trigger
@@ -120,10 +120,10 @@ def test_deferrable_waits_for_the_open_then_defers_each_window_to_its_trigger(re
 def test_deferrable_session_past_its_timeout_fails_or_skips(redis_client):
     long_ago = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=17)).isoformat()
     event = {"status": "ok", "window": 1, "summary_buffered": True}
-    sensor = KisSessionSensor(task_id="poll", plan=_plan(0, 60))
+    sensor = KisPollSensor(task_id="poll", plan=_plan(0, 60))
     with pytest.raises(AirflowSensorTimeout):
         sensor.resume_execution("execute_complete", {"event": event, "totals": {}, "started": long_ago}, {})
-    sensor = KisSessionSensor(task_id="poll", plan=_plan(0, 60), soft_fail=True)
+    sensor = KisPollSensor(task_id="poll", plan=_plan(0, 60), soft_fail=True)
     with pytest.raises(AirflowSkipException):
         sensor.resume_execution("execute_complete", {"event": event, "totals": {}, "started": long_ago}, {})
 

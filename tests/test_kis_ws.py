@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from krxflow.kis import drain as kis_drain
+from krxflow.intraday import drain as kis_drain
 from krxflow.kis import realtime
 from krxflow.triggers.kis_ws import KisStreamTrigger, registrations
 from krxflow.triggers.running import first_event
@@ -254,7 +254,7 @@ async def test_approval_key_is_shared_between_sessions(monkeypatch, redis_client
 # ------------------------------------------------------------------ killed drain, Redis restart
 KILLED_DRAIN = """
     import os, sys
-    from krxflow.kis import drain
+    from krxflow.intraday import drain
 
     def die_before_ack(ids):
         os._exit(9)
@@ -286,7 +286,7 @@ async def test_killed_drain_loses_nothing_and_writes_nothing_twice(monkeypatch, 
 
 
 async def test_redis_restart_mid_window_loses_nothing(monkeypatch, ws_db, private_redis):  # noqa: F811
-    from krxflow import cache
+    from krxflow import redis_client
 
     with fake(rate=300, records_per_frame=2) as srv:
         monkeypatch.setenv("AIRFLOW_CONN_KIS_DEFAULT", srv.connection_json())
@@ -300,7 +300,7 @@ async def test_redis_restart_mid_window_loses_nothing(monkeypatch, ws_db, privat
         sent = srv.realtime.stats()["records_sent"]
     assert payload["status"] == "warning" and (payload["redis_errors"] or payload["redis_restarts"])
     assert payload["held_entries"] == 0 and payload["spill_files"] == [] and payload["messages"] == sent
-    client = cache.client("redis_private")
+    client = redis_client.client("redis_private")
     result = kis_drain.drain("w-restart", client=client)
     client.close()
     trades, books = count(ws_db, "SELECT count(*) FROM trades"), count(ws_db, "SELECT count(*) FROM order_books")

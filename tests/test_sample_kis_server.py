@@ -15,7 +15,8 @@ import time
 import aiohttp
 import pytest
 
-from krxflow import bootstrap, cache
+from krxflow import bootstrap
+from krxflow import redis_client as redis_clients
 from krxflow.kis.approval import ApprovalKeyManager
 from krxflow.kis.config import KisConfig
 from krxflow.kis.ws import RealtimeSession
@@ -50,7 +51,7 @@ def test_the_sample_connection_reaches_the_realtime_websocket(sample_kis_server,
     frames: list[str] = []
 
     async def run() -> None:
-        redis = cache.async_client()
+        redis = redis_clients.async_client()
         async with aiohttp.ClientSession() as http:
             session = RealtimeSession(config, ApprovalKeyManager(config, redis, http),
                                       [("H0STCNT0", "005930"), ("H0STASP0", "005930")], frames.append)

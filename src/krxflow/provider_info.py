@@ -49,7 +49,7 @@ def get_provider_info() -> dict[str, Any]:
         ],
         "sensors": [
             {"integration-name": KIS_INTEGRATION,
-             "python-modules": ["krxflow.sensors.kis_session", "krxflow.sensors.kis_stream"]},
+             "python-modules": ["krxflow.sensors.kis_poll", "krxflow.sensors.kis_stream"]},
         ],
         "connection-types": [
             {

@@ -1,6 +1,6 @@
 """A ``kis_intraday`` polling session without Airflow: the windows the sensor chains, for the bench and tests.
 
-:class:`~krxflow.sensors.kis_session.KisSessionSensor` defers to one
+:class:`~krxflow.sensors.kis_poll.KisPollSensor` defers to one
 :class:`~krxflow.triggers.kis_poll.KisPollTrigger` per window (rebuilt from its serialized form in
 the triggerer) and drains the run's Redis stream into PostgreSQL after each one. :func:`run_session`
 does exactly that in one event loop, so ``bench/kis_poll.py --demo`` and the tests measure the path
@@ -31,7 +31,7 @@ async def run_session(tickers: list[str], stream: str, seconds: float, window_se
     After each window the stream is drained through the batched hook (``load_stats`` gets the
     window's row), as the sensor's ``execute_complete`` does.
     """
-    from krxflow.kis import drain as kis_drain
+    from krxflow.intraday import drain as kis_drain
     from krxflow.triggers.kis_poll import KisPollTrigger
     from krxflow.triggers.running import first_event
 

@@ -24,10 +24,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def redis_server_binary() -> str:
     """The ``redis-server`` to start (see module doc)."""
-    from krxflow import cache
+    from krxflow import redis_client
 
     try:
-        client = cache.client()
+        client = redis_client.client()
         executable = client.info("server").get("executable")
         client.close()
     except Exception:  # noqa: BLE001 (no session server to copy: fall through)

@@ -2,7 +2,7 @@
 
 Why a stream: the trigger runs in the triggerer's shared event loop and must not write to
 PostgreSQL; the task that writes may be killed. A Redis Stream with a consumer group gives
-"acknowledge only after the commit": the drain (:mod:`krxflow.kis.drain`) reads entries through
+"acknowledge only after the commit": the drain (:mod:`krxflow.intraday.drain`) reads entries through
 the group, writes them through the batched hook, and only then ``XACK``s (and ``XDEL``s) them. A
 drain that dies leaves its entries pending, and the rerun reads the same entries again; the
 tables' primary keys (ticker, ts) keep the rows unique.
@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 
-from krxflow import cache
+from krxflow import redis_client
 from krxflow.kis.parsing import encode_row, fingerprint
 from krxflow.kis.spill import SpillFile, SpillFull, encode as encode_spilled
 from krxflow.settings import REDIS_CONN_ID, cache_dir
@@ -91,7 +91,7 @@ class BufferLimits:
 
 def stream_key(name: str) -> str:
     """The Redis key of buffer ``name`` (one per DAG run / session, or per bench run)."""
-    return cache.key("kis", "buffer", name)
+    return redis_client.key("kis", "buffer", name)
 
 
 async def async_redis(conn_id: str = REDIS_CONN_ID, **kwargs):
@@ -103,7 +103,7 @@ async def async_redis(conn_id: str = REDIS_CONN_ID, **kwargs):
     kwargs.setdefault("retry", Retry(ExponentialBackoff(cap=0.2, base=0.05), 1))
     kwargs.setdefault("socket_connect_timeout", 1)
     kwargs.setdefault("socket_timeout", 5)
-    return await cache.aclient(conn_id, **kwargs)
+    return await redis_client.aclient(conn_id, **kwargs)
 
 
 class StreamBuffer:
@@ -241,7 +241,7 @@ class StreamBuffer:
         """Buffer ``row`` unless it equals the previous answer for its ticker; True if buffered."""
         ticker = row["ticker"]
         digest = fingerprint(row)
-        last_key = cache.key("kis", "last", kind, ticker)
+        last_key = redis_client.key("kis", "last", kind, ticker)
         previous = self._last.get((kind, ticker))
         if previous is None and not self.held_entries:
             try:

@@ -2,7 +2,7 @@
 
 One :class:`KisClient` per appkey and event loop, used as an async context manager::
 
-    async with KisClient(config, redis=cache.async_client()) as kis:
+    async with KisClient(config, redis=redis_client.async_client()) as kis:
         output = await kis.inquire_price("005930")
         book, expected = await kis.inquire_asking_price("005930")
 

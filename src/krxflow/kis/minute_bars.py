@@ -1,4 +1,4 @@
-"""A session's 1-minute bars from KIS REST into ``minute_bars`` (the after-close fetch and the backfill).
+"""A session's 1-minute bars from KIS REST: the fetch (and what a ``kis_minute_bars`` run fetches).
 
 Two TRs (``shared/reference/kis-open-api.md`` §6.1, checked against the official
 open-trading-api samples ``inquire_time_itemchartprice`` / ``inquire_time_dailychartprice``):
@@ -11,7 +11,8 @@ Both answer the bars at or before ``FID_INPUT_HOUR_1``, newest first; the next p
 oldest bar's minute − 1. A ticker's day ends with a short page, a bar of an earlier day, or an
 empty answer. Every call goes through :class:`~krxflow.kis.client.KisClient` (shared token,
 the appkey's Redis rate limiter, ``EGW00201`` back-off), so the fetch shares the appkey's budget
-with whatever else runs. Bars are written with ``BatchedPostgresHook.upsert`` on (ticker, minute):
+with whatever else runs. Each page's bars go to the ``write`` callback :func:`fetch_day` is given;
+:mod:`krxflow.intraday.minute_bars` upserts them on (ticker, minute) through the batched hook:
 running a day twice rewrites the same rows (idempotent), and a bar KIS corrected replaces the old.
 
 ``value`` is the minute's traded KRW: the difference of KIS's cumulative ``acml_tr_pbmn`` between
@@ -172,34 +173,6 @@ async def fetch_day(config, redis, tickers: list[str], day: dt.date, *, today: b
     return result
 
 
-def load_day(tickers: list[str], day: dt.date, *, today: bool, hook=None, kis_conn_id: str | None = None,
-             redis_conn_id: str | None = None) -> FetchResult:
-    """Fetch and upsert ``day``'s minute bars of ``tickers`` (sync entry point for tasks and the CLI)."""
-    from krxflow.kis.buffer import async_redis
-    from krxflow.hooks.kis import KisHook
-    from krxflow.settings import KIS_CONN_ID, REDIS_CONN_ID
-
-    if hook is None:
-        from krxflow.hooks import BatchedPostgresHook
-
-        hook = BatchedPostgresHook()
-    if tickers:
-        hook.ensure_partitions("minute_bars", day, day)
-
-    def write(rows: list[dict]):
-        return hook.upsert("minute_bars", rows, columns=COLUMNS)
-
-    async def run() -> FetchResult:
-        config = await KisHook(kis_conn_id or KIS_CONN_ID).aget_conn()
-        redis = await async_redis(redis_conn_id or REDIS_CONN_ID)
-        try:
-            return await fetch_day(config, redis, tickers, day, today=today, write=write)
-        finally:
-            await redis.aclose()
-
-    return asyncio.run(run())
-
-
 # ------------------------------------------------------------------ what a run fetches
 #: param name: (Variable, default) — a run's Param overrides the Variable, the Variable the default.
 SETTINGS = {
@@ -239,16 +212,3 @@ def tickers_to_fetch(params: dict, conn) -> list[str]:
     from krxflow.kis.session import setting
 
     return universe(conn, setting("universe", params, SETTINGS), int(setting("top_n", params, SETTINGS)))
-
-
-def load_planned_day(day: str, tickers: list[str]) -> dict:
-    """A planned day: today's TR while it is still that day in KST, else the past-day TR; raises
-    (after writing every other ticker) when a ticker failed, so the task's retry fetches again."""
-    from krxflow.market_time import kst_today
-
-    when = dt.date.fromisoformat(day)
-    result = load_day(tickers, when, today=when == kst_today())
-    log.info("minute bars %s: %s", day, result.as_dict())
-    if result.failed:
-        raise RuntimeError(f"minute bars of {day}: {len(result.failed)} tickers failed: {result.failed[:20]}")
-    return result.as_dict()

@@ -30,7 +30,7 @@ import asyncio
 import logging
 import time
 
-from krxflow import cache
+from krxflow import redis_client
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class RateLimiter:
         if rate <= 0:
             raise ValueError("rate must be positive")
         self.redis = redis
-        self.key = cache.key("kis", "ratelimit", name)
+        self.key = redis_client.key("kis", "ratelimit", name)
         self.rate = rate
         self.interval = 1.0 / (rate * (1.0 - margin))
         # `rate` slots span rate × interval > 1 s; a call may go out up to half that excess late.

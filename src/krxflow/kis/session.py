@@ -139,7 +139,7 @@ def realtime_plan(session_day: dt.date, run_key: str, params: dict | None, conn)
 
     ``ws_cap`` registrations are split: ``ws_books`` order books, the rest trades (the first
     tickers of the watchlist get both). Tickers whose trades are not pushed are polled over REST
-    (``rest`` — a :func:`plan`-shaped dict for :class:`~krxflow.sensors.kis_session.KisSessionSensor`,
+    (``rest`` — a :func:`plan`-shaped dict for :class:`~krxflow.sensors.kis_poll.KisPollSensor`,
     ``tickers`` empty when the WebSocket covers the whole watchlist); both share the appkey's budget.
     """
     from krxflow.kis import watchlist

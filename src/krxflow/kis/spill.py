@@ -3,7 +3,7 @@
 When Redis is down the buffer (:mod:`krxflow.kis.buffer`) holds entries in memory up to its cap;
 past the cap they go to a spill file, and from there back to Redis once it answers again. A file
 left at the end of a window (Redis still down) is named in the trigger's event, and the task
-that drains the window writes it to PostgreSQL (:func:`krxflow.kis.drain.write_spilled`); a file
+that drains the window writes it to PostgreSQL (:func:`krxflow.intraday.drain.write_spilled`); a file
 nobody finished (the task ran on another host, the triggerer died) is replayed into Redis by the
 next buffer of the same stream on this host.
 

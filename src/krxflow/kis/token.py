@@ -25,7 +25,7 @@ import logging
 import secrets
 import time
 
-from krxflow import cache
+from krxflow import redis_client
 from krxflow.kis.config import KisConfig
 from krxflow.kis.errors import KisConfigError, KisError, KisTokenRateLimited, KisTransientError, classify
 
@@ -62,9 +62,9 @@ class TokenManager:
         self.config = config
         self.redis = redis
         self.session = session
-        self.token_key = cache.key("kis", self.credential, config.key_id)
-        self.lock_key = cache.key("kis", self.credential, "lock", config.key_id)
-        self.guard_key = cache.key("kis", self.credential, "issued", config.key_id)
+        self.token_key = redis_client.key("kis", self.credential, config.key_id)
+        self.lock_key = redis_client.key("kis", self.credential, "lock", config.key_id)
+        self.guard_key = redis_client.key("kis", self.credential, "issued", config.key_id)
         self.issued = 0          # tokens this process obtained from /oauth2/tokenP
         self.renewals = 0        # invalidations after EGW00123/EGW00121
         self.redis_errors = 0

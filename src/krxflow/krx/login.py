@@ -31,7 +31,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Callable
 
-from krxflow import cache
+from krxflow import redis_client
 from krxflow.krx.errors import KrxHttpError, KrxLoginError
 from krxflow.krx.pacing import COMPARE_AND_DELETE, Pacer
 
@@ -49,15 +49,15 @@ _WAIT_POLL = 0.2
 
 
 def session_key() -> str:
-    return cache.key("krx", "session")
+    return redis_client.key("krx", "session")
 
 
 def login_lock_key() -> str:
-    return cache.key("krx", "session", "lock")
+    return redis_client.key("krx", "session", "lock")
 
 
 def refusal_key() -> str:
-    return cache.key("krx", "session", "refused")
+    return redis_client.key("krx", "session", "refused")
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ import time
 import uuid
 from typing import Iterator
 
-from krxflow import cache
+from krxflow import redis_client
 from krxflow.krx.errors import KrxCircuitOpenError
 
 log = logging.getLogger(__name__)
@@ -103,15 +103,15 @@ def block_ttl() -> int:
 
 
 def circuit_key(service: str) -> str:
-    return cache.key("krx", "circuit", service)
+    return redis_client.key("krx", "circuit", service)
 
 
 def last_answer_key(service: str) -> str:
-    return cache.key("krx", "last_answer", service)
+    return redis_client.key("krx", "last_answer", service)
 
 
 def in_flight_key(service: str) -> str:
-    return cache.key("krx", "in_flight", service)
+    return redis_client.key("krx", "in_flight", service)
 
 
 class Pacer:
@@ -134,7 +134,7 @@ class Pacer:
     @property
     def redis(self):
         if self._redis is None:
-            self._redis = cache.client()
+            self._redis = redis_client.client()
         return self._redis
 
     def check_circuit(self) -> None:

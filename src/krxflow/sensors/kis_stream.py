@@ -1,13 +1,13 @@
 """``KisStreamSensor``: KIS's realtime push through one session, window by window.
 
-The WebSocket counterpart of :class:`~krxflow.sensors.kis_session.KisSessionSensor`: each window
+The WebSocket counterpart of :class:`~krxflow.sensors.kis_poll.KisPollSensor`: each window
 is a :class:`~krxflow.triggers.kis_ws.KisStreamTrigger`; after it the task drains the stream into
 ``trades``, ``order_books`` and ``market_data`` through the batched hook (acknowledging after the
 commit, taking over entries a dead drain held) and writes entries the event carried because Redis
 was down. An ``error`` event (bad credentials, unsupported venue) fails the task. The sensor
 contract is :class:`~krxflow.sensors.kis_window.KisWindowSensor`'s.
 
-During the session the ``drain_live`` task of the DAG (:func:`krxflow.kis.drain.follow`) keeps the
+During the session the ``drain_live`` task of the DAG (:func:`krxflow.intraday.drain.follow`) keeps the
 lag low; this task's drains pick up what it has not (and everything if it died).
 
 The plan (from :func:`krxflow.kis.session.plan`): ``stream``, ``start``, ``end``, ``ws_trades``,

@@ -87,7 +87,7 @@ class KisWindowSensor(BaseSensorOperator):
         raise NotImplementedError
 
     def add_drained(self, totals: dict, result, *, windows: int) -> dict:
-        """``totals`` plus one drain's :class:`~krxflow.kis.drain.DrainResult` (and ``windows`` windows)."""
+        """``totals`` plus one drain's :class:`~krxflow.intraday.drain.DrainResult` (and ``windows`` windows)."""
         raise NotImplementedError
 
     def count_window(self, totals: dict, event: dict, written: int, hook) -> dict:
@@ -172,7 +172,7 @@ class KisWindowSensor(BaseSensorOperator):
         """Write what the event carried, drain the stream, add the window to ``totals``."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from krxflow.kis import drain
+        from krxflow.intraday import drain
 
         if not event:
             raise AirflowFailException(f"the {self.trigger_name} trigger fired without a payload")
@@ -199,7 +199,7 @@ class KisWindowSensor(BaseSensorOperator):
         """Write a spill file the window's trigger left (Redis was down until its end) to PostgreSQL."""
         from pathlib import Path
 
-        from krxflow.kis import drain
+        from krxflow.intraday import drain
 
         if not Path(path).exists():
             self.log.warning("window %s: spill file %s (on host %s) is not on this host; the next window's trigger "
@@ -233,10 +233,10 @@ class KisWindowSensor(BaseSensorOperator):
         return BatchedPostgresHook(postgres_conn_id=self.postgres_conn_id)
 
     def _drain(self, hook=None):
-        from krxflow import cache
-        from krxflow.kis import drain
+        from krxflow import redis_client
+        from krxflow.intraday import drain
 
-        return drain.drain(self.plan["stream"], hook=hook or self._hook(), client=cache.client(self.redis_conn_id),
+        return drain.drain(self.plan["stream"], hook=hook or self._hook(), client=redis_client.client(self.redis_conn_id),
                            claim_idle_ms=self.claim_idle_ms)
 
 

