@@ -21,7 +21,6 @@ split rewrote the adjusted series, a correction) or ``full=True`` → the ticker
 
 from __future__ import annotations
 
-import io
 import logging
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -47,7 +46,8 @@ SOURCES = {"daily_prices": False, "daily_prices_adjusted": True}
 DEFAULT_CHUNK_TICKERS = 100
 
 OUTPUT_COLUMNS = ["ticker", "adjusted", "trade_date", "close"] + INDICATOR_COLUMNS
-_PRICE_TYPES = {"ticker": pa.string(), "trade_date": pa.date32(), "high": pa.float64(), "low": pa.float64(),
+#: The columns of ``queries/upkeep/indicator_prices.sql`` as Arrow reads them (the day: days since 1970-01-01).
+_PRICE_TYPES = {"ticker": pa.string(), "trade_date": pa.int32(), "high": pa.float64(), "low": pa.float64(),
                 "close": pa.float64()}
 
 
@@ -90,17 +90,22 @@ def plan(conn: psycopg.Connection, source: str) -> pd.DataFrame:
 
 
 def load_prices(conn: psycopg.Connection, source: str, tickers: list[str]) -> pd.DataFrame:
-    """The complete daily history of ``tickers`` in ``source``, sorted by ticker and day.
+    """The complete daily history of ``tickers`` in ``source`` (in no particular order).
 
-    The database sends each ticker's history as one CSV text (``queries/upkeep/indicator_prices.sql``)
-    and Arrow's CSV reader parses them all at once, so millions of rows stay fast; ``trade_date``
-    comes back as ``datetime64`` (naive KST days), which the writer takes without parsing row by row.
+    The database sends the rows as one CSV text (``queries/upkeep/indicator_prices.sql``) and
+    Arrow's CSV reader parses it at once, so millions of rows stay fast; ``trade_date`` comes back
+    as ``datetime64`` (naive KST days), which the writer takes without parsing row by row. The
+    prices are the decimal texts PostgreSQL prints, read as the nearest doubles.
     """
-    histories = [row[0] for row in conn.execute(
-        template("queries/upkeep/indicator_prices.sql", source=sql.Identifier(source)), {"tickers": tickers})]
-    text = "\n".join(histories).encode()
-    table = pacsv.read_csv(io.BytesIO(text), read_options=pacsv.ReadOptions(column_names=list(_PRICE_TYPES)),
-                           convert_options=pacsv.ConvertOptions(column_types=_PRICE_TYPES))
+    text = conn.execute(template("queries/upkeep/indicator_prices.sql", source=sql.Identifier(source)),
+                        {"tickers": tickers}).fetchone()[0]
+    if text is None:  # none of these tickers has a row
+        table = pa.table({name: pa.array([], type) for name, type in _PRICE_TYPES.items()})
+    else:
+        table = pacsv.read_csv(pa.py_buffer(text.encode()),
+                               read_options=pacsv.ReadOptions(column_names=list(_PRICE_TYPES)),
+                               convert_options=pacsv.ConvertOptions(column_types=_PRICE_TYPES))
+    table = table.set_column(1, "trade_date", table.column("trade_date").cast(pa.date32()))
     return table.to_pandas(date_as_object=False)
 
 
