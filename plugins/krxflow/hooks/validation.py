@@ -37,8 +37,6 @@ from krxflow.market_time import kst_today
 #: How far ahead of today a partition-key date may lie.
 FUTURE_HORIZON = dt.timedelta(days=400)
 
-#: PostgreSQL float types: their values stay floats (binary COPY sends them as they are).
-_FLOAT_TYPES = ("double precision", "real")
 _TRUE = {"true", "t", "y", "yes", "1"}
 _FALSE = {"false", "f", "n", "no", "0"}
 
@@ -168,7 +166,9 @@ def _convert_integer(series: pd.Series, col: ColumnSpec, check: _Checker) -> pd.
 
 
 def _convert_numeric(series: pd.Series, col: ColumnSpec, check: _Checker) -> pd.Series | pa.Array:
-    """Numbers as exact text for PostgreSQL: floats by their shortest repr, Decimals and text as given."""
+    """Numbers for PostgreSQL: floats stay floats (numeric columns too: the text COPY prints their
+    shortest repr, the binary COPY scales them to the same exact decimal), Decimals and text become
+    exact text."""
     limit = None
     if col.numeric_precision is not None and col.pg_type.startswith("numeric"):
         limit = 10 ** (col.numeric_precision - (col.numeric_scale or 0))
@@ -181,10 +181,8 @@ def _convert_numeric(series: pd.Series, col: ColumnSpec, check: _Checker) -> pd.
             over = numbers.abs() >= limit
             check.fail(over, f"{col.name}: does not fit {col.pg_type} ({_sample_text(series, over)})")
         _check_bounds(numbers, col, check)
-        finite = pa.array(numbers.where(np.isfinite(numbers)), from_pandas=True, type=pa.float64())
-        if col.pg_type in _FLOAT_TYPES:  # kept binary: the CSV writer prints the same shortest repr
-            return finite
-        return finite.cast(pa.string())  # exact text for numeric: 1.1 stays "1.1"
+        # kept binary: the CSV writer prints the shortest repr (1.1 stays "1.1", exact for numeric)
+        return pa.array(numbers.where(np.isfinite(numbers)), from_pandas=True, type=pa.float64())
     exact = _parse_objects(series, col, check, _parse_decimal)
     if limit is not None:
         over = pd.Series([v is not None and abs(v) >= limit for v in exact], index=series.index, dtype=bool)
