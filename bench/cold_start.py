@@ -31,8 +31,11 @@ process's start of ``indicators.update`` to the last one's end.
 
     python bench/cold_start.py --only-indicators [--against DIR] [--rounds 2] [--database NAME]
 
-Last line:
-    cold_start_indicators: tickers=T rows=R this_s=I against_s=J
+``cpu_s`` adds up the CPU seconds of both processes and of their PostgreSQL backends: the other
+work on a shared machine stretches the wall time much more than it.
+
+Last line (medians over the rounds):
+    cold_start_indicators: tickers=T rows=R this_s=I this_cpu_s=C against_s=J against_cpu_s=D
 """
 
 from __future__ import annotations
@@ -135,26 +138,52 @@ print(json.dumps({"started": started, "ended": ended, "summary": [r.summary() fo
 """
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _fill_indicators(checkout: Path) -> dict:
-    """Fill ``daily_indicators`` from empty with ``checkout``'s krxflow, both price tables at once."""
+    """Fill ``daily_indicators`` from empty with ``checkout``'s krxflow, both price tables at once.
+
+    Besides the wall time, the CPU seconds it cost, which the other work on a shared machine
+    changes much less: the two processes' own (all their threads) and their PostgreSQL backends'
+    (found by application name, sampled every 0.2 s while they run).
+    """
+    import resource
+
     from krxflow.db.connection import connection
 
     with connection() as conn:
         conn.execute("TRUNCATE daily_indicators")
         conn.execute("VACUUM ANALYZE daily_indicators")
         conn.execute("CHECKPOINT")  # the previous round's dirty pages are not this round's work
-    env = {**os.environ, "PYTHONPATH": f"{checkout / 'plugins'}:{checkout}",
-           "KRXFLOW_SQL_DIR": str(checkout / "include" / "sql")}
-    processes = [subprocess.Popen([sys.executable, "-c", FILL_ONE_SOURCE, source], env=env, cwd=checkout,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for source in ("daily_prices", "daily_prices_adjusted")]
+        name = f"krxflow-bench-indicators-{os.getpid()}"
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        env = {**os.environ, "PYTHONPATH": f"{checkout / 'plugins'}:{checkout}",
+               "KRXFLOW_SQL_DIR": str(checkout / "include" / "sql"), "PGAPPNAME": name}
+        processes = [subprocess.Popen([sys.executable, "-c", FILL_ONE_SOURCE, source], env=env, cwd=checkout,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                     for source in ("daily_prices", "daily_prices_adjusted")]
+        backends: dict[int, float] = {}
+        while any(process.poll() is None for process in processes):
+            for (pid,) in conn.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s", (name,)):
+                backends[pid] = max(backends.get(pid, 0.0), _cpu_seconds(pid))
+            time.sleep(0.2)
     answers = []
     for process in processes:
         out, err = process.communicate()
         if process.returncode:
             raise SystemExit(f"the indicator fill of {checkout} failed:\n{err[-3000:]}")
         answers.append(json.loads(out.strip().splitlines()[-1]))
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    client = (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
     return {"seconds": max(a["ended"] for a in answers) - min(a["started"] for a in answers),
+            "cpu_s": client + sum(backends.values()), "client_cpu_s": client, "server_cpu_s": sum(backends.values()),
             "rows": sum(a["rows"] for a in answers), "summary": [line for a in answers for line in a["summary"]]}
 
 
@@ -190,20 +219,24 @@ def only_indicators(args) -> None:
             tickers = conn.execute("SELECT count(DISTINCT ticker) FROM daily_prices").fetchone()[0]
         variants = {"this": ROOT} | ({"against": Path(args.against).resolve()} if args.against else {})
         seconds: dict[str, list[float]] = {name: [] for name in variants}
+        cpu: dict[str, list[float]] = {name: [] for name in variants}
         rows = 0
         for round_ in range(args.rounds):
             for name, checkout in (variants.items() if round_ % 2 == 0 else reversed(variants.items())):
                 fill = _fill_indicators(checkout)
                 seconds[name].append(fill["seconds"])
+                cpu[name].append(fill["cpu_s"])
                 rows = fill["rows"]
-                print(f"round {round_ + 1} {name} ({checkout}): {fill['seconds']:.1f}s, {fill['rows']} rows, "
-                      f"load average {os.getloadavg()[0]:.2f}", flush=True)
+                print(f"round {round_ + 1} {name} ({checkout}): {fill['seconds']:.1f}s, {fill['rows']} rows, CPU "
+                      f"{fill['cpu_s']:.1f}s ({fill['client_cpu_s']:.1f}s krxflow, {fill['server_cpu_s']:.1f}s "
+                      f"PostgreSQL), load average {os.getloadavg()[0]:.2f}", flush=True)
                 for line in fill["summary"]:
                     print(f"    {line}", flush=True)
     finally:
         if not (args.keep or args.database):
             admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(MARKET_DB)))
-    figures = " ".join(f"{name}_s={statistics.median(values):.1f}" for name, values in seconds.items())
+    figures = " ".join(f"{name}_s={statistics.median(seconds[name]):.1f} {name}_cpu_s={statistics.median(cpu[name]):.1f}"
+                       for name in seconds)
     print(f"cold_start_indicators: tickers={tickers} rows={rows} {figures}")
 
 
