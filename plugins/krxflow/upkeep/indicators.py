@@ -8,7 +8,7 @@ would recompute and diff ~7M rows (raw + adjusted) to change one day per ticker.
 ticker's whole history is computed (so a chart window never starts with warm-up gaps) and only
 rows that are new or changed are written, through :class:`~krxflow.hooks.BatchedPostgresHook`.
 
-How it is fast: a chunk of tickers is read as one CSV text per ticker and parsed by Arrow;
+How it is fast: a chunk of tickers is read as one CSV text and parsed by Arrow;
 :func:`krxflow.indicators.compute` works on the whole chunk at once; the writer sends the rows in
 PostgreSQL's binary COPY format (:mod:`krxflow.hooks.binary_copy`), straight into an empty table
 through its fast path, while this thread reads and computes the next chunk.
