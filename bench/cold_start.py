@@ -20,6 +20,22 @@
 
 Last line (the form progress is measured by):
     cold_start: years=Y tickers=T sessions=S rows=R krx_requests=Q wall_s=W indicators_s=I peak_rss_mb=M
+
+The indicator fill alone (``--only-indicators``), to compare two versions of it on one machine at
+one time: the sample market of the same size is loaded once through the normal load path (or a
+database kept by ``--keep`` is reused with ``--database``), then, round after round, the fill runs
+from an empty ``daily_indicators`` exactly as ``db_matviews`` runs it — one process per price table,
+both at once — with this checkout's krxflow and, alternately, with the checkout given by
+``--against`` (e.g. an export of the commit before a change). ``seconds`` runs from the first
+process's start of ``indicators.update`` to the last one's end.
+
+    python bench/cold_start.py --only-indicators [--against DIR] [--rounds 2] [--database NAME]
+
+``cpu_s`` adds up the CPU seconds of both processes and of their PostgreSQL backends: the other
+work on a shared machine stretches the wall time much more than it.
+
+Last line (medians over the rounds):
+    cold_start_indicators: tickers=T rows=R this_s=I this_cpu_s=C against_s=J against_cpu_s=D
 """
 
 from __future__ import annotations
@@ -28,14 +44,16 @@ import argparse
 import datetime as dt
 import json
 import os
+import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "bench"), str(ROOT)]
-from airflow_bench import (PeakRss, airflow_stack, configure, krx_requests, run_state, setup, teardown,  # noqa: E402
-                           wait_for_run)
+from airflow_bench import (SERVER, PeakRss, airflow_stack, configure, krx_requests, run_state, setup,  # noqa: E402
+                           teardown, wait_for_run)
 
 MARKET_DB, AIRFLOW_DB = configure("cold_start")
 UPKEEP = "db_matviews"
@@ -103,6 +121,125 @@ def count_requests(tickers: int, years: int, ex_date_tickers: list) -> dict:
     return krx_requests(tickers, trading_days(first, last), ex_dates=ex_date_tickers, listing_day=last)
 
 
+#: One ``db_matviews`` indicator task outside Airflow: ``indicators.update`` for one price table
+#: (argv[1]) through the writer, with the krxflow on PYTHONPATH; prints its start, end and report.
+FILL_ONE_SOURCE = """
+import json, sys, time
+from krxflow.db.connection import connection
+from krxflow.hooks import BatchedPostgresHook
+from krxflow.upkeep import indicators
+hook = BatchedPostgresHook(stats_context={"dag_id": "db_matviews", "run_id": "bench", "task_id": "update_indicators"})
+with connection() as conn:
+    started = time.time()
+    reports = indicators.update(conn, hook, sources=(sys.argv[1],))
+    ended = time.time()
+print(json.dumps({"started": started, "ended": ended, "summary": [r.summary() for r in reports],
+                  "rows": sum(r.inserted + r.updated for r in reports)}))
+"""
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _fill_indicators(checkout: Path) -> dict:
+    """Fill ``daily_indicators`` from empty with ``checkout``'s krxflow, both price tables at once.
+
+    Besides the wall time, the CPU seconds it cost, which the other work on a shared machine
+    changes much less: the two processes' own (all their threads) and their PostgreSQL backends'
+    (found by application name, sampled every 0.2 s while they run).
+    """
+    import resource
+
+    from krxflow.db.connection import connection
+
+    with connection() as conn:
+        conn.execute("TRUNCATE daily_indicators")
+        conn.execute("VACUUM ANALYZE daily_indicators")
+        conn.execute("CHECKPOINT")  # the previous round's dirty pages are not this round's work
+        name = f"krxflow-bench-indicators-{os.getpid()}"
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        env = {**os.environ, "PYTHONPATH": f"{checkout / 'plugins'}:{checkout}",
+               "KRXFLOW_SQL_DIR": str(checkout / "include" / "sql"), "PGAPPNAME": name}
+        processes = [subprocess.Popen([sys.executable, "-c", FILL_ONE_SOURCE, source], env=env, cwd=checkout,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                     for source in ("daily_prices", "daily_prices_adjusted")]
+        backends: dict[int, float] = {}
+        while any(process.poll() is None for process in processes):
+            for (pid,) in conn.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s", (name,)):
+                backends[pid] = max(backends.get(pid, 0.0), _cpu_seconds(pid))
+            time.sleep(0.2)
+    answers = []
+    for process in processes:
+        out, err = process.communicate()
+        if process.returncode:
+            raise SystemExit(f"the indicator fill of {checkout} failed:\n{err[-3000:]}")
+        answers.append(json.loads(out.strip().splitlines()[-1]))
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    client = (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
+    return {"seconds": max(a["ended"] for a in answers) - min(a["started"] for a in answers),
+            "cpu_s": client + sum(backends.values()), "client_cpu_s": client, "server_cpu_s": sum(backends.values()),
+            "rows": sum(a["rows"] for a in answers), "summary": [line for a in answers for line in a["summary"]]}
+
+
+def only_indicators(args) -> None:
+    """``--only-indicators``: time the indicator fill of this checkout (and ``--against``'s) on one data set."""
+    from psycopg import sql
+
+    from harness import admin
+
+    if args.database:
+        os.environ["AIRFLOW_CONN_POSTGRES_DEFAULT"] = f"{SERVER}/{args.database}"
+    else:
+        admin(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(MARKET_DB)))
+    try:
+        from krxflow.db.connection import connection
+
+        with connection() as conn:
+            if not args.database:
+                from krxflow.db import migrations
+
+                from grafana import sample_data
+                from krxflow.hooks import BatchedPostgresHook
+                from krxflow.krx.loading import history_window
+                from krxflow.sources.sample import SampleSource
+
+                migrations.migrate(conn)
+                first, last = history_window(args.years)
+                hook = BatchedPostgresHook(stats_context={"dag_id": "bench", "run_id": "bench", "task_id": "load"})
+                loaded = sample_data.load_market(hook, SampleSource(tickers=args.tickers), first, last)
+                print(f"loaded {loaded.tickers} tickers, {loaded.daily_rows} daily and {loaded.adjusted_rows} "
+                      f"adjusted rows {first}..{last} in {loaded.seconds:.1f}s ({MARKET_DB})", flush=True)
+                conn.execute("VACUUM ANALYZE")
+            tickers = conn.execute("SELECT count(DISTINCT ticker) FROM daily_prices").fetchone()[0]
+        variants = {"this": ROOT} | ({"against": Path(args.against).resolve()} if args.against else {})
+        seconds: dict[str, list[float]] = {name: [] for name in variants}
+        cpu: dict[str, list[float]] = {name: [] for name in variants}
+        rows = 0
+        for round_ in range(args.rounds):
+            for name, checkout in (variants.items() if round_ % 2 == 0 else reversed(variants.items())):
+                fill = _fill_indicators(checkout)
+                seconds[name].append(fill["seconds"])
+                cpu[name].append(fill["cpu_s"])
+                rows = fill["rows"]
+                print(f"round {round_ + 1} {name} ({checkout}): {fill['seconds']:.1f}s, {fill['rows']} rows, CPU "
+                      f"{fill['cpu_s']:.1f}s ({fill['client_cpu_s']:.1f}s krxflow, {fill['server_cpu_s']:.1f}s "
+                      f"PostgreSQL), load average {os.getloadavg()[0]:.2f}", flush=True)
+                for line in fill["summary"]:
+                    print(f"    {line}", flush=True)
+    finally:
+        if not (args.keep or args.database):
+            admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(MARKET_DB)))
+    figures = " ".join(f"{name}_s={statistics.median(seconds[name]):.1f} {name}_cpu_s={statistics.median(cpu[name]):.1f}"
+                       for name in seconds)
+    print(f"cold_start_indicators: tickers={tickers} rows={rows} {figures}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--years", type=int, default=5)
@@ -110,7 +247,15 @@ def main() -> None:
     parser.add_argument("--parallelism", type=int, default=8, help="LocalExecutor parallelism (and pool slots)")
     parser.add_argument("--timeout", type=float, default=3600, help="give up after this many seconds")
     parser.add_argument("--keep", action="store_true", help="keep the throwaway databases")
+    parser.add_argument("--only-indicators", action="store_true",
+                        help="time only the indicator fill (from empty, as db_matviews runs it) on the sample market")
+    parser.add_argument("--against", help="with --only-indicators: a second checkout whose fill is timed alternately")
+    parser.add_argument("--rounds", type=int, default=2, help="with --only-indicators: fills per checkout (median)")
+    parser.add_argument("--database", help="with --only-indicators: a market database kept by --keep (no load)")
     args = parser.parse_args()
+    if args.only_indicators:
+        only_indicators(args)
+        return
 
     from tests.fakes.airflow_processes import airflow_cli
 

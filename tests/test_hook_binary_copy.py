@@ -133,3 +133,29 @@ def test_tables_with_other_types_keep_the_text_copy(clean_db):
     assert binary_fields(list(daily.columns.values())) is not None
     indicators = TableSpec.load(pg, "daily_indicators")
     assert binary_fields(list(indicators.columns.values())) is not None
+
+
+def test_doubles_scale_exactly_as_their_shortest_repr():
+    """A numeric column's doubles are scaled arithmetically where that is exact and through their
+    repr otherwise; either way each one gives the integer its shortest repr gives (the text path,
+    which test_binary_copy_stores_what_text_input_stores pins to the server's numeric_in)."""
+    import pyarrow as pa
+
+    from krxflow.hooks.binary_copy import scaled_integers
+
+    rng = np.random.default_rng(11)
+    whole = rng.integers(-10**12, 10**12, 20_000).astype("float64")
+    decimals = rng.integers(-10**15, 10**15, 60_000) / 10.0 ** rng.integers(0, 9, 60_000)
+    spread = rng.normal(0, 1, 20_000) * 10.0 ** rng.integers(-12, 16, 20_000)
+    edges = [1.00005, -1.00005, 2.675, 0.00005, -0.00004999, 1e-7, 0.1 + 0.2, -0.0, 0.0, 9070.5, 1.5e-05,
+             99999999999999.99, 2.0**50 / 1e4, 2.0**50 / 1e4 + 0.5, 2.0**50 / 1e2 - 1, 2.0**53, 1e15 + 0.5,
+             123456789.12345, 12.34565, 29.995, -29.995, 1e18, np.nan]
+    values = pa.array(np.concatenate([whole, decimals, spread, edges]), from_pandas=True)
+    valid = ~np.asarray(values.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    magnitude = np.abs(np.nan_to_num(values.to_numpy(zero_copy_only=False)))
+    for scale in (0, 2, 4, 12):
+        kept = ~valid | (magnitude < 9e17 / 10**scale)  # what fits an int64 of units (numeric(18, s))
+        column = values.filter(pa.array(kept))
+        got = scaled_integers(column, scale)
+        np.testing.assert_array_equal(got, scaled_integers(column.cast(pa.string()), scale), err_msg=f"scale {scale}")
+        assert got[~valid[kept]].tolist() == [0]

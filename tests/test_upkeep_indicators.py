@@ -2,12 +2,14 @@
 
 The reference below is written per ticker with plain pandas rolling windows for the moving
 averages and explicit Python loops for every recursive series (EMA, Wilder, MACD signal), so it
-shares no code path with krxflow.upkeep.indicators (pandas' compiled rolling/EWM kernels run once
-over all tickers at once).
+shares no code path with krxflow.indicators (pandas' compiled rolling/EWM kernels run once over all
+tickers at once). krxflow.indicators (the maths) is also pinned to the bit: on a fixed input its
+output hashes to what it gave before it moved out of krxflow.upkeep.indicators (the I/O).
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import numpy as np
@@ -167,7 +169,7 @@ def test_indicator_update_tolerates_empty_tables(clean_db):
 
 
 def test_indicator_short_history_gives_nulls_not_errors():
-    from krxflow.upkeep import indicators
+    from krxflow import indicators
 
     raw, _ = market.indicator_market(days=10)
     values = indicators.compute(raw[["ticker", "trade_date", "high", "low", "close"]])
@@ -179,7 +181,7 @@ def test_indicator_short_history_gives_nulls_not_errors():
 def test_one_pass_over_many_tickers_equals_each_ticker_alone_to_the_bit():
     """Vectorised across tickers: histories of different lengths in one call (in any row order) give
     exactly, bit for bit, what each ticker's history gives alone; no value leaks across tickers."""
-    from krxflow.upkeep import indicators
+    from krxflow import indicators
 
     raw, _ = market.indicator_market()
     prices = raw[["ticker", "trade_date", "high", "low", "close"]]
@@ -196,3 +198,67 @@ def test_one_pass_over_many_tickers_equals_each_ticker_alone_to_the_bit():
             np.testing.assert_array_equal(mine[column].to_numpy(), alone[column].to_numpy(), err_msg=f"{ticker} {column}")
     short = together[together["ticker"] == "000030"]
     assert short["ma200"].isna().all() and short["macd"].notna().sum() == 30 - 25
+
+
+def fixed_prices() -> pd.DataFrame:
+    """Four tickers of known prices (no random generator: an integer LCG): a long history, one with a
+    flat stretch (RSI and stochastic at their "no move" values) and three halted days, one too short
+    for most indicators, and one with 4-decimal (adjusted) prices."""
+    days = pd.bdate_range("2021-01-04", periods=260).date
+    rows, state = [], 12345
+
+    def step() -> float:
+        nonlocal state
+        state = (state * 1103515245 + 12345) % 2**31
+        return state / 2**31
+
+    for ticker, length, start, decimals in (("000010", 260, 50_000, 0), ("000020", 230, 9_000, 0),
+                                            ("000030", 40, 1_500, 0), ("000040", 250, 1234.5678, 4)):
+        close = start
+        for i, day in enumerate(days[:length]):
+            close = max(10.0, close * (1 + (step() - 0.5) * 0.08))
+            if ticker == "000020" and 60 <= i < 80:
+                close = 9_000.0
+            c = round(close, decimals)
+            spread = round(c * step() * 0.03, decimals)
+            high, low = c + spread, c - round(c * step() * 0.03, decimals)
+            if ticker == "000020" and 60 <= i < 80:
+                high = low = c
+            if ticker == "000020" and i in (100, 101, 102):
+                high = low = None
+            rows.append({"ticker": ticker, "trade_date": day, "high": high, "low": low, "close": c})
+    return pd.DataFrame(rows)
+
+
+#: sha256 (first 16 hex digits) of each output column's float64 bytes (NaN canonical) and its NaN
+#: count, as computed by krxflow.upkeep.indicators.compute at 73757b5, before the maths moved.
+PREVIOUS_OUTPUT = {
+    "close": ("bc03f5eac98bbe9b", 0), "ma5": ("93e4ea707c351174", 16), "ma20": ("5c9e3a0e2bf11c76", 76),
+    "ma60": ("bdfb022ee6e562de", 217), "ma120": ("20894b740e94525c", 397), "ma200": ("560c203cbf8d3deb", 637),
+    "bb_middle": ("5c9e3a0e2bf11c76", 76), "bb_upper": ("0d3286389dc31e0e", 76),
+    "bb_lower": ("12df54ff6410444c", 76), "rsi14": ("da9277c3a1a118de", 56), "macd": ("04a8c289ee2a2e25", 100),
+    "macd_signal": ("145453f0852c840b", 132), "macd_hist": ("b6d1d49a05cf41dd", 132),
+    "stoch_k": ("e8260c35654d5c39", 60), "stoch_d": ("34b6b56023e300c7", 68),
+}
+
+
+def test_pure_maths_equals_the_previous_output_to_the_bit():
+    """krxflow.indicators.compute, on a fixed input in shuffled row order, gives every value the
+    indicator fill gave before its maths was split from its database I/O (same bits, same NULLs)."""
+    from krxflow import indicators
+
+    prices = fixed_prices()
+    out = indicators.compute(prices.sample(frac=1.0, random_state=3))
+    assert len(out) == len(prices) == 780
+    assert list(out.columns) == ["ticker", "trade_date", "close", *indicators.INDICATOR_COLUMNS]
+    assert out["ticker"].tolist() == sorted(prices["ticker"].tolist())
+    got = {}
+    for column in PREVIOUS_OUTPUT:
+        values = out[column].to_numpy(dtype="float64")
+        canonical = np.where(np.isnan(values), np.nan, values)
+        got[column] = (hashlib.sha256(canonical.tobytes()).hexdigest()[:16], int(np.isnan(values).sum()))
+    assert got == PREVIOUS_OUTPUT
+    # the fixed input reaches the cases it is there for
+    flat = out[(out["ticker"] == "000020")].iloc[77:80]
+    assert (flat["stoch_k"] == 50.0).all() and (flat["stoch_d"] == 50.0).all()
+    assert out[out["ticker"] == "000030"]["ma200"].isna().all()

@@ -393,7 +393,8 @@ def _copy(conn: psycopg.Connection, target: sql.Identifier, columns: list[str],
             copy.write(BINARY_HEADER)
         for table in batches:
             if fields:
-                copy.write(encode_rows(table, fields))
+                for block in encode_rows(table, fields):
+                    copy.write(block)
             else:
                 buffer = io.BytesIO()
                 pacsv.write_csv(table, buffer, _CSV_OPTIONS)

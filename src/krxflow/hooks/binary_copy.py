@@ -19,11 +19,13 @@ with ``p <= 18``. The stored values are the ones the text COPY stores, to the bi
 
 * doubles are sent as they are (the text path sends their shortest round-trip repr, which
   parses back to the same double);
-* a ``numeric(p, s)`` value arrives from validation as exact decimal text (a float's shortest
-  repr, or a Decimal); it is read as an integer mantissa and a decimal exponent and rounded to
-  ``s`` decimals half away from zero, exactly as ``numeric_in`` followed by the column's typmod
-  does, then sent as base-10000 digits with ``dscale = s`` (the server strips the zero digit
-  groups and applies the typmod again, a no-op).
+* a ``numeric(p, s)`` value arrives from validation as a double (the text path would send its
+  shortest repr) or as exact decimal text (a Decimal, a number given as text); text is read as an
+  integer mantissa and a decimal exponent and rounded to ``s`` decimals half away from zero,
+  exactly as ``numeric_in`` followed by the column's typmod does; a double with at most ``s``
+  decimals is scaled arithmetically to the same integer (:func:`_scaled_floats`, the others go
+  through their repr); then it is sent as base-10000 digits with ``dscale = s`` (the server strips
+  the zero digit groups and applies the typmod again, a no-op).
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ _NUMERIC_MAX_PRECISION = 18  # the scaled value fits an int64
 _DECIMAL_TEXT = r"^(?P<sign>[+-]?)(?P<whole>[0-9]*)(?:\.(?P<fraction>[0-9]*))?(?:[eE]\+?(?P<exp>-?[0-9]{1,6}))?$"
 _POW10 = np.array([10**k for k in range(19)], dtype=np.int64)
 _NUMERIC_NEG = 0x4000
+#: Scaled doubles below this are whole numbers a double holds exactly, far from any rounding doubt.
+_FLOAT_EXACT_LIMIT = float(2**50)
 
 
 @dataclass(frozen=True)
@@ -91,12 +95,14 @@ def binary_fields(columns: list[ColumnSpec]) -> list[_Field] | None:
     return fields
 
 
-def encode_rows(table: pa.Table, fields: list[_Field]) -> bytes:
+def encode_rows(table: pa.Table, fields: list[_Field]) -> list[memoryview]:
     """The rows of ``table`` (the writer's validated batch, columns in ``fields`` order) as binary COPY
-    tuples, without the header and trailer."""
+    tuples, without the header and trailer: one block of bytes per row layout, each a view of the
+    array it was encoded into, to be sent as it is (joining or copying them to ``bytes`` cost as much
+    as encoding a table of doubles)."""
     n = table.num_rows
     if n == 0:
-        return b""
+        return []
     valid, payloads, text_lengths = [], [], {}
     for i, field in enumerate(fields):
         column = table.column(i)
@@ -114,10 +120,7 @@ def encode_rows(table: pa.Table, fields: list[_Field]) -> bytes:
     layout = _layouts(valid, text_lengths)
     order = np.argsort(layout, kind="stable")
     bounds = np.flatnonzero(np.diff(layout[order])) + 1
-    parts = []
-    for rows in np.split(order, bounds):
-        parts.append(_encode_group(rows, fields, valid, payloads, text_lengths))
-    return b"".join(parts)
+    return [_encode_group(rows, fields, valid, payloads, text_lengths) for rows in np.split(order, bounds)]
 
 
 def _layouts(valid: list[np.ndarray], text_lengths: dict[int, np.ndarray]) -> np.ndarray:
@@ -132,7 +135,7 @@ def _layouts(valid: list[np.ndarray], text_lengths: dict[int, np.ndarray]) -> np
     return pd.DataFrame(keys).groupby(list(keys), sort=False).ngroup().to_numpy()
 
 
-def _encode_group(rows: np.ndarray, fields: list[_Field], valid, payloads, text_lengths) -> bytes:
+def _encode_group(rows: np.ndarray, fields: list[_Field], valid, payloads, text_lengths) -> memoryview:
     """Rows of one layout, as one packed structured array: each column is one typed assignment (numpy
     writes big-endian fields itself), so no Python loop over rows and no byte-by-byte copies."""
     first = rows[0]
@@ -163,7 +166,7 @@ def _encode_group(rows: np.ndarray, fields: list[_Field], valid, payloads, text_
                                               "itemsize": at}))
     for name, value in zip(names, values):
         out[name] = value
-    return out.tobytes()
+    return memoryview(out).cast("B")
 
 
 def _text_buffers(column: pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -212,8 +215,11 @@ def _numeric_payload(column: pa.Array, field: _Field, valid: np.ndarray) -> np.n
 
 
 def scaled_integers(column: pa.Array, scale: int, valid: np.ndarray | None = None) -> np.ndarray:
-    """Exact decimal texts as integers of ``10**-scale`` units, rounded half away from zero (``numeric_in``
-    and a typmod of that scale). NULLs (and rows not ``valid``) give 0."""
+    """Exact decimal texts (or doubles, read as their shortest repr) as integers of ``10**-scale`` units,
+    rounded half away from zero (``numeric_in`` and a typmod of that scale). NULLs (and rows not
+    ``valid``) give 0."""
+    if pa.types.is_floating(column.type):
+        return _scaled_floats(column, scale, valid)
     if column.type != pa.string():
         column = column.cast(pa.string())
     n = len(column)
@@ -248,5 +254,31 @@ def scaled_integers(column: pa.Array, scale: int, valid: np.ndarray | None = Non
         unit = Decimal(1).scaleb(-scale)
         for k in np.flatnonzero(slow):
             result[k] = int(Decimal(texts[k].strip()).quantize(unit, rounding=ROUND_HALF_UP).scaleb(scale))
+    result[~valid] = 0
+    return result
+
+
+def _scaled_floats(column: pa.Array, scale: int, valid: np.ndarray | None) -> np.ndarray:
+    """Doubles as :func:`scaled_integers` reads their shortest repr, without printing or parsing any.
+
+    ``k = rint(x * 10**scale)`` is the answer whenever ``k / 10**scale`` (a correctly rounded
+    division of exact operands) is ``x`` again and ``|k| < 2**50``: then ``k / 10**scale`` is the
+    only decimal of at most ``scale`` fraction digits that reads back as ``x`` (such decimals lie
+    ``10**-scale`` apart, more than the width of the interval that rounds to ``x``), so the shortest
+    repr of ``x`` is that decimal — it needs no more digits — and ``numeric_in`` stores exactly
+    ``k`` units. A price of at most ``scale`` decimals, the usual case, always passes. Any other
+    double (more decimals, half-way cases to round, huge values) takes the text path.
+    """
+    values = column.cast(pa.float64()).fill_null(0.0).to_numpy(zero_copy_only=False)
+    if valid is None:
+        valid = ~np.asarray(column.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    unit = float(10**scale)
+    with np.errstate(invalid="ignore", over="ignore"):
+        scaled = np.rint(values * unit)
+        exact = (np.abs(scaled) < _FLOAT_EXACT_LIMIT) & (scaled / unit == values)
+    result = np.where(exact, scaled, 0.0).astype(np.int64)
+    slow = valid & ~exact
+    if slow.any():
+        result[slow] = scaled_integers(column.filter(pa.array(slow)).cast(pa.string()), scale)
     result[~valid] = 0
     return result

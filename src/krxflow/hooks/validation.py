@@ -37,8 +37,6 @@ from krxflow.market_time import kst_today
 #: How far ahead of today a partition-key date may lie.
 FUTURE_HORIZON = dt.timedelta(days=400)
 
-#: PostgreSQL float types: their values stay floats (binary COPY sends them as they are).
-_FLOAT_TYPES = ("double precision", "real")
 _TRUE = {"true", "t", "y", "yes", "1"}
 _FALSE = {"false", "f", "n", "no", "0"}
 
@@ -56,15 +54,22 @@ class _Checker:
 
     def __init__(self, index: pd.Index):
         self.reasons = pd.Series(None, index=index, dtype=object)
+        self._failed = np.zeros(len(index), dtype=bool)
 
-    def fail(self, bad: pd.Series, reason: str) -> None:
-        bad = bad.fillna(False).astype(bool)
-        if bad.any():
-            self.reasons = self.reasons.where(self.reasons.notna() | ~bad, reason)
+    def fail(self, bad, reason: str) -> None:
+        """Give ``reason`` to the rows flagged in ``bad`` (a boolean Series on the batch's index, NA
+        counting as not bad, or an array in the batch's row order) that have none yet."""
+        if isinstance(bad, pd.Series):
+            bad = bad.to_numpy(dtype=bool, na_value=False)
+        new = np.asarray(bad, dtype=bool) & ~self._failed
+        if new.any():  # the usual batch fails nothing: no Series work then
+            self.reasons[new] = reason
+            self._failed |= new
 
     @property
-    def ok(self) -> pd.Series:
-        return self.reasons.isna()
+    def ok(self) -> np.ndarray:
+        """The rows with no failure, in the batch's row order."""
+        return ~self._failed
 
 
 def _sample_text(values: pd.Series, bad: pd.Series) -> str:
@@ -128,7 +133,7 @@ def _bounds(col: ColumnSpec) -> list[tuple]:
     return bounds
 
 
-def _check_bounds(numbers: pd.Series, col: ColumnSpec, check: _Checker) -> None:
+def _check_bounds(numbers: pd.Series | np.ndarray, col: ColumnSpec, check: _Checker) -> None:
     for outside, reason in _bounds(col):
         check.fail(outside(numbers), reason)
 
@@ -168,23 +173,25 @@ def _convert_integer(series: pd.Series, col: ColumnSpec, check: _Checker) -> pd.
 
 
 def _convert_numeric(series: pd.Series, col: ColumnSpec, check: _Checker) -> pd.Series | pa.Array:
-    """Numbers as exact text for PostgreSQL: floats by their shortest repr, Decimals and text as given."""
+    """Numbers for PostgreSQL: floats stay floats (numeric columns too: the text COPY prints their
+    shortest repr, the binary COPY scales them to the same exact decimal), Decimals and text become
+    exact text."""
     limit = None
     if col.numeric_precision is not None and col.pg_type.startswith("numeric"):
         limit = 10 ** (col.numeric_precision - (col.numeric_scale or 0))
     if pd.api.types.is_bool_dtype(series):
         series = series.astype("Int64")
-    if pd.api.types.is_numeric_dtype(series):
-        numbers = series.astype("float64")
-        check.fail(pd.Series(np.isinf(numbers.to_numpy()), index=series.index), f"{col.name}: not finite")
+    if pd.api.types.is_numeric_dtype(series):  # numpy throughout: most of a batch of doubles' time otherwise
+        numbers = series.to_numpy(dtype="float64", na_value=np.nan)
+        check.fail(np.isinf(numbers), f"{col.name}: not finite")
         if limit is not None:
-            over = numbers.abs() >= limit
-            check.fail(over, f"{col.name}: does not fit {col.pg_type} ({_sample_text(series, over)})")
+            over = np.abs(numbers) >= limit
+            if over.any():
+                check.fail(over, f"{col.name}: does not fit {col.pg_type} "
+                                 f"({_sample_text(series, pd.Series(over, index=series.index))})")
         _check_bounds(numbers, col, check)
-        finite = pa.array(numbers.where(np.isfinite(numbers)), from_pandas=True, type=pa.float64())
-        if col.pg_type in _FLOAT_TYPES:  # kept binary: the CSV writer prints the same shortest repr
-            return finite
-        return finite.cast(pa.string())  # exact text for numeric: 1.1 stays "1.1"
+        # kept binary: the CSV writer prints the shortest repr (1.1 stays "1.1", exact for numeric)
+        return pa.array(np.where(np.isfinite(numbers), numbers, np.nan), from_pandas=True, type=pa.float64())
     exact = _parse_objects(series, col, check, _parse_decimal)
     if limit is not None:
         over = pd.Series([v is not None and abs(v) >= limit for v in exact], index=series.index, dtype=bool)
@@ -353,11 +360,11 @@ def validate(frame: pd.DataFrame, spec: TableSpec, columns: list[str], key: list
         if name in key or col.not_null:
             missing = values.is_null().to_numpy(zero_copy_only=False) if isinstance(values, pa.Array) \
                 else values.isna().to_numpy()
-            check.fail(pd.Series(missing, index=frame.index) & check.ok,
+            check.fail(missing & check.ok,
                        f"{name}: empty, but the column requires a value")
         converted[name] = values
 
-    ok = check.ok.to_numpy()
+    ok = check.ok
     if ok.all():
         arrays = [_to_arrow(converted[n], spec.columns[n]) for n in columns]
         rejected = frame.iloc[0:0][columns].assign(reason=pd.Series(dtype=object))
