@@ -164,7 +164,8 @@ def _fill_indicators(checkout: Path) -> dict:
         conn.execute("CHECKPOINT")  # the previous round's dirty pages are not this round's work
         name = f"krxflow-bench-indicators-{os.getpid()}"
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
-        env = {**os.environ, "PYTHONPATH": f"{checkout / 'plugins'}:{checkout}",
+        package = checkout / "src" if (checkout / "src" / "krxflow").is_dir() else checkout / "plugins"  # older layout
+        env = {**os.environ, "PYTHONPATH": f"{package}:{checkout}",
                "KRXFLOW_SQL_DIR": str(checkout / "include" / "sql"), "PGAPPNAME": name}
         processes = [subprocess.Popen([sys.executable, "-c", FILL_ONE_SOURCE, source], env=env, cwd=checkout,
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

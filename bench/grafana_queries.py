@@ -106,6 +106,8 @@ def load(conn, tickers: int, years: int) -> dict:
     recent = trading_days(last - dt.timedelta(days=14), last)  # the krx_market_reports DAG's reports
     written = sample_data.load_reports(hook, SampleSource(tickers=tickers), recent)
     at = step(f"the other KRX reports of {len(recent)} sessions ({sum(written.values()):,} rows)", at)
+    universe = sample_data.load_universe(hook, SampleSource(tickers=tickers), [recent[0], last])  # the $day panels
+    at = step(f"the universe of 2 sessions ({sum(u['members_entered'] for u in universe):,} memberships)", at)
     stats = sample_data.load_pipeline_history(hook, conn, dt.datetime.now(KST))
     step(f"load_stats history ({stats:,} rows)", at)
     conn.execute("ANALYZE")
@@ -168,7 +170,7 @@ def cases(data: dict, repeat: int, seed: int = 6):
             combos = [dict(zip(switches, c)) for c in itertools.product(*switches.values())] or [{}]
             for time_range, combo, _ in itertools.product(ranges, combos, range(repeat)):
                 pool = data["intraday"] if dashboard["uid"] == "krxflow-intraday" else pools[time_range]
-                values = {"ticker": rng.choice(pool), "market": ["KOSPI", "KOSDAQ"], **combo}
+                values = {"ticker": rng.choice(pool), "market": ["KOSPI", "KOSDAQ"], "day": str(data["last"]), **combo}
                 yield q, time_range, values, multi
 
 

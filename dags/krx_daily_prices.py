@@ -16,7 +16,9 @@ when something is off). Emits the `daily_prices` Asset.
 Any range, by date: `airflow backfill create --dag-id krx_daily_prices --from-date 2024-01-01
 --to-date 2024-03-31` (dates are read as KST dates; only sessions get runs). Rerunning a date
 changes nothing. A manual run on a holiday is skipped. Runs in the `krx_api` pool; a KRX block
-fails the task at once and opens the circuit (no retries into a block).
+fails the task at once and opens the circuit (no retries into a block). A session KRX has not published yet
+(every price "-") writes nothing and fails the try with "KRX has not published <day> yet"; the
+retries load it once published.
 """
 
 from __future__ import annotations

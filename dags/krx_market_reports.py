@@ -29,7 +29,9 @@ day's state in one row of the grid, and the Param chooses the reports as a per-f
 Any range, by date: `airflow backfill create --dag-id krx_market_reports --from-date 2024-01-01
 --to-date 2024-03-31` (only sessions get runs; `--run-backwards` is not needed). Reruns change
 nothing. A manual run on a holiday is skipped. A KRX block fails the task at once (no retries
-into a block).
+into a block). A session KRX has not published yet (answers whose rows are all "-") writes
+nothing and fails the task with "KRX has not published <day> yet": its retries, 10 minutes apart,
+load the day once KRX publishes it. KONEX tickers of the all-market answers are left out.
 """
 
 from __future__ import annotations

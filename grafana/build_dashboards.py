@@ -257,6 +257,31 @@ FULL JOIN (SELECT * FROM krx_short_balance WHERE ticker = '$ticker' AND trade_da
     ON b.trade_date = t.trade_date
 ORDER BY 1"""
 
+# ------------------------------------------------------------------------------------ The universe (issue 27)
+#: The sessions of the time range, newest first: the ``day`` variable (Grafana picks the newest by default).
+DAY_VARIABLE_SQL = f"""SELECT DISTINCT trade_date::text AS __text, trade_date::text AS __value
+FROM daily_market_summary
+WHERE trade_date BETWEEN {KST_FROM} AND {KST_TO}
+ORDER BY 2 DESC"""
+
+#: ``$day`` as a date (no session in the range: NULL, and the panels show nothing).
+CHOSEN_DAY = "NULLIF('$day', '')::date"
+
+SECTOR_HEAT_MAP_SQL = f"""SELECT r.market, r.industry, r.change_rate, r.market_cap, r.tickers
+FROM industry_returns_on({CHOSEN_DAY}) r
+WHERE r.market IN ($market)
+ORDER BY r.market_cap DESC NULLS LAST, r.market, r.industry
+LIMIT 100"""
+
+INDEX_MEMBERSHIP_SQL = f"""SELECT m.index_code, coalesce(i.name, m.index_code) AS index_name, i.index_group,
+       m.entered_on, m.exited_on, industry_on(m.ticker, {CHOSEN_DAY}) AS industry
+FROM krx_index_members m
+LEFT JOIN krx_indices i ON i.index_code = m.index_code
+WHERE m.ticker = '$ticker' AND m.entered_on <= {CHOSEN_DAY}
+  AND (m.exited_on IS NULL OR m.exited_on > {CHOSEN_DAY})
+ORDER BY m.index_code
+LIMIT 100"""
+
 INDEX_CHOICES = [("코스피", "1001"), ("코스피 200", "1028"), ("코스닥", "2001"), ("코스닥 150", "2203"),
                  ("KRX 300", "5300")]
 
@@ -443,9 +468,9 @@ def target(sql: str, fmt: str) -> dict:
 
 def panel(pid: int, title: str, ptype: str, sql: str, fmt: str, grid: tuple[int, int, int, int], *,
           description: str = "", unit: str | None = None, options: dict | None = None,
-          overrides: list | None = None, custom: dict | None = None) -> dict:
+          overrides: list | None = None, custom: dict | None = None, field_defaults: dict | None = None) -> dict:
     x, y, w, h = grid
-    defaults: dict = {}
+    defaults: dict = dict(field_defaults or {})
     if unit:
         defaults["unit"] = unit
     if custom:
@@ -486,6 +511,15 @@ def ticker_variable() -> dict:
         "query": TICKER_VARIABLE_SQL, "definition": TICKER_VARIABLE_SQL, "refresh": 1, "sort": 0,
         "multi": False, "includeAll": False, "hide": 0,
         "current": {"text": "삼성전자 (005930)", "value": "005930"},
+    }
+
+
+def day_variable() -> dict:
+    """The session the universe panels show: a session of the time range (newest by default)."""
+    return {
+        "name": "day", "label": "Session (KST)", "type": "query", "datasource": DS,
+        "query": DAY_VARIABLE_SQL, "definition": DAY_VARIABLE_SQL, "refresh": 2, "sort": 0,
+        "multi": False, "includeAll": False, "hide": 0, "current": {},
     }
 
 
@@ -571,15 +605,21 @@ def stock_dashboard() -> dict:
               overrides=[{"matcher": {"id": "byName", "options": "balance_ratio"},
                           "properties": [{"id": "unit", "value": "percent"},
                                          {"id": "custom.axisPlacement", "value": "right"}]}]),
+        panel(12, "$ticker index memberships on $day", "table", INDEX_MEMBERSHIP_SQL, "table", (0, 53, 24, 7),
+              description="The followed indices (KOSPI 200, KOSDAQ 150, KRX 300, the KOSPI/KOSDAQ sector indices) "
+                          "the stock belonged to on the chosen session, with the membership's entry and exit "
+                          "(empty: still a member) and its KRX industry that day (krx_index_members, "
+                          "industry_on)."),
     ]
     variables = [
         ticker_variable(),
         custom_variable("interval", "Candle", [("day", "day"), ("week", "week"), ("month", "month")], "day"),
         custom_variable("adjusted", "Prices", [("Raw", "false"), ("Adjusted", "true")], "true"),
+        day_variable(),
     ]
     return dashboard("krxflow-stock", "krxflow · Stock", "One stock: candles, moving averages, Bollinger bands, "
-                     "volume, RSI, MACD and Stochastic. Adjusted by default (from KRX's base prices); "
-                     "ex-dates are annotated with their factor.", panels, variables, time_from="now-1y",
+                     "volume, RSI, MACD and Stochastic, KRX's reports and the index memberships on a session. "
+                     "Adjusted by default (from KRX's base prices); ex-dates are annotated with their factor.", panels, variables, time_from="now-1y",
                      annotations=[sql_annotation("Ex-dates (adjustment factors)", EX_DATES_SQL, "orange")])
 
 
@@ -633,11 +673,22 @@ ORDER BY market""", "table", (0, 16, 24, 4),
         panel(13, "Most-shorted tickers (last balance)", "table", MOST_SHORTED_SQL, "table", (12, 52, 12, 8),
               description="Short balance as % of listed shares (krx_short_balance, two sessions late) and "
                           "that day's short share of volume."),
+        panel(14, "Sector heat map ($day)", "stat", SECTOR_HEAT_MAP_SQL, "table", (0, 60, 24, 10), unit="percent",
+              description="Cap-weighted return (%) of each KRX industry of the selected markets on the chosen "
+                          "session, biggest industries first: every ticker's change against its base price "
+                          "weighted by its market cap (industry_returns_on). Red up, blue down.",
+              options={"reduceOptions": {"calcs": ["lastNotNull"], "values": True,
+                                                      "fields": "/^change_rate$/"},
+                                    "colorMode": "background", "graphMode": "none", "textMode": "value_and_name",
+                                    "orientation": "auto", "justifyMode": "center", "wideLayout": True},
+              field_defaults={"decimals": 2, "min": -3, "max": 3,
+                              "color": {"mode": "continuous-BlYlRd", "fixedColor": "red"}}),
     ]
     variables = [multi_variable("market", "Market", ["KOSPI", "KOSDAQ"]),
-                 custom_variable("index", "Index", INDEX_CHOICES, "1001")]
+                 custom_variable("index", "Index", INDEX_CHOICES, "1001"), day_variable()]
     return dashboard("krxflow-market", "krxflow · Market", "KOSPI/KOSDAQ breadth, trading value, returns, "
-                     "movers and market-cap leaders (days are KST trading days).", panels, variables,
+                     "movers, market-cap leaders and the sector heat map of a session (days are KST trading "
+                     "days).", panels, variables,
                      time_from="now-6M")
 
 

@@ -7,6 +7,8 @@ Used by the read-side tests and by ``bench/grafana_queries.py``:
   written with :class:`~krxflow.hooks.BatchedPostgresHook` exactly like the ingest DAGs do;
 * ``load_reports`` — the other daily KRX reports of some sessions (issue 17), as the
   ``krx_market_reports`` DAG loads them;
+* ``load_universe`` — industries, index constituents and delistings of some sessions (issue 27),
+  as the ``krx_universe`` DAG loads them;
 * ``refresh_read_models`` — the upkeep module's materialized-view refresh and indicator update;
 * ``load_intraday`` — one KST session of KIS-like snapshots and 10-level order books;
 * ``load_pipeline_stats`` — the ``load_stats`` rows the pipeline-health dashboard reads that are
@@ -89,6 +91,14 @@ def load_reports(hook, source, days) -> dict[str, int]:
             result = load_report(source, name, day, hook=hook)
             written[report.table] = written.get(report.table, 0) + result["inserted"] + result["updated"]
     return written
+
+
+def load_universe(hook, source, days) -> list[dict]:
+    """The universe (industries, index constituents, delistings) of the sessions ``days`` from
+    ``source``, through the universe's own loader (every followed index asked on each); its results."""
+    from krxflow.krx.universe import load_universe as load
+
+    return [load(source, day, hook=hook, indices="all") for day in days]
 
 
 def refresh_read_models(conn, hook) -> list[str]:

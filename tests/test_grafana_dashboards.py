@@ -29,6 +29,9 @@ FIRST, LAST = dt.date(2023, 1, 2), dt.date(2024, 12, 30)
 INTRADAY_DAY = dt.date(2024, 12, 30)
 #: Sessions whose other KRX reports (issue 17) are loaded for the report panels.
 REPORT_SESSIONS = [dt.date(2024, 12, d) for d in (16, 17, 18, 19, 20, 23, 24, 26, 27, 30)]
+#: Sessions whose universe (issue 27) is loaded, and the one the universe panels are shown for.
+UNIVERSE_SESSIONS = [dt.date(2024, 12, 2), dt.date(2024, 12, 30)]
+UNIVERSE_DAY = dt.date(2024, 12, 30)
 SAMSUNG = "005930"
 DASHBOARDS = panel_sql.load_dashboards()
 
@@ -46,6 +49,7 @@ EXPECTED_COLUMNS = {
     ("krxflow-stock", 9): ["time", "metric", "net_value"],
     ("krxflow-stock", 10): ["time", "per", "pbr", "dividend_yield"],
     ("krxflow-stock", 11): ["time", "short_volume", "balance_quantity", "balance_ratio"],
+    ("krxflow-stock", 12): ["index_code", "index_name", "index_group", "entered_on", "exited_on", "industry"],
     ("krxflow-market", 1): ["time", "metric", "advancers", "decliners"],
     ("krxflow-market", 2): ["time", "metric", "ad_line"],
     ("krxflow-market", 3): ["time", "metric", "trading_value"],
@@ -60,6 +64,7 @@ EXPECTED_COLUMNS = {
                              "individuals_net_value"],
     ("krxflow-market", 12): ["time", "metric", "per_p25", "per_median", "per_p75", "pbr_median"],
     ("krxflow-market", 13): ["ticker", "name", "market", "balance_ratio", "balance_value", "short_share_of_volume_pct"],
+    ("krxflow-market", 14): ["market", "industry", "change_rate", "market_cap", "tickers"],
     ("krxflow-intraday", 1): ["time", "price"],
     ("krxflow-intraday", 2): ["time", "price", "change_rate", "cum_volume", "halted"],
     ("krxflow-intraday", 3): ["time", "volume"],
@@ -181,10 +186,12 @@ def loaded():
         conn.execute(sql.SQL("TRUNCATE stocks, daily_prices, daily_prices_adjusted, daily_indicators, "
                              "intraday_quotes, order_books, trades, minute_bars, load_stats, krx_indices, krx_index_prices, "
                              "krx_investor_trading, krx_fundamentals, krx_short_selling, krx_short_balance, "
-                             "krx_foreign_ownership"))
+                             "krx_foreign_ownership, krx_industry_history, krx_index_members, krx_delistings, "
+                             "krx_universe_checks, stock_changes"))
         hook = BatchedPostgresHook(stats_context={"dag_id": "krx_daily_prices", "run_id": "test", "task_id": "load"})
         sample_data.load_market(hook, SampleSource(tickers=30), FIRST, LAST)
         sample_data.load_reports(hook, SampleSource(tickers=30), REPORT_SESSIONS)
+        sample_data.load_universe(hook, SampleSource(tickers=30), UNIVERSE_SESSIONS)
         sample_data.refresh_read_models(conn, hook)
         tickers = [SAMSUNG] + [r[0] for r in conn.execute(
             "SELECT ticker FROM stocks WHERE NOT delisted AND ticker <> %s ORDER BY ticker LIMIT 2", (SAMSUNG,))]
@@ -217,7 +224,7 @@ def _variable_combinations(q: panel_sql.PanelQuery):
     """Every combination of the custom variables the panel uses (query variables get a sample value)."""
     dashboard = next(d for d in DASHBOARDS.values() if d["uid"] == q.dashboard_uid)
     variables = panel_sql.variables(dashboard)
-    fixed = {"ticker": SAMSUNG, "market": ["KOSPI", "KOSDAQ"]}
+    fixed = {"ticker": SAMSUNG, "market": ["KOSPI", "KOSDAQ"], "day": str(UNIVERSE_DAY)}
     choices = {name: v.options for name, v in variables.items()
                if v.type == "custom" and not v.multi and re.search(rf"\${name}\b", q.raw_sql)}
     names = sorted(choices)
@@ -269,7 +276,8 @@ def _one(conn, uid, panel_id, values, now):
     q = next(q for q in ALL_QUERIES if (q.dashboard_uid, q.panel_id) == (uid, panel_id))
     dashboard = next(d for d in DASHBOARDS.values() if d["uid"] == uid)
     multi = {n for n, v in panel_sql.variables(dashboard).items() if v.multi}
-    return run_panel(conn, q, {"ticker": SAMSUNG, "market": ["KOSPI", "KOSDAQ"], **values}, multi, now)
+    return run_panel(conn, q, {"ticker": SAMSUNG, "market": ["KOSPI", "KOSDAQ"], "day": str(UNIVERSE_DAY), **values},
+                     multi, now)
 
 
 def test_daily_candles_sit_on_kst_midnight_of_their_trading_day(grafana_conn, loaded):
@@ -396,3 +404,56 @@ def test_report_panels_show_the_loaded_reports(grafana_conn, loaded):
     assert ratios == sorted(ratios, reverse=True) and ratios[0] > 0
     _, investors = _one(grafana_conn, "krxflow-stock", 9, {}, loaded["now"])
     assert {m for _, m, _ in investors} == {"institutions", "foreigners", "individuals", "other corporations"}
+
+
+def test_the_day_variable_lists_the_sessions_of_the_range_newest_first(grafana_conn, loaded):
+    for uid in ("krxflow-stock", "krxflow-market"):
+        dashboard = next(d for d in DASHBOARDS.values() if d["uid"] == uid)
+        day = panel_sql.variables(dashboard)["day"]
+        assert day.type == "query" and not day.multi
+        expanded = panel_sql.expand(day.query, kst_range("2024-12-01", str(LAST)), {}, multi=set(), interval="1d")
+        cursor = grafana_conn.execute(expanded)
+        assert [d.name for d in cursor.description] == ["__text", "__value"]
+        days = [r[1] for r in cursor.fetchall()]
+        assert days[0] == str(LAST) and days == sorted(days, reverse=True) and len(days) == len(set(days)) > 15
+
+
+def test_the_sector_heat_map_is_each_industrys_cap_weighted_return_on_the_day(grafana_conn, loaded):
+    columns, rows = _one(grafana_conn, "krxflow-market", 14, {}, loaded["now"])
+    grafana_conn.execute("RESET ROLE")
+    expected = grafana_conn.execute(
+        """SELECT i.market, i.industry, count(*), sum(p.market_cap),
+                  round(100 * (sum(p.market_cap) / sum(p.market_cap / (1 + p.change_rate / 100)) - 1), 2)
+           FROM industries_on(%(day)s) i JOIN daily_prices p ON p.ticker = i.ticker AND p.trade_date = %(day)s
+           WHERE p.change_rate IS NOT NULL GROUP BY 1, 2""", {"day": UNIVERSE_DAY}).fetchall()
+    got = {(r[0], r[1]): (r[4], r[3], r[2]) for r in rows}
+    assert got == {(m, i): (n, cap, rate) for m, i, n, cap, rate in expected}
+    assert {r[0] for r in rows} == {"KOSPI", "KOSDAQ"} and len(rows) > 5
+    caps = [r[3] for r in rows]
+    assert caps == sorted(caps, reverse=True)  # the biggest industries first
+    assert sum(caps) == grafana_conn.execute("SELECT sum(market_cap) FROM daily_prices WHERE trade_date = %s AND "
+                                             "ticker IN (SELECT ticker FROM industries_on(%s))",
+                                             (UNIVERSE_DAY, UNIVERSE_DAY)).fetchone()[0]
+    _, kospi = _one(grafana_conn, "krxflow-market", 14, {"market": ["KOSPI"]}, loaded["now"])
+    assert kospi and {r[0] for r in kospi} == {"KOSPI"}
+    heat_map = next(p for p in panel_sql.iter_panels(DASHBOARDS["market.json"]) if p["id"] == 14)
+    assert heat_map["options"]["reduceOptions"] == {"calcs": ["lastNotNull"], "values": True,
+                                                    "fields": "/^change_rate$/"}
+
+
+def test_the_index_membership_panel_lists_the_stocks_indices_on_the_day(grafana_conn, loaded):
+    columns, rows = _one(grafana_conn, "krxflow-stock", 12, {}, loaded["now"])
+    codes = {r[0] for r in rows}
+    grafana_conn.execute("RESET ROLE")
+    members_of = {code for (code,) in grafana_conn.execute(
+        "SELECT DISTINCT index_code FROM krx_index_members WHERE ticker = %s", (SAMSUNG,))}
+    on_day = {code for code in members_of if grafana_conn.execute(
+        "SELECT count(*) FROM universe_on(%s, %s) WHERE ticker = %s", (code, UNIVERSE_DAY, SAMSUNG)).fetchone()[0]}
+    assert codes == on_day and "1028" in codes  # Samsung is in the KOSPI 200
+    assert all(r[3] <= UNIVERSE_DAY and (r[4] is None or r[4] > UNIVERSE_DAY) for r in rows)
+    kospi200 = next(r for r in rows if r[0] == "1028")
+    assert kospi200[1] == "코스피 200" and kospi200[3] == UNIVERSE_SESSIONS[0]
+    assert {r[5] for r in rows} == {grafana_conn.execute("SELECT industry_on(%s, %s)",
+                                                          (SAMSUNG, UNIVERSE_DAY)).fetchone()[0]} != {None}
+    _, earlier = _one(grafana_conn, "krxflow-stock", 12, {"day": "2024-11-29"}, loaded["now"])
+    assert earlier == [], "before the first loaded session krxflow knows no membership"

@@ -116,3 +116,26 @@ def test_login_role_script_refuses_to_run_without_its_variables(pg):
     done = _psql("grafana_user=nobody_here")
     assert done.returncode != 0
     assert "grafana_password" in done.stderr
+
+
+POINT_IN_TIME = ("industry_on(text, date)", "industries_on(date)", "universe_on(text, date)",
+                 "industry_returns_on(date)")
+
+
+def test_role_runs_the_point_in_time_functions_even_without_public_execute(pg):
+    """Grafana's sector heat map and index-membership panel call the universe's functions as the
+    role: granted to it by name (migration 1410), not only through PUBLIC's default EXECUTE."""
+    grants = {r[0] for r in pg.execute(
+        "SELECT p.oid::regprocedure::text FROM pg_proc p, aclexplode(p.proacl) a "
+        "WHERE a.grantee = %s::regrole AND a.privilege_type = 'EXECUTE'", (ROLE,))}
+    assert {f.replace(" ", "") for f in POINT_IN_TIME} <= grants, grants
+    for table in ("krx_industry_history", "krx_index_members", "krx_delistings", "krx_universe_checks"):
+        assert pg.execute("SELECT has_table_privilege(%s, %s, 'SELECT')", (ROLE, table)).fetchone()[0], table
+    pg.execute("SET ROLE krxflow_readonly")
+    try:
+        assert pg.execute("SELECT count(*) >= 0 FROM industry_returns_on(current_date)").fetchone()[0]
+        assert pg.execute("SELECT count(*) >= 0 FROM universe_on('1028', current_date)").fetchone()[0]
+        assert pg.execute("SELECT industry_on('005930', current_date) IS NULL OR true").fetchone()[0]
+        assert pg.execute("SELECT count(*) >= 0 FROM industries_on(current_date)").fetchone()[0]
+    finally:
+        pg.execute("RESET ROLE")

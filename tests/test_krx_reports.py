@@ -408,3 +408,135 @@ def test_the_reports_keep_the_documented_promises_at_the_wire(monkeypatch, marke
     assert replay.received["login"] == 1 and replay.received["login_page"] == 1
     assert replay.total == 3 + sum(r.requests for r in REPORTS.values())
     assert min(replay.gaps()) >= interval
+
+
+# ---------------------------------------------------------------------------- a session KRX has not published (issue 27, 7)
+#: What a load sends before the first all-"-" answer stops it (the index finder is not by day).
+FIRST_ANSWER = {"indices": 2, "investors": 1, "fundamentals": 1, "short_selling": 1, "short_balance": 1,
+                "foreign_ownership": 1}
+
+
+def _upserts(pg, table: str) -> int:
+    return pg.execute("SELECT count(*) FROM load_stats WHERE operation = 'upsert' AND table_name = %s",
+                      (table,)).fetchone()[0]
+
+
+@pytest.mark.parametrize("name", list(REPORTS))
+def test_an_unpublished_session_writes_nothing_and_loads_once_published(krx, replay, report_db, name):
+    """KRX answers a session it has not published with its rows all "-": no NULL rows, no load
+    recorded, a clear error (the task retries); once published, the same call loads the day."""
+    from krxflow.krx.report_loading import load_report
+
+    pg, report = report_db, REPORTS[name]
+    _load_prices([dt.date(2024, 1, 2), dt.date(2024, 1, 3), DAY])
+    replay.unpublish(report.day_for(DAY))
+    with pytest.raises(errors.KrxNotPublishedError, match=f'KRX has not published {report.day_for(DAY)} yet.*all "-"'):
+        load_report(krx, name, DAY)
+    assert replay.total == FIRST_ANSWER[name]  # stopped at the first all-"-" answer
+    assert all(e["status"] == 200 for e in replay.wire())
+    assert pg.execute(f"SELECT count(*) FROM {report.table}").fetchone()[0] == 0  # noqa: S608 (test)
+    assert _upserts(pg, report.table) == 0, "the day is not recorded as loaded"
+
+    replay.publish(report.day_for(DAY))
+    loaded = load_report(krx, name, DAY)
+    assert replay.total == FIRST_ANSWER[name] + report.requests
+    assert loaded["rows_in"] > 0 and loaded["inserted"] == loaded["rows_in"]
+    assert pg.execute(f"SELECT count(*) FROM {report.table}").fetchone()[0] == loaded["rows_in"]  # noqa: S608
+
+
+def test_the_unpublished_answer_has_krx_shape_rows_listed_values_dashed(replay):
+    """The replay's unpublished answer is KRX's for a day without data: every ticker listed, with its
+    name and listed shares, and "-" for every value (the shape of the recorded holiday answer)."""
+    import json
+
+    import requests
+
+    replay.unpublish(DAY)
+    for bld, fields in (("MDCSTAT03501", {"EPS", "PER", "BPS", "PBR", "DPS", "DVD_YLD", "TDD_CLSPRC"}),
+                        ("MDCSTAT03701", {"FORN_HD_QTY", "FORN_SHR_RT", "FORN_ORD_LMT_QTY", "FORN_LMT_EXHST_RT"}),
+                        ("MDCSTAT01501", {"TDD_CLSPRC", "TDD_OPNPRC", "ACC_TRDVOL", "MKTCAP"})):
+        answer = requests.post("https://data.krx.co.kr/comm/bldAttendant/getJsonData.cmd",
+                               data={"bld": f"dbms/MDC/STAT/standard/{bld}", "trdDd": "20240104", "mktId": "ALL"})
+        rows = next(v for k, v in json.loads(answer.text).items() if k != "CURRENT_DATETIME")
+        assert len(rows) >= TICKERS // 2 and all(r["ISU_SRT_CD"] and r.get("ISU_ABBRV") for r in rows)
+        assert {r[f] for r in rows for f in fields} == {"-"}, bld
+        assert all(r.get("FLUC_TP_CD", "3") == "3" for r in rows)
+        if "LIST_SHRS" in rows[0]:
+            assert all(r["LIST_SHRS"] != "-" for r in rows)  # the listing is known, the day's values are not
+
+
+def test_daily_prices_refuse_an_unpublished_session_too(krx, replay, report_db):
+    from krxflow.krx.loading import load_daily_prices
+
+    pg = report_db
+    pg.execute("TRUNCATE daily_prices, stocks, stock_changes")
+    replay.unpublish(DAY)
+    with pytest.raises(errors.KrxNotPublishedError, match="not published"):
+        load_daily_prices(krx, DAY)
+    assert replay.received["MDCSTAT01501"] == 1
+    assert pg.execute("SELECT count(*) FROM daily_prices").fetchone()[0] == 0
+    assert pg.execute("SELECT count(*) FROM stocks").fetchone()[0] == 0, "an unpublished day places no listing"
+    replay.publish(DAY)
+    loaded = load_daily_prices(krx, DAY)
+    assert replay.received["MDCSTAT01501"] == 2
+    assert pg.execute("SELECT count(*) FROM daily_prices WHERE close IS NOT NULL").fetchone()[0] == loaded["rows_in"] > 0
+
+
+def test_konex_tickers_of_all_market_answers_are_left_out_as_the_daily_prices_leave_them(krx, market, report_db):
+    """KRX's mktId=ALL answers list KONEX tickers; the prices drop them by their market field, the
+    reports (whose answers carry no market) by the day's daily_prices, before them by stocks."""
+    from krxflow.krx.loading import load_daily_prices
+    from krxflow.krx.report_loading import load_report
+
+    pg = report_db
+    pg.execute("TRUNCATE daily_prices, stocks, stock_changes")
+    all_market = [n for n, r in REPORTS.items() if r.all_markets]
+    assert all_market == ["investors", "fundamentals", "foreign_ownership"]
+    with KrxReplay(market, konex=3) as replay:
+        konex = set(replay.konex_tickers)
+        raw = {n: set(getattr(krx, REPORTS[n].method)(DAY)["ticker"]) for n in all_market}
+        assert all(konex <= tickers for tickers in raw.values()), "the answers do carry KONEX"
+        load_daily_prices(krx, dt.date(2024, 1, 3))  # the day before: stocks knows the KOSPI/KOSDAQ tickers
+        before_prices = load_report(krx, "fundamentals", DAY)
+        load_daily_prices(krx, DAY)
+        results = {n: load_report(krx, n, DAY) for n in all_market}
+    assert before_prices["left_out"] == 3 and before_prices["listed_by"] == "stocks"
+    assert results["fundamentals"]["left_out"] == results["foreign_ownership"]["left_out"] == 3
+    assert results["investors"]["left_out"] == 3 * len(INVESTOR_TYPES)
+    assert {r["listed_by"] for r in results.values()} == {"daily_prices"}
+    for name in all_market + ["stocks", "daily_prices"]:
+        table = REPORTS[name].table if name in REPORTS else name
+        tickers = {t for (t,) in pg.execute(f"SELECT DISTINCT ticker FROM {table}")}  # noqa: S608 (test)
+        assert tickers and not tickers & konex, table
+    sample = SampleSource(TICKERS)
+    assert pg.execute("SELECT count(*) FROM krx_fundamentals").fetchone()[0] == len(sample.fundamentals(DAY))
+
+
+def test_dag_test_of_an_unpublished_session_fails_the_run_then_a_rerun_loads_it(dagbag, monkeypatch, market,
+                                                                               report_db, redis_client):
+    """At the DAG: the load task fails with the clear message (in production it is retried twice,
+    10 minutes apart), its check does not run, nothing is written; once KRX publishes, a rerun loads."""
+    pg = report_db
+    monkeypatch.setenv("KRXFLOW_SOURCE", "pykrx")
+    monkeypatch.setenv("KRXFLOW_KRX_MIN_INTERVAL", "0")
+    for name in ("AIRFLOW_CONN_KRX_DEFAULT", "KRX_ID", "KRX_PW"):
+        monkeypatch.delenv(name, raising=False)
+    _load_prices([DAY])
+    dag = dagbag.get_dag("krx_market_reports")
+    monkeypatch.setattr(dag.get_task("load_fundamentals"), "retries", 0)  # no 10-minute wait in the test
+    with KrxReplay(market) as replay:
+        replay.unpublish(DAY)
+        run = dag.test(logical_date=_kst(DAY.isoformat()), run_conf={"reports": ["fundamentals"]})
+        assert run.state == "failed"
+        states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+        assert states["load_fundamentals"] == "failed" and states["check_fundamentals"] == "upstream_failed"
+        assert replay.received["MDCSTAT03501"] == 1
+        assert pg.execute("SELECT count(*) FROM krx_fundamentals").fetchone()[0] == 0
+        assert pg.execute("SELECT count(*) FROM load_stats WHERE table_name = 'krx_fundamentals'").fetchone()[0] == 0
+        replay.publish(DAY)
+        rerun = dag.test(logical_date=_kst(DAY.isoformat()), run_conf={"reports": ["fundamentals"]})
+        assert replay.received["MDCSTAT03501"] == 2
+    assert rerun.state == "success"
+    assert pg.execute("SELECT count(*) FROM krx_fundamentals").fetchone()[0] == len(SampleSource(TICKERS).fundamentals(DAY))
+    assert pg.execute("SELECT count(*) FROM krx_fundamentals WHERE eps IS NULL AND bps IS NULL AND pbr IS NULL"
+                      ).fetchone()[0] == 0

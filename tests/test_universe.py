@@ -249,6 +249,27 @@ def test_an_empty_or_failed_answer_mid_way_writes_nothing(krx, replay, universe_
     assert _counts(universe_db) == {t: 0 for t in UNIVERSE_TABLES}
 
 
+@pytest.mark.parametrize("kinds, sent", [((), {"MDCSTAT03901": 1}),
+                                          (("MDCSTAT00601",), {"MDCSTAT03901": 2, "MDCSTAT00601": 1})])
+def test_an_unpublished_session_writes_nothing_and_loads_once_published(krx, replay, universe_db, kinds, sent):
+    """KRX answers a session it has not published with its rows, every value "-" (here the whole
+    session, or only the constituents): a clear error before anything is written, the session not
+    checked; once published, the same call loads it."""
+    from krxflow.krx.universe import load_universe
+
+    day = dt.date(2024, 1, 3)
+    replay.unpublish(day, kinds=kinds)
+    with pytest.raises(errors.KrxNotPublishedError, match=f"KRX has not published {day} yet"):
+        load_universe(krx, day)
+    assert {k: replay.received[k] for k in sent} == sent and not replay.received["MDCSTAT23801"]
+    assert _counts(universe_db) == {t: 0 for t in UNIVERSE_TABLES}, "nothing written, the session not checked"
+    replay.publish(day)
+    before = replay.total
+    result = load_universe(krx, day)
+    assert result["industries"] > 0 and result["members_entered"] > 0 and result["requests"] == replay.total - before
+    assert universe_db.execute("SELECT count(*) FROM krx_universe_checks WHERE checked_on = %s", (day,)).fetchone()[0]
+
+
 class _ChangedIndustries(SampleSource):
     """KRX's industry answer lost half the market (a changed answer, not delistings)."""
 

@@ -20,6 +20,14 @@ against the recorded responses in the shared reference folder):
   of every ticker of one market, ``block1``), ``MDCSTAT00601`` (one index's constituents by
   ``indIdx`` + ``indIdx2``, ``output``, with ``STR_CMP_PRC`` for the change) and ``MDCSTAT23801``
   (delisted issues of a window, ``output``, rights certificates and KONEX included).
+* **A session KRX has not published yet** (:meth:`KrxReplay.unpublish`; :meth:`KrxReplay.publish`
+  ends it): every by-day answer of that session lists its usual rows, with the tickers, names,
+  markets, industries and listed shares filled and every value of the day ``"-"``
+  (``FLUC_TP_CD`` ``"3"``), as KRX answers a day without data (the recorded
+  ``TestStockOhlcvByTickerTest.test_ohlcv_for_a_day_on_holiday1.yaml`` shape).
+* **KONEX** (``konex=N``): N KONEX tickers in the all-market answers (``mktId`` ``ALL`` or ``KNX``)
+  of MDCSTAT01501 (``MKT_NM`` "KONEX", ``MKT_ID`` "KNX"), MDCSTAT02401, MDCSTAT03501 and
+  MDCSTAT03701 (which carry no market, as KRX's do not). :attr:`KrxReplay.konex_tickers` lists them.
 * ``GET fchart.stock.naver.com/sise.nhn``: EUC-KR XML ``<item data="YYYYMMDD|o|h|l|c|v"/>``.
 * The login, as strict as KRX: ``GET MDCCOMS001.cmd`` hands out a ``JSESSIONID`` cookie,
   ``GET login.jsp``, then ``POST MDCCOMS001D1.cmd`` with that cookie answers
@@ -101,6 +109,22 @@ def _idx(value) -> str:
     return "-" if value is None or pd.isna(value) else f"{float(value):,.2f}"
 
 
+#: The by-day answers and the form field that names their day.
+_DAY_FIELDS = {"MDCSTAT01501": "trdDd", "MDCSTAT00101": "trdDd", "MDCSTAT02401": "strtDd", "MDCSTAT03501": "trdDd",
+               "MDCSTAT30101": "trdDd", "MDCSTAT30501": "trdDd", "MDCSTAT03701": "trdDd", "MDCSTAT03901": "trdDd",
+               "MDCSTAT00601": "trdDd"}
+#: What KRX fills in the rows of a session it has not published: who, and the listing (the rest is "-").
+_LISTING_KEYS = {"ISU_SRT_CD", "ISU_CD", "ISU_ABBRV", "ISU_ABBRV_STR", "ISU_NM", "MKT_NM", "MKT_TP_NM", "MKT_ID",
+                 "SECT_TP_NM", "SECUGRP_NM", "IDX_IND_NM", "IDX_NM", "LIST_SHRS"}
+#: The all-market answers that list KONEX tickers with ``mktId`` ALL (or KNX).
+_KONEX_ANSWERS = {"MDCSTAT01501", "MDCSTAT02401", "MDCSTAT03501", "MDCSTAT03701"}
+
+
+def _unpublished_row(row: dict) -> dict:
+    """A row as KRX sends it for a session without data: listing fields kept, every value "-"."""
+    return {k: v if k in _LISTING_KEYS else "3" if k == "FLUC_TP_CD" else "-" for k, v in row.items()}
+
+
 def _kind_of(bld: str) -> str:
     return bld.rsplit("/", 1)[-1]
 
@@ -117,7 +141,8 @@ class KrxReplay:
     """
 
     def __init__(self, market: SampleMarket | None = None, *, tickers: int = 40, login_code: str = "CD001",
-                 require_login: bool = False, today: dt.date | None = None, wire_id: str | None = None):
+                 require_login: bool = False, today: dt.date | None = None, wire_id: str | None = None,
+                 konex: int = 0):
         import redis
 
         self.market = market or SampleMarket(tickers)
@@ -129,6 +154,11 @@ class KrxReplay:
         self._redis = redis.Redis.from_url(os.environ.get("AIRFLOW_CONN_REDIS_DEFAULT", "redis://127.0.0.1:6379/0"),
                                            decode_responses=True)
         self._stopped_wire: list[dict] | None = None
+        if self.owner:
+            self._redis.set(self._key("konex"), konex)
+        #: The KONEX tickers the all-market answers list (none unless ``konex``; a joined replay reads the owner's).
+        self.konex_tickers = [f"99{i:03d}0" for i in range(int(self._redis.get(self._key("konex")) or 0))]
+        assert not set(self.konex_tickers) & set(self.market.tickers)
         self._isins = {isin_of(t): t for t in self.market.tickers}
         self._mock = responses.RequestsMock(assert_all_requests_are_fired=False)
         self._mock.add_callback(responses.POST, KRX_DATA_URL, callback=self._krx_data)
@@ -177,6 +207,18 @@ class KrxReplay:
 
     def unblock(self) -> None:
         self._redis.delete(self._key("block"))
+
+    def unpublish(self, *days, kinds: tuple[str, ...] = ()) -> None:
+        """KRX has not published these sessions yet: their by-day answers (only those of ``kinds``,
+        bld names, when given) are rows of "-"."""
+        self._redis.sadd(self._key("unpublished"), *(f"{d}:{k}" if k else str(d) for d in days for k in kinds or ("",)))
+
+    def publish(self, *days) -> None:
+        """KRX published these sessions: every answer of them carries its data again."""
+        marks = self._redis.smembers(self._key("unpublished"))
+        gone = [m for m in marks if m.split(":")[0] in {str(d) for d in days}]
+        if gone:
+            self._redis.srem(self._key("unpublished"), *gone)
 
     def expire_sessions(self) -> None:
         """KRX forgets every login (a session timeout, a server restart): data requests answer LOGOUT."""
@@ -310,10 +352,51 @@ class KrxReplay:
                 payload = {key: answer(self, params)}
             else:
                 return 400, {"Content-Type": "text/html"}, f"replay: unknown bld {kind}"
+            if kind in _DAY_FIELDS:
+                self._as_published(kind, params, payload)
             payload["CURRENT_DATETIME"] = _STAMP
             return 200, _JSON_HEADERS, json.dumps(payload, ensure_ascii=False)
 
         return self._answer(kind, params, request, respond)
+
+    def _as_published(self, kind: str, params: dict, payload: dict) -> None:
+        """A by-day answer as KRX has published it: KONEX rows in the all-market answers, and rows of
+        "-" while the session is unpublished (or, for MDCSTAT01501, a holiday)."""
+        day = dt.datetime.strptime(params[_DAY_FIELDS[kind]], "%Y%m%d").date()
+        (key, rows), = payload.items()
+        session = session_index(day) >= 0
+        if kind in _KONEX_ANSWERS and params.get("mktId") in ("ALL", "KNX") and (session or kind == "MDCSTAT01501"):
+            konex = self._konex_rows(kind)
+            rows.extend(konex if session else [_unpublished_row(r) for r in konex])
+        marks = self._redis.smismember(self._key("unpublished"), [day.isoformat(), f"{day}:{kind}"])
+        if session and any(marks):
+            payload[key] = [_unpublished_row(r) for r in rows]
+
+    def _konex_rows(self, kind: str) -> list[dict]:
+        """The KONEX tickers' rows of an all-market answer (small, steady numbers)."""
+        rows = []
+        for i, ticker in enumerate(self.konex_tickers):
+            close, volume, shares, name = 2_000 + 500 * i, 1_000 * (i + 1), 5_000_000 + 100_000 * i, f"코넥스기업{i}"
+            prices = {"TDD_CLSPRC": _c(close), "FLUC_TP_CD": "1", "CMPPREVDD_PRC": "10", "FLUC_RT": "0.50"}
+            if kind == "MDCSTAT01501":
+                rows.append({"ISU_SRT_CD": ticker, "ISU_CD": f"KR7{ticker}00{i % 10}", "ISU_ABBRV": name,
+                             "MKT_NM": "KONEX", "SECT_TP_NM": "일반기업부", **prices, "TDD_OPNPRC": _c(close - 10),
+                             "TDD_HGPRC": _c(close + 20), "TDD_LWPRC": _c(close - 20), "ACC_TRDVOL": _c(volume),
+                             "ACC_TRDVAL": _c(volume * close), "MKTCAP": _c(shares * close), "LIST_SHRS": _c(shares),
+                             "MKT_ID": "KNX"})
+            elif kind == "MDCSTAT02401":
+                rows.append({"ISU_SRT_CD": ticker, "ISU_NM": name, "ASK_TRDVOL": _c(volume), "BID_TRDVOL": _c(volume),
+                             "NETBID_TRDVOL": "0", "ASK_TRDVAL": _c(volume * close),
+                             "BID_TRDVAL": _c(volume * close), "NETBID_TRDVAL": "0"})
+            elif kind == "MDCSTAT03501":
+                rows.append({"ISU_SRT_CD": ticker, "ISU_ABBRV": name, "ISU_ABBRV_STR": f'{name} <em class ="up"></em>',
+                             **prices, "EPS": _c(200), "PER": _rate(close / 200), "BPS": _c(1_500),
+                             "PBR": _rate(close / 1_500), "DPS": "0", "DVD_YLD": "0.00"})
+            else:  # MDCSTAT03701
+                rows.append({"ISU_SRT_CD": ticker, "ISU_ABBRV": name, **prices, "LIST_SHRS": _c(shares),
+                             "FORN_HD_QTY": _c(shares // 100), "FORN_SHR_RT": "1.00", "FORN_ORD_LMT_QTY": _c(shares),
+                             "FORN_LMT_EXHST_RT": "1.00"})
+        return rows
 
     def _all_market(self, trd_dd: str, mkt_id: str) -> list[dict]:
         day = dt.datetime.strptime(trd_dd, "%Y%m%d").date()

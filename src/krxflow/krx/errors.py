@@ -23,6 +23,12 @@ class KrxEmptyAnswerError(KrxSourceError):
     """KRX answered nothing for a day the XKRX calendar says was a trading day."""
 
 
+class KrxNotPublishedError(KrxEmptyAnswerError):
+    """KRX answered a trading day with its usual rows but every value ``"-"``: the session is not
+    published yet (KRX answers a day without data so). Nothing of it may be written; a later try
+    (the task's retries, a rerun) loads it once KRX has published it."""
+
+
 class KrxBadAnswerError(KrxSourceError):
     """The answer did not have the shape pykrx/krxflow expect (a site change?)."""
 

@@ -39,6 +39,26 @@ def decimal(values: pd.Series) -> pd.Series:
     return pd.to_numeric(_text(values), errors="coerce").astype("float64").round(2)
 
 
+#: Columns a row carries whether or not KRX has published the session (who, and the listing's shares):
+#: KRX answers a session it has not published with its usual rows, these filled and every value "-".
+LISTING_FIELDS = frozenset({"ticker", "trade_date", "investor", "index_code", "name", "index_group", "market",
+                            "isin", "sector", "listed_shares", "industry"})
+
+
+def without_values(frame: pd.DataFrame) -> bool:
+    """Whether ``frame`` (a parsed answer) has rows and not one value of the day in any of them:
+    the shape of KRX's answer for a session it has not published yet."""
+    values = frame[[c for c in frame.columns if c not in LISTING_FIELDS]]
+    return len(frame) > 0 and values.shape[1] > 0 and bool(values.isna().all().all())
+
+
+def raw_without_values(raw: pd.DataFrame, fields: tuple[str, ...]) -> bool:
+    """:func:`without_values` on a raw answer whose parsed rows keep no value of the day (industries,
+    index constituents): rows, and ``"-"`` in every one of ``fields`` that the answer has."""
+    present = [f for f in fields if f in raw.columns]
+    return len(raw) > 0 and bool(present) and all(_text(raw[f]).isna().all() for f in present)
+
+
 def require_fields(raw: pd.DataFrame, fields: set[str], what: str) -> None:
     """A field an answer must have and lacks is a site change: :class:`KrxBadAnswerError`."""
     missing = fields - set(raw.columns)

@@ -24,6 +24,7 @@ class Report:
     bld: str  # what KRX is asked (for the README and logs)
     requests: int  # KRX requests per session
     lag: int = 0  # sessions between the run's session and the day asked for
+    all_markets: bool = False  # asked with mktId=ALL: KRX's answer holds KONEX tickers too (left out)
 
     def day_for(self, session: dt.date) -> dt.date:
         """The day this report is asked for in the run of ``session``."""
@@ -38,11 +39,11 @@ class Report:
 REPORTS: dict[str, Report] = {r.name: r for r in (
     Report("indices", "index_prices", "krx_index_prices", "finder_equidx + MDCSTAT00101 × 3 groups", 4),
     Report("investors", "investor_trading", "krx_investor_trading",
-           f"MDCSTAT02401 × {len(INVESTOR_TYPES)} investor types", len(INVESTOR_TYPES)),
-    Report("fundamentals", "fundamentals", "krx_fundamentals", "MDCSTAT03501", 1),
+           f"MDCSTAT02401 × {len(INVESTOR_TYPES)} investor types", len(INVESTOR_TYPES), all_markets=True),
+    Report("fundamentals", "fundamentals", "krx_fundamentals", "MDCSTAT03501", 1, all_markets=True),
     Report("short_selling", "short_selling", "krx_short_selling", "srt MDCSTAT30101 × 2 markets", 2),
     Report("short_balance", "short_balance", "krx_short_balance", "srt MDCSTAT30501 × 2 markets", 2, lag=2),
-    Report("foreign_ownership", "foreign_ownership", "krx_foreign_ownership", "MDCSTAT03701", 1),
+    Report("foreign_ownership", "foreign_ownership", "krx_foreign_ownership", "MDCSTAT03701", 1, all_markets=True),
 )}
 #: Every report, in the order the DAG runs them.
 REPORT_NAMES = tuple(REPORTS)

@@ -6,6 +6,12 @@ Loads are all or nothing per report and day: the source returns a day only when 
 of it succeeded (a LOGOUT after the re-login, a block or an empty answer raises before anything
 is written), and the day's rows go through ``BatchedPostgresHook.upsert`` in one transaction.
 Reruns change nothing (upserts by primary key; unchanged rows are skipped).
+
+A session KRX has not published yet (its answers' rows all ``"-"``) raises
+:class:`~krxflow.krx.errors.KrxNotPublishedError` in the source: nothing is written and the task
+fails with that message, to be retried. KRX's all-market answers (``mktId=ALL``) list KONEX
+tickers too; krxflow keeps KOSPI and KOSDAQ (as the daily prices do, by KRX's market field), so
+those reports keep the tickers ``daily_prices`` lists for the day (:func:`kospi_kosdaq_only`).
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import pandas as pd
 
 from krxflow.market_time import kst_date
 from krxflow.journal import Journal, Operation
-from krxflow.krx.interface import INDEX_COLUMNS, INVESTOR_TYPES, KrxSource
+from krxflow.krx.interface import INDEX_COLUMNS, INVESTOR_TYPES, MARKETS, KrxSource
 from krxflow.krx.tables import for_hook, read_frame, shared_hook
 from krxflow.krx.report_catalog import REPORTS
 
@@ -39,6 +45,8 @@ def load_report(source: KrxSource, name: str, session, *, hook=None) -> dict:
     if frame.empty:
         log.info("%s of %s: no rows (not a session)", name, day)
         return {**result, "requests": source.requests_sent() - requests_before}
+    if report.all_markets:
+        frame, result["left_out"], result["listed_by"] = kospi_kosdaq_only(frame, day, hook)
     if name == "indices":
         _upsert_index_master(frame, day, hook)
         frame = frame.drop(columns=["name", "index_group"])
@@ -48,6 +56,29 @@ def load_report(source: KrxSource, name: str, session, *, hook=None) -> dict:
                   requests=source.requests_sent() - requests_before, seconds=round(time.perf_counter() - started, 3))
     log.info("%s of %s: %s", name, day, result)
     return result
+
+
+def kospi_kosdaq_only(frame: pd.DataFrame, day: dt.date, hook) -> tuple[pd.DataFrame, int, str]:
+    """The rows of ``frame`` (an all-market answer, KONEX included) whose ticker krxflow keeps on ``day``.
+
+    The answers of these reports carry no market, so the day's ``daily_prices`` (which kept the
+    KOSPI and KOSDAQ rows of KRX's all-market prices, by their market field) says which tickers
+    are kept; before that day's prices are loaded, the master's KOSPI/KOSDAQ tickers (``stocks``);
+    with neither (a new installation) nothing is left out, with a warning. Returns the rows kept,
+    how many were left out and what decided it.
+    """
+    listed = read_frame(hook, "queries/reports/kept_tickers.sql", {"day": day, "markets": list(MARKETS)})
+    if listed.empty:
+        log.warning("%s: neither daily_prices of the day nor stocks lists a ticker: KONEX rows cannot be told "
+                    "apart and are kept", day)
+        return frame, 0, "nothing"
+    kept = frame["ticker"].isin(set(listed["ticker"]))
+    left_out = int((~kept).sum())
+    listed_by = str(listed["listed_by"].iloc[0])
+    if left_out:
+        log.info("%s: %d tickers of KRX's all-market answer are not KOSPI/KOSDAQ tickers of %s (KONEX): left out, "
+                 "e.g. %s", day, left_out, listed_by, sorted(set(frame.loc[~kept, "ticker"]))[:5])
+    return frame[kept].reset_index(drop=True), left_out, listed_by
 
 
 def _upsert_index_master(frame: pd.DataFrame, day: dt.date, hook) -> None:

@@ -21,7 +21,9 @@ Airflow deployment needs:
 * **Typed errors** instead of empty frames, decided from the HTTP answer itself: ``LOGOUT``
   (:class:`KrxLogoutError`), HTTP 403 or an HTML page (:class:`KrxBlockedError`, which opens the
   circuit), other statuses and timeouts (:class:`KrxHttpError`), an empty answer on a trading day
-  (:class:`KrxEmptyAnswerError`), an unexpected shape (:class:`KrxBadAnswerError`).
+  (:class:`KrxEmptyAnswerError`), rows whose every value is ``"-"`` on a trading day — KRX's answer
+  for a session it has not published yet — (:class:`KrxNotPublishedError`: nothing of the day is
+  returned, so nothing is written), an unexpected shape (:class:`KrxBadAnswerError`).
   Holidays are not errors: the XKRX calendar decides, and no request is sent for them.
 * pykrx's ``StockTicker`` singleton is reset after a failure; its prints and broken log calls
   are silenced.
@@ -44,7 +46,7 @@ from krxflow.krx import universe_parsing
 from krxflow.krx.gated_http import GatedSession
 from krxflow.krx.login import KrxLoginState, SharedKrxLogin
 from krxflow.krx.pacing import Pacer
-from krxflow.krx.parsing import market_day_frame, naver_frame, ticker_history_frame
+from krxflow.krx.parsing import market_day_frame, naver_frame, raw_without_values, ticker_history_frame, without_values
 from krxflow.krx.pykrx_session import (Credentials, bind_session, import_pykrx, known_isins, krx_credentials,
                                        login_error, remember_isins, reset_pykrx_state)
 from krxflow.market_time import kst_date, kst_today
@@ -54,7 +56,8 @@ from krxflow.krx.interface import (DAILY_COLUMNS, DELISTED_COLUMNS, FOREIGN_OWNE
                                   INDEX_GROUPS, INDEX_PRICE_COLUMNS, INVESTOR_COLUMNS, INVESTOR_TYPES,
                                   KRX_ADJUSTED_COLUMNS, LISTING_COLUMNS, MARKET_DAY_COLUMNS, SHORT_BALANCE_COLUMNS,
                                   SHORT_SELLING_COLUMNS, KrxSource)
-from krxflow.krx.errors import KrxBadAnswerError, KrxEmptyAnswerError, KrxLogoutError, KrxSourceError
+from krxflow.krx.errors import (KrxBadAnswerError, KrxEmptyAnswerError, KrxLogoutError, KrxNotPublishedError,
+                                KrxSourceError)
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +174,8 @@ class PykrxSource(KrxSource):
         for group, code in INDEX_GROUPS.items():
             raw = self._call(lambda: 전체지수시세().fetch(trdDd=day.strftime("%Y%m%d"), idxIndMidclssCd=code))
             part = frames.index_prices_frame(raw, group, master, day)
+            if without_values(part):
+                raise _not_published(f"the {group} index prices", day, len(part))
             if part.empty or part["close"].isna().all():
                 raise KrxEmptyAnswerError(f"KRX answered no {group} index prices for {day}, an XKRX trading day")
             parts.append(part)
@@ -189,6 +194,8 @@ class PykrxSource(KrxSource):
         for code, investor in INVESTOR_TYPES.items():
             raw = self._call(lambda: 투자자별_순매수상위종목().fetch(strtDd=text, endDd=text, mktId="ALL", invstTpCd=code))
             part = frames.investor_frame(raw, investor, day)
+            if without_values(part):
+                raise _not_published(f"the trading of investor type {investor} ({code})", day, len(part))
             if part.empty:
                 raise KrxEmptyAnswerError(f"KRX answered no trading of investor type {investor} ({code}) on {day}, "
                                           "an XKRX trading day")
@@ -243,6 +250,8 @@ class PykrxSource(KrxSource):
         parts = []
         for market, mkt_id in INDUSTRY_MARKETS.items():
             raw = self._call(lambda: 업종분류현황().fetch(trdDd=day.strftime("%Y%m%d"), mktId=mkt_id))
+            if raw_without_values(raw, universe_parsing.INDUSTRY_DAY_FIELDS):
+                raise _not_published(f"the {market} industries", day, len(raw))
             part = universe_parsing.industries_frame(raw, market)
             if part.empty:
                 raise KrxEmptyAnswerError(f"KRX answered no {market} industries for {day}, an XKRX trading day: "
@@ -259,6 +268,8 @@ class PykrxSource(KrxSource):
         if day is None:
             return pd.DataFrame(columns=INDEX_MEMBER_COLUMNS)
         raw = self._call(lambda: 지수구성종목().fetch(day.strftime("%Y%m%d"), index_code[1:], group_id=index_code[0]))
+        if raw_without_values(raw, universe_parsing.MEMBER_DAY_FIELDS):
+            raise _not_published(f"the constituents of index {index_code}", day, len(raw))
         frame = universe_parsing.index_members_frame(raw, index_code)
         if frame.empty:
             raise KrxEmptyAnswerError(f"KRX answered no constituents of index {index_code} for {day}, an XKRX "
@@ -301,6 +312,8 @@ class PykrxSource(KrxSource):
         parts = []
         for fetch in fetches:
             part = parse(self._call(lambda: fetch(text)), day)
+            if without_values(part):
+                raise _not_published(what, day, len(part))
             if part.empty:
                 raise KrxEmptyAnswerError(f"KRX answered no {what} for {day}, an XKRX trading day: not published "
                                           "yet, or a site change")
@@ -314,6 +327,8 @@ class PykrxSource(KrxSource):
 
         raw = self._call(lambda: 전종목시세().fetch(trdDd=day.strftime("%Y%m%d"), mktId="ALL"))
         frame = market_day_frame(raw, day) if not raw.empty else pd.DataFrame(columns=DAILY_COLUMNS)
+        if without_values(frame):
+            raise _not_published("the prices", day, len(frame))
         if frame.empty or frame["close"].isna().all():
             raise KrxEmptyAnswerError(f"KRX answered no prices for {day}, an XKRX trading day "
                                       f"({len(raw)} rows, all without a close): not published yet, or a site change")
@@ -408,6 +423,13 @@ class PykrxSource(KrxSource):
         if not ok:
             raise login_error(printed.getvalue())
         return {cookie.name: cookie.value for cookie in http.cookies}
+
+
+def _not_published(what: str, day: dt.date, rows: int) -> KrxNotPublishedError:
+    return KrxNotPublishedError(
+        f"KRX has not published {day} yet: it answered {what} of that XKRX trading day with {rows} rows whose "
+        'values are all "-" (its answer for a day without data). Nothing of the day is written and the load is '
+        "not done; a later try (the task's retries, a rerun) loads it once KRX publishes it.")
 
 
 @functools.lru_cache(maxsize=1)

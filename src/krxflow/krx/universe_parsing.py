@@ -25,6 +25,11 @@ from krxflow.krx.interface import DELISTING_COLUMNS, INDEX_MEMBER_COLUMNS, INDUS
 from krxflow.krx.parsing import require_fields, whole
 from krxflow.krx.universe_catalog import SHARE_GROUPS
 
+#: The day's values of an industry answer and of a constituents answer: all "-" when KRX has not
+#: published the session (the tickers, names and industries are listed anyway).
+INDUSTRY_DAY_FIELDS = ("TDD_CLSPRC", "CMPPREVDD_PRC", "FLUC_RT", "MKTCAP")
+MEMBER_DAY_FIELDS = ("TDD_CLSPRC", "STR_CMP_PRC", "FLUC_RT", "MKTCAP")
+
 #: KRX's market names in the delisted-issues report (English or Korean) → krxflow's.
 _MARKET_NAMES = {"KOSPI": "KOSPI", "유가증권": "KOSPI", "코스피": "KOSPI", "KOSDAQ": "KOSDAQ", "코스닥": "KOSDAQ",
                  "KONEX": "KONEX", "코넥스": "KONEX"}
