@@ -383,3 +383,15 @@ def scratch_database():
     yield make
     for name in made:
         _admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)).as_string())
+
+
+@pytest.fixture
+def logged_in_krx(monkeypatch, redis_client):
+    """A pykrx source with the krx_default Connection's login (shared through Redis), no pacing delay."""
+    from krxflow.krx.pykrx_session import reset_pykrx_state
+    from krxflow.krx.source import PykrxSource
+
+    monkeypatch.setenv("AIRFLOW_CONN_KRX_DEFAULT", "generic://krx-user:krx-secret@")
+    reset_pykrx_state()
+    yield PykrxSource(min_interval=0)
+    reset_pykrx_state()

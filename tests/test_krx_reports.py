@@ -53,18 +53,6 @@ def krx(monkeypatch, redis_client):
 
 
 @pytest.fixture
-def logged_in_krx(monkeypatch, redis_client):
-    """A pykrx source with the krx_default Connection's login (shared through Redis)."""
-    from krxflow.krx.pykrx_session import reset_pykrx_state
-    from krxflow.krx.source import PykrxSource
-
-    monkeypatch.setenv("AIRFLOW_CONN_KRX_DEFAULT", "generic://krx-user:krx-secret@")
-    reset_pykrx_state()
-    yield PykrxSource(min_interval=0)
-    reset_pykrx_state()
-
-
-@pytest.fixture
 def replay(market):
     with KrxReplay(market) as fake:
         yield fake

@@ -41,15 +41,9 @@ def universe_db(clean_db):
 
 
 @pytest.fixture
-def krx(monkeypatch, redis_client):
-    """A pykrx source logged in through the krx_default Connection (the shared login), no pacing delay."""
-    from krxflow.krx.pykrx_session import reset_pykrx_state
-    from krxflow.krx.source import PykrxSource
-
-    monkeypatch.setenv("AIRFLOW_CONN_KRX_DEFAULT", "generic://krx-user:krx-secret@")
-    reset_pykrx_state()
-    yield PykrxSource(min_interval=0)
-    reset_pykrx_state()
+def krx(logged_in_krx):
+    """conftest's pykrx source, logged in through the krx_default Connection, no pacing delay."""
+    return logged_in_krx
 
 
 @pytest.fixture
