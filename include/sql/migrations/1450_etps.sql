@@ -88,7 +88,7 @@ COMMENT ON VIEW krx_etp_tracking IS
 
 CREATE OR REPLACE FUNCTION etp_tracking_error(p_code text, p_from date, p_to date) RETURNS numeric
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
-    SELECT round(stddev_samp(t.tracking_difference) * sqrt(250), 2)
+    SELECT round(stddev_samp(t.tracking_difference) * sqrt(250::numeric), 2)
     FROM (
         SELECT round(100 * (p.nav / nullif(lag(p.nav) OVER w, 0) - 1) - e.multiplier * p.index_change_rate, 4)
                    AS tracking_difference, p.trade_date

@@ -229,3 +229,26 @@ def _for_hook(frame: pd.DataFrame) -> pd.DataFrame:
                                                   "last_seen", "delisted_on")}
     return frame.assign(**days, updated_at=pd.to_datetime(frame["updated_at"], utc=True),
                         multiplier=pd.to_numeric(frame["multiplier"], errors="coerce"))
+
+
+def check_etps(session, *, hook=None) -> dict:
+    """Quality figures of session ``session`` of ``krx_etp_prices`` → one journal row (operation
+    ``quality_check``; status ``warning`` when something is off)."""
+    from krxflow.journal import Journal, Operation
+
+    hook = hook or shared_hook()
+    day = kst_date(session)
+    with Journal(hook).operation("krx_etp_prices", Operation.QUALITY_CHECK, day=day.isoformat()) as entry:
+        figures = {k: int(v) for k, v in read_frame(hook, "queries/etf/quality.sql", {"day": day}).iloc[0].items()}
+        problems = [message.format(figures[key]) for key, message in (
+            ("bad_ohlc", "{} rows break low <= open/close <= high"), ("without_nav", "{} products without a NAV/IV"),
+            ("without_index", "{} products without an index close"),
+            ("far_from_nav", "{} products trading more than 5 % away from their NAV")) if figures[key]]
+        for kind, key in (("ETF", "etfs"), ("ETN", "etns")):
+            if not figures[key]:
+                problems.append(f"no {kind} rows")
+        entry.rows_in, entry.rejected = figures["rows"], figures["bad_ohlc"]
+        entry.details.update(figures)
+        entry.warn(problems)
+    log.log(logging.WARNING if problems else logging.INFO, "quality of ETFs/ETNs on %s: %s %s", day, entry.status, figures)
+    return {"day": day.isoformat(), "status": str(entry.status), "problems": problems, **figures}
