@@ -146,8 +146,10 @@ def _nav(p: Product, level: float, i: int) -> float:
     return p.unit * (level / 1000.0) ** p.multiplier * (1 - p.fee) ** (i / 250)
 
 
+@lru_cache(maxsize=32)
 def day_frame(market, kind: str, day: dt.date) -> pd.DataFrame:
-    """Every product of ``kind`` trading on session ``day`` with its figures (numbers, not text)."""
+    """Every product of ``kind`` trading on session ``day`` with its figures (numbers, not text; cached:
+    callers must not modify it)."""
     i = session_index(day)
     every = products(market, kind)
     trading = [p for p in every if i >= 0 and p.listed <= i and (p.delisted is None or i < p.delisted)]
