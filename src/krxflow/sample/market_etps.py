@@ -100,10 +100,13 @@ def products(market, kind: str) -> tuple[Product, ...]:
         listed_on = (UNIVERSE_START - dt.timedelta(days=30 + int(_unit(code, "age") * 3000)) if listed == 0
                      else all_sessions[listed].astype(dt.date))
         delisted, last_trading_on = None, None
-        if _unit(code, "delisted") < 0.06 and listed + 60 < n:
+        lasting = position == 0  # every kind always lists one product: a small sample's answer is never empty
+        if lasting:
+            listed, listed_on = 0, UNIVERSE_START - dt.timedelta(days=365)
+        if not lasting and _unit(code, "delisted") < 0.06 and listed + 60 < n:
             delisted = listed + 60 + int(_unit(code, "delisted-at") * (n - listed - 60))
         if kind == "ETN":
-            term = 10 if _unit(code, "term") < 0.3 else 20  # years to the last trading day
+            term = 10 if _unit(code, "term") < 0.3 and not lasting else 20  # years to the last trading day
             last_trading_on = dt.date(listed_on.year + term, listed_on.month, min(listed_on.day, 28))
             after = int(np.searchsorted(all_sessions, np.datetime64(last_trading_on, "D"), side="right"))
             if after < n and (delisted is None or after < delisted):
