@@ -18,7 +18,9 @@ through ``BatchedPostgresHook``; requests are what the replay received (logins i
 Goals: requests_per_session ≤ 8 (login included), requests_5y ≤ 2500, seconds_per_session ≤ 5,
 pit_query_ms ≤ 50. Last line:
     universe: sessions=S requests_per_session=R requests_5y=Q members_rows=M industries=I etfs=E seconds_per_session=T pit_query_ms=P
-(``etfs`` stays 0 until ETFs/ETNs are loaded.)
+``etfs`` = the ETFs/ETNs in ``krx_etps`` after the daily sessions, each of which also loads every
+ETF and ETN of the day (``load_etps``: 2 requests, through the same login) as the daily KRX load
+does; its requests are in ``requests_per_session`` and printed apart per session.
 """
 
 from __future__ import annotations
@@ -75,10 +77,12 @@ def main() -> None:
         from krxflow.db import migrations
         from krxflow.db.connection import connection
         from krxflow.krx.login import session_key
+        from krxflow.krx.etps import load_etps
         from krxflow.krx.pykrx_session import reset_pykrx_state
         from krxflow.krx.source import PykrxSource
         from krxflow.krx.universe import backfill_universe, load_universe
         from krxflow.sample.market import SampleMarket
+        from krxflow.sample.market_etps import day_frame
         from krxflow.sample.market_universe import index_members, industries
         from tests.fakes.krx_replay import KrxReplay
 
@@ -99,20 +103,25 @@ def main() -> None:
                 industries(market, day)
                 for code in ("1028", "2203", "5300"):
                     index_members(market, code, day)
+                for kind in ("ETF", "ETN"):
+                    day_frame(market, kind, day)
             per_session, seconds = [], []
             for day in daily:
                 replay.expire_sessions()
                 source.pacers["krx"].redis.delete(session_key())
                 before, t = replay.total, time.perf_counter()
                 done = load_universe(source, day)
+                etps = load_etps(source, day)
                 seconds.append(time.perf_counter() - t)
                 per_session.append(replay.total - before)
-                print(f"  {day}: {per_session[-1]} requests, {seconds[-1]:.2f} s, indices {done['indices_checked']}")
+                print(f"  {day}: {per_session[-1]} requests ({etps['requests']} of them ETF/ETN), {seconds[-1]:.2f} s, "
+                      f"indices {done['indices_checked']}")
             requests_5y = replay.total
             print(f"  KRX received {dict(replay.received)}")
         with connection() as conn:
             members = conn.execute("SELECT count(*) FROM krx_index_members").fetchone()[0]
             kinds = conn.execute("SELECT count(DISTINCT (market, industry)) FROM krx_industry_history").fetchone()[0]
+            etfs = conn.execute("SELECT count(*) FROM krx_etps").fetchone()[0]
             timings = []
             for day in random.Random(27).sample(days, 100):
                 t = time.perf_counter()
@@ -127,7 +136,7 @@ def main() -> None:
         if not args.keep:
             admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(MARKET_DB)))
     print(f"universe: sessions={len(days)} requests_per_session={statistics.median(per_session):.0f} "
-          f"requests_5y={requests_5y} members_rows={members} industries={kinds} etfs=0 "
+          f"requests_5y={requests_5y} members_rows={members} industries={kinds} etfs={etfs} "
           f"seconds_per_session={statistics.mean(seconds):.2f} pit_query_ms={pit:.1f}")
 
 

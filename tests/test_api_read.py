@@ -305,7 +305,9 @@ def test_openapi_documents_every_endpoint(client):
                           "/indices", "/indices/{code}/prices", "/stocks/{ticker}/investors",
                           "/stocks/{ticker}/fundamentals", "/stocks/{ticker}/shorts",
                           # the universe (issue 27)
-                          "/indices/{code}/members", "/industries"}
+                          "/indices/{code}/members", "/industries",
+                          # ETFs and ETNs (issue 27)
+                          "/etfs", "/etfs/{code}/prices"}
 
 
 def test_factors_say_why_an_adjusted_chart_differs_and_delisted_tickers_have_one(client, pg):

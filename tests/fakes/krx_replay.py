@@ -28,6 +28,10 @@ against the recorded responses in the shared reference folder):
 * **KONEX** (``konex=N``): N KONEX tickers in the all-market answers (``mktId`` ``ALL`` or ``KNX``)
   of MDCSTAT01501 (``MKT_NM`` "KONEX", ``MKT_ID`` "KNX"), MDCSTAT02401, MDCSTAT03501 and
   MDCSTAT03701 (which carry no market, as KRX's do not). :attr:`KrxReplay.konex_tickers` lists them.
+* ETFs and ETNs (issue 27, point 4), from :mod:`krxflow.sample.market_etps`: ``MDCSTAT04301`` /
+  ``MDCSTAT06401`` (every ETF / ETN of one day, ``output``; a session after ``today`` is one KRX
+  has not published: every product with ``"-"`` values) and the base-info screens
+  ``MDCSTAT04601`` / ``MDCSTAT06701`` (today's products, ``output``, no date).
 * ``GET fchart.stock.naver.com/sise.nhn``: EUC-KR XML ``<item data="YYYYMMDD|o|h|l|c|v"/>``.
 * The login, as strict as KRX: ``GET MDCCOMS001.cmd`` hands out a ``JSESSIONID`` cookie,
   ``GET login.jsp``, then ``POST MDCCOMS001D1.cmd`` with that cookie answers
@@ -624,6 +628,33 @@ class KrxReplay:
         last = dt.datetime.strptime(params["endDd"], "%Y%m%d").date()
         return delisted_answer(self.market, first, last)
 
+    # ----------------------------------------------------------------- ETFs and ETNs (issue 27, point 4)
+    def _etp_day(self, kind: str, params: dict) -> list[dict]:
+        from krxflow.sample.market_etps import etp_answer
+
+        day = dt.datetime.strptime(params["trdDd"], "%Y%m%d").date()
+        return etp_answer(self.market, kind, day, published=day <= self.today)
+
+    def _etfs(self, params: dict) -> list[dict]:
+        """MDCSTAT04301 ``output``: every ETF of ``trdDd``."""
+        return self._etp_day("ETF", params)
+
+    def _etns(self, params: dict) -> list[dict]:
+        """MDCSTAT06401 ``output``: every ETN of ``trdDd``."""
+        return self._etp_day("ETN", params)
+
+    def _etf_info(self, params: dict) -> list[dict]:
+        """MDCSTAT04601 ``output``: today's ETFs' base info."""
+        from krxflow.sample.market_etps import etp_info_answer
+
+        return etp_info_answer(self.market, "ETF", self.today)
+
+    def _etn_info(self, params: dict) -> list[dict]:
+        """MDCSTAT06701 ``output``: today's ETNs' base info."""
+        from krxflow.sample.market_etps import etp_info_answer
+
+        return etp_info_answer(self.market, "ETN", self.today)
+
     def _last_session(self) -> dt.date:
         all_sessions = sessions()
         i = int(np.searchsorted(all_sessions, np.datetime64(self.today, "D"), side="right")) - 1
@@ -663,4 +694,8 @@ _REPORT_ANSWERS = {
     "MDCSTAT03901": ("block1", KrxReplay._industries),
     "MDCSTAT00601": ("output", KrxReplay._index_members),
     "MDCSTAT23801": ("output", KrxReplay._delisted),
+    "MDCSTAT04301": ("output", KrxReplay._etfs),
+    "MDCSTAT06401": ("output", KrxReplay._etns),
+    "MDCSTAT04601": ("output", KrxReplay._etf_info),
+    "MDCSTAT06701": ("output", KrxReplay._etn_info),
 }

@@ -13,6 +13,8 @@ Routes (all require an Airflow login, see :mod:`krxflow.api.auth`):
     The ticker's ex-dates and adjustment factors (why the adjusted chart differs from the raw one).
 ``GET /krx/indices/{code}/members?date=`` and ``GET /krx/industries?date=&market=``
     An index's constituents and the industries as they were on a date (docs/universe.md).
+``GET /krx/etfs?date=&kind=`` and ``GET /krx/etfs/{code}/prices?start=&end=&limit=``
+    The ETFs/ETNs listed on a date, and one product's prices, NAV/IV and tracking figures (docs/etf.md).
 
 Bad input gets a 4xx with a message saying what is wrong (422 for malformed or out-of-range
 parameters, 400 for an empty/inverted range, 404 for an unknown ticker): every number and date has
@@ -560,3 +562,96 @@ def industries(
     day = date or kst_today()
     rows = db.execute(template("queries/api/industries.sql"), {"day": day, "market": market}).fetchall()
     return Industries(date=day, items=[Industry(**row) for row in rows])
+
+
+# ETFs and ETNs (issue 27, point 4): the products listed on a date (etps_on of migration 1450) and
+# one product's sessions with its NAV and tracking figures. Same auth and bad-input answers.
+ETP_KINDS = ("ETF", "ETN")
+
+
+class ListedEtp(BaseModel):
+    code: str
+    kind: str = Field(description="ETF or ETN")
+    name: str
+    underlying_index: str | None = None
+    issuer: str | None = None
+    multiplier: float | None = Field(None, description="exposure to the index: 1, 2, -1, -2 (null: unknown)")
+    close: Won | None = Field(None, description="on the date, when it is a loaded session")
+    nav: float | None = Field(None, description="NAV (an ETN's indicative value), won with 2 decimals")
+    deviation_rate: float | None = Field(None, description="(close - NAV) / NAV, percent (KRX's 괴리율)")
+    market_cap: Won | None = None
+
+
+class ListedEtps(BaseModel):
+    date: dt.date
+    items: list[ListedEtp]
+
+
+class EtpPrice(BaseModel):
+    date: dt.date
+    open: Won | None
+    high: Won | None
+    low: Won | None
+    close: Won
+    change: Won | None = None
+    change_rate: float | None = Field(None, description="percent")
+    volume: int
+    trading_value: Won | None = None
+    market_cap: Won | None = None
+    nav: float | None = Field(None, description="NAV (an ETN's indicative value), won with 2 decimals")
+    net_assets: Won | None = None
+    listed_units: int | None = None
+    index_close: float | None = None
+    index_change_rate: float | None = Field(None, description="the underlying index's change, percent")
+    deviation_rate: float | None = Field(None, description="(close - NAV) / NAV, percent")
+    tracking_difference: float | None = Field(
+        None, description="NAV change - multiplier x index change, percentage points (null: multiplier unknown)")
+
+
+class EtpPricesPage(BaseModel):
+    code: str
+    kind: str
+    name: str
+    underlying_index: str | None
+    issuer: str | None
+    start: dt.date
+    end: dt.date
+    items: list[EtpPrice]
+    next_start: dt.date | None
+
+
+@app.get("/etfs", response_model=ListedEtps, summary="ETFs and ETNs listed on a date")
+def list_etfs(
+    db: Db,
+    date: Day = None,
+    kind: Annotated[str | None, Query(description="ETF or ETN (any case); both when omitted")] = None,
+) -> ListedEtps:
+    """Every ETF/ETN listed on ``date`` with the day's close, NAV and deviation (when it is a loaded session)."""
+    if kind is not None:
+        kind = kind.strip().upper()
+        if kind not in ETP_KINDS:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"kind must be ETF or ETN (got {kind!r})")
+    day = date or kst_today()
+    rows = db.execute(template("queries/api/etfs_on.sql"), {"day": day, "kind": kind}).fetchall()
+    return ListedEtps(date=day, items=[ListedEtp(**row) for row in rows])
+
+
+@app.get("/etfs/{code}/prices", response_model=EtpPricesPage, summary="Prices, NAV and tracking of one ETF/ETN")
+def etf_prices(
+    db: Db,
+    code: Annotated[str, Path(pattern=TICKER_PATTERN, description="6-character KRX code, e.g. 069500")],
+    start: Start = None,
+    end: End = None,
+    limit: Limit = 1000,
+) -> EtpPricesPage:
+    """The product's sessions, oldest first: OHLCV, NAV/IV, the index, deviation and tracking difference."""
+    start, end = _report_range(start, end)
+    etp = db.execute(template("queries/api/etf.sql"), {"code": code}).fetchone()
+    if etp is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown ETF/ETN {code}: GET /krx/etfs lists the listed ones")
+    rows = db.execute(template("queries/api/etf_prices.sql"),
+                      {"code": code, "start": start, "end": end, "limit": limit + 1}).fetchall()
+    next_start = rows[limit]["date"] if len(rows) > limit else None
+    return EtpPricesPage(code=code, kind=etp["kind"], name=etp["name"], underlying_index=etp["underlying_index"],
+                         issuer=etp["issuer"], start=start, end=end, items=[EtpPrice(**row) for row in rows[:limit]],
+                         next_start=next_start)

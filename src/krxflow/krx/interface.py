@@ -72,6 +72,20 @@ DELISTING_COLUMNS = ["ticker", "delisted_on", "name", "market", "security_group"
                      "reason", "successor_ticker", "successor_name", "arranged_trading_from", "arranged_trading_to",
                      "industry", "par_value", "listed_shares"]
 
+# ---- ETFs and ETNs (issue 27, point 4): exchange-traded products, one all-product request a kind.
+#: The kinds of exchange-traded products krxflow keeps (KRX's ETF and ETN screens).
+ETP_KINDS = ("ETF", "ETN")
+#: ``krx_etp_prices``: one session of every ETF or ETN (MDCSTAT04301 / MDCSTAT06401). ``nav`` is an
+#: ETF's NAV or an ETN's indicative value (IV); ``net_assets`` its 순자산총액 / 지표가치총액.
+ETP_PRICE_COLUMNS = ["code", "trade_date", "open", "high", "low", "close", "change", "change_rate", "nav", "volume",
+                     "trading_value", "market_cap", "net_assets", "listed_units", "index_close", "index_change",
+                     "index_change_rate"]
+#: A session's answer also names each product: what the master takes from it.
+ETP_DAY_COLUMNS = ETP_PRICE_COLUMNS + ["kind", "name", "isin", "underlying_index"]
+#: KRX's base information of the products listed today (MDCSTAT04601 / MDCSTAT06701; no date).
+ETP_INFO_COLUMNS = ["code", "kind", "name", "isin", "underlying_index", "issuer", "multiplier", "listed_on",
+                    "last_trading_on"]
+
 
 class KrxSource(abc.ABC):
     """KOSPI/KOSDAQ daily data: the ticker master, one day of the whole market, one ticker's history."""
@@ -177,6 +191,18 @@ class KrxSource(abc.ABC):
     def delistings(self, first, last) -> "pd.DataFrame":  # noqa: F821
         """KRX's delisted shares of KOSPI, KOSDAQ and KONEX with a delisting date from ``first`` to
         ``last`` (:data:`DELISTING_COLUMNS`). One request per 730 days."""
+
+    # ---- ETFs and ETNs (issue 27, point 4)
+    @abc.abstractmethod
+    def etp_day(self, kind: str, day) -> "pd.DataFrame":  # noqa: F821
+        """Every ETF (``kind="ETF"``) or ETN (``"ETN"``) of session ``day`` in one request
+        (:data:`ETP_DAY_COLUMNS`; empty on holidays, no request). An answer without a single price
+        (KRX's rows of ``"-"`` for a day it has not published) raises :class:`KrxEmptyAnswerError`."""
+
+    @abc.abstractmethod
+    def etp_info(self, kind: str) -> "pd.DataFrame":  # noqa: F821
+        """KRX's base information of every ETF or ETN listed today (:data:`ETP_INFO_COLUMNS`): issuer,
+        KRX listing date, multiplier. One request; it has no date (today's products only)."""
 
     def requests_sent(self) -> int:
         """HTTP requests this source object sent so far (0 for offline sources)."""

@@ -42,7 +42,7 @@ from typing import Callable
 import pandas as pd
 
 from krxflow.krx import report_parsing as frames
-from krxflow.krx import universe_parsing
+from krxflow.krx import etp_parsing, universe_parsing
 from krxflow.krx.gated_http import GatedSession
 from krxflow.krx.login import KrxLoginState, SharedKrxLogin
 from krxflow.krx.pacing import Pacer
@@ -51,7 +51,8 @@ from krxflow.krx.pykrx_session import (Credentials, bind_session, import_pykrx, 
                                        login_error, remember_isins, reset_pykrx_state)
 from krxflow.market_time import kst_date, kst_today
 from krxflow.settings import KRX_CONN_ID
-from krxflow.krx.interface import INDEX_COLUMNS, INDEX_MEMBER_COLUMNS, INDUSTRY_COLUMNS
+from krxflow.krx.interface import (ETP_DAY_COLUMNS, ETP_INFO_COLUMNS, ETP_KINDS, INDEX_COLUMNS, INDEX_MEMBER_COLUMNS,
+                                  INDUSTRY_COLUMNS)
 from krxflow.krx.interface import (DAILY_COLUMNS, DELISTED_COLUMNS, FOREIGN_OWNERSHIP_COLUMNS, FUNDAMENTAL_COLUMNS,
                                   INDEX_GROUPS, INDEX_PRICE_COLUMNS, INVESTOR_COLUMNS, INVESTOR_TYPES,
                                   KRX_ADJUSTED_COLUMNS, LISTING_COLUMNS, MARKET_DAY_COLUMNS, SHORT_BALANCE_COLUMNS,
@@ -292,6 +293,36 @@ class PykrxSource(KrxSource):
         raw = self._call(lambda: _delisted_issues()().fetch(first.strftime("%Y%m%d"), last.strftime("%Y%m%d")))
         return universe_parsing.delistings_frame(raw)
 
+    # ------------------------------------------------------------------ ETFs and ETNs (issue 27, point 4)
+    def etp_day(self, kind: str, day) -> pd.DataFrame:
+        """MDCSTAT04301 (ETF) or MDCSTAT06401 (ETN), one request: every product of the session.
+        No priced row (an empty answer, or KRX's rows of "-" for a day it has not published): an error."""
+        if kind not in ETP_KINDS:
+            raise ValueError(f"kind must be one of {ETP_KINDS} (got {kind!r})")
+        day = self._session_or_none(day)
+        if day is None:
+            return pd.DataFrame(columns=ETP_DAY_COLUMNS)
+        fetch = _etp_screens()[kind]
+        raw = self._call(lambda: fetch().fetch(day.strftime("%Y%m%d")))
+        frame = etp_parsing.etp_day_frame(raw, kind, day)
+        if frame.empty:
+            raise KrxEmptyAnswerError(f"KRX answered no {kind} prices for {day}, an XKRX trading day ({len(raw)} rows, "
+                                      "none with a close): not published yet, or a site change. Nothing written.")
+        return frame
+
+    def etp_info(self, kind: str) -> pd.DataFrame:
+        """MDCSTAT04601 (ETF) or MDCSTAT06701 (ETN), one request: today's products' base information."""
+        if kind not in ETP_KINDS:
+            raise ValueError(f"kind must be one of {ETP_KINDS} (got {kind!r})")
+        import_pykrx()  # first: pykrx must never be imported with KRX_ID/KRX_PW visible
+        from pykrx.website.krx.etx.core import ETF_전종목기본종목, ETN_전종목기본종목
+
+        screen = {"ETF": ETF_전종목기본종목, "ETN": ETN_전종목기본종목}[kind]
+        frame = etp_parsing.etp_info_frame(self._call(lambda: screen().fetch()), kind)
+        if frame.empty:
+            raise KrxEmptyAnswerError(f"KRX's {kind} base info answered no product: site change?")
+        return frame[ETP_INFO_COLUMNS]
+
     def _session_or_none(self, day) -> dt.date | None:
         from krxflow.calendar import is_trading_day
 
@@ -453,6 +484,27 @@ def _delisted_issues():
             return pd.DataFrame(result["output"])
 
     return 상장폐지종목현황
+
+
+@functools.lru_cache(maxsize=1)
+def _etp_screens() -> dict:
+    """KRX's all-product screens of one day: pykrx's ETF class (전종목시세_ETF, MDCSTAT04301) and an
+    ETN one written as pykrx's core classes are (pykrx 1.2.9 has no class for MDCSTAT06401, KRX's
+    ETN screen [13201]; its form is the screen's: ``trdDd``, ``share``, ``money``)."""
+    import_pykrx()
+    from pykrx.website.krx.etx.core import 전종목시세_ETF
+    from pykrx.website.krx.krxio import KrxWebIo
+
+    class 전종목시세_ETN(KrxWebIo):
+        @property
+        def bld(self):
+            return "dbms/MDC/STAT/standard/MDCSTAT06401"
+
+        def fetch(self, date: str) -> pd.DataFrame:
+            result = self.read(trdDd=date, share="1", money="1")
+            return pd.DataFrame(result["output"])
+
+    return {"ETF": 전종목시세_ETF, "ETN": 전종목시세_ETN}
 
 
 __all__ = ["PykrxSource"]

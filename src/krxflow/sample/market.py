@@ -72,9 +72,10 @@ def to_tick(price: np.ndarray) -> np.ndarray:
     return (np.rint(price / tick) * tick).astype(np.int64)
 
 
-def isin_of(ticker: str) -> str:
-    """The ISIN of a Korean common share: KR7 + ticker + 00 + the ISIN (Luhn) check digit."""
-    body = f"KR7{ticker}00"
+def isin_of(ticker: str, prefix: str = "KR7") -> str:
+    """The ISIN of a Korean common share: KR7 + ticker + 00 + the ISIN (Luhn) check digit (an ETN's
+    starts with ``KRG``: ``prefix``)."""
+    body = f"{prefix}{ticker}00"
     digits = "".join(str(int(c, 36)) for c in body)
     total = 0
     for i, ch in enumerate(reversed(digits)):
@@ -457,3 +458,30 @@ class SampleSource(KrxSource):
         from krxflow.sample.market_universe import delisted_answer
 
         return delistings_frame(pd.DataFrame(delisted_answer(self.market, kst_date(first), kst_date(last))))
+
+    # ---- ETFs and ETNs (issue 27, point 4): see krxflow.sample.market_etps
+    def etp_day(self, kind: str, day) -> pd.DataFrame:
+        """What KRX's one-day screen of ``kind`` parses to (the pykrx source's parser); a session the
+        sample has no product of is KRX's empty answer, an error."""
+        from krxflow.calendar import is_trading_day
+        from krxflow.krx.errors import KrxEmptyAnswerError
+        from krxflow.krx.etp_parsing import etp_day_frame
+        from krxflow.krx.interface import ETP_DAY_COLUMNS, ETP_KINDS
+        from krxflow.sample.market_etps import etp_answer
+
+        if kind not in ETP_KINDS:
+            raise ValueError(f"kind must be one of {ETP_KINDS} (got {kind!r})")
+        day = kst_date(day)
+        if not is_trading_day(day):
+            return pd.DataFrame(columns=ETP_DAY_COLUMNS)
+        frame = etp_day_frame(pd.DataFrame(etp_answer(self.market, kind, day)), kind, day)
+        if frame.empty:
+            raise KrxEmptyAnswerError(f"the sample market has no {kind} prices for {day}")
+        return frame
+
+    def etp_info(self, kind: str) -> pd.DataFrame:
+        from krxflow.krx.etp_parsing import etp_info_frame
+        from krxflow.sample.market_etps import etp_info_answer
+
+        today = min(kst_today(), sessions()[-1].astype(dt.date))
+        return etp_info_frame(pd.DataFrame(etp_info_answer(self.market, kind, today)), kind)
