@@ -7,9 +7,11 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from krxflow.krx.interface import (DAILY_COLUMNS, DELISTED_COLUMNS, FOREIGN_OWNERSHIP_COLUMNS, FUNDAMENTAL_COLUMNS,
-                                  INDEX_PRICE_COLUMNS, INVESTOR_COLUMNS, KRX_ADJUSTED_COLUMNS, LISTING_COLUMNS,
-                                  SHORT_BALANCE_COLUMNS, SHORT_SELLING_COLUMNS, KrxSource)
+from krxflow.krx.interface import (DAILY_COLUMNS, DELISTED_COLUMNS, DELISTING_COLUMNS, ETP_DAY_COLUMNS,
+                                   ETP_INFO_COLUMNS, FOREIGN_OWNERSHIP_COLUMNS, FUNDAMENTAL_COLUMNS, INDEX_COLUMNS,
+                                   INDEX_MEMBER_COLUMNS, INDEX_PRICE_COLUMNS, INDUSTRY_COLUMNS, INVESTOR_COLUMNS,
+                                   KRX_ADJUSTED_COLUMNS, LISTING_COLUMNS, SHORT_BALANCE_COLUMNS, SHORT_SELLING_COLUMNS,
+                                   KrxSource)
 
 DAY1, DAY2, DAY3 = dt.date(2024, 3, 4), dt.date(2024, 3, 5), dt.date(2024, 3, 6)
 
@@ -56,6 +58,25 @@ class ScriptedSource(KrxSource):
 
     def foreign_ownership(self, day):
         return pd.DataFrame(columns=FOREIGN_OWNERSHIP_COLUMNS)
+
+    # ... and no universe: no industries, indices, delisting reports or ETFs/ETNs.
+    def industries(self, day):
+        return pd.DataFrame(columns=INDUSTRY_COLUMNS)
+
+    def index_members(self, index_code, day):
+        return pd.DataFrame(columns=INDEX_MEMBER_COLUMNS)
+
+    def index_master(self):
+        return pd.DataFrame(columns=INDEX_COLUMNS)
+
+    def delistings(self, first, last):
+        return pd.DataFrame(columns=DELISTING_COLUMNS)
+
+    def etp_day(self, kind, day):
+        return pd.DataFrame(columns=ETP_DAY_COLUMNS)
+
+    def etp_info(self, kind):
+        return pd.DataFrame(columns=ETP_INFO_COLUMNS)
 
 
 def _row(ticker, name, market, shares=1_000_000, cap=5_000_000_000):
