@@ -208,7 +208,7 @@ def only_indicators(args) -> None:
                 from grafana import sample_data
                 from krxflow.hooks import BatchedPostgresHook
                 from krxflow.krx.loading import history_window
-                from krxflow.sources.sample import SampleSource
+                from krxflow.sample.market import SampleSource
 
                 migrations.migrate(conn)
                 first, last = history_window(args.years)

@@ -194,13 +194,12 @@ def test_every_bench_flag_shown_is_declared():
 
 
 def test_every_repository_path_shown_exists():
-    """Paths shown as code (`include/sql/migrations/`, `grafana/provisioning/…`) exist. Not
-    `src/krxflow/`: the package moves there from `plugins/krxflow/` on main."""
+    """Paths shown as code (`src/krxflow/`, `include/sql/migrations/`, `grafana/provisioning/…`) exist."""
     shown = {}
     for page, snippet in all_snippets():
         for word in snippet.split():
             word = word.strip("(),;:")
-            if re.fullmatch(r"(dags|plugins|include|grafana|scripts|tests|bench|docs)/[A-Za-z0-9_./-]*", word) \
+            if re.fullmatch(r"(dags|src|plugins|include|grafana|scripts|tests|bench|docs)/[A-Za-z0-9_./-]*", word) \
                     and "NNNN" not in word:
                 shown.setdefault(word, page)
     assert len(shown) >= 20

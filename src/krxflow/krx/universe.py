@@ -149,7 +149,7 @@ def indices_to_check(hook, session: dt.date, followed: list[str], sectors: dict[
     due |= new & set(followed)
     stale = sorted((c for c in followed if c not in due and last[c] is not None and last[c] < session),
                    key=lambda c: (last[c], c))
-    due |= set(stale[:rotation])
+    due |= set(stale[:max(0, rotation - len(due))])  # the rotation only fills a session that asks less
     return [c for c in followed if c in due]
 
 

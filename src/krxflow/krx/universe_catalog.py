@@ -21,8 +21,9 @@ SECTOR_GROUPS = {"KOSPI": "KOSPI", "KOSDAQ": "KOSDAQ"}
 INDUSTRY_MARKETS = {"KOSPI": "STK", "KOSDAQ": "KSQ"}
 #: Months of the regular constituent changes (정기변경) of the core indices.
 REBALANCE_MONTHS = (6, 12)
-#: Indices a normal session re-checks besides those that can have changed (the stalest first):
-#: every followed index is asked about at least every ~(number of indices / this) sessions.
+#: Index requests a session makes at least: when fewer indices can have changed, the stalest others
+#: fill up to this many (a rotation), so every followed index is asked about again within about
+#: (number of indices / this) sessions, and a session that asks anyway adds nothing for the rotation.
 ROTATION_PER_SESSION = 1
 #: Days after which the delisted-issues report is asked again even if nothing was seen delisted.
 DELISTINGS_EVERY_DAYS = 7
