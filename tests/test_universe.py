@@ -226,6 +226,15 @@ def test_a_ticker_leaving_ends_its_periods_on_krx_date(universe_db, market):
     assert end[0] == day
     assert universe_db.execute("SELECT delisted_on FROM stocks WHERE ticker = %s", (gone.ticker,)).fetchone()[0] == day
 
+    # the report explained every delisting it added (tickers krxflow never saw trading included): the
+    # next session, with no ticker leaving and less than a week later, does not ask it again
+    assert universe_db.execute("SELECT count(*) FROM stocks WHERE delisted AND last_seen IS NULL").fetchone()[0] > 0
+    following = sessions()[gone.delisted + 1].astype(dt.date)
+    again = load_universe(source, following, indices=[])
+    assert again["gone_tickers"] == 0 and again["delistings"] == 0, again
+    assert universe_db.execute("SELECT max(checked_on) FROM krx_universe_checks WHERE report = 'delistings'"
+                               ).fetchone()[0] == day
+
 
 # ---------------------------------------------------------------------------- faults
 @pytest.mark.parametrize("kind, fault, after", [("MDCSTAT03901", "empty", 0), ("MDCSTAT03901", "empty", 1),
