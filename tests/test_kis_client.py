@@ -323,7 +323,8 @@ async def test_limiter_falls_back_in_process_when_redis_is_down():
     limiter = RateLimiter(dead, "nowhere", rate=20)
     for _ in range(5):
         await limiter.acquire()
-    assert limiter.fallbacks == 5
+    # every reservation was made in process: one per call, and one per slot a starved loop met late
+    assert limiter.fallbacks == 5 + limiter.late_slots
     await dead.aclose()
 
 
