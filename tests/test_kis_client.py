@@ -24,6 +24,7 @@ from krxflow.kis.parsing import parse_book, parse_decimal, parse_int, parse_quot
 from krxflow.kis.ratelimit import RateLimiter
 from krxflow.sample.kis_server import (DEMO_APPKEY, DEMO_APPSECRET, OTHER_ENV_APPKEY, FakeKis, FakeKisThread,
                                     connection_json)
+from tests.fakes.loop_gaps import LoopGaps
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -328,23 +329,6 @@ async def test_limiter_falls_back_in_process_when_redis_is_down():
     await dead.aclose()
 
 
-def loop_gaps(deadline: float, longer_than: float) -> tuple[list[float], "asyncio.Future"]:
-    """Watch the running event loop until ``deadline``: the gaps (seconds) in which it ran nothing
-    for more than ``longer_than`` (a blocking call in it, or the process starved of CPU)."""
-    gaps: list[float] = []
-
-    async def watch():
-        last = time.monotonic()
-        while last < deadline:
-            await asyncio.sleep(0.002)
-            now = time.monotonic()
-            if now - last > longer_than:
-                gaps.append(now - last)
-            last = now
-
-    return gaps, asyncio.ensure_future(watch())
-
-
 async def test_limiter_gives_up_slots_a_stalled_event_loop_made_late(redis_client, aredis):
     """A loop blocked for 0.3 s wakes every caller whose slot passed meanwhile at once: those slots
     are given up and taken again, so the calls still never exceed the limit in any one second.
@@ -370,8 +354,9 @@ async def test_limiter_gives_up_slots_a_stalled_event_loop_made_late(redis_clien
             time.sleep(0.3)  # blocks the loop, as a CPU-bound neighbour in the triggerer would
             stalls += 1
 
-    gaps, watching = loop_gaps(deadline, longer_than=0.025)  # ~ the limiter's slack at 18/s
-    await asyncio.gather(busy_neighbour(), *(worker() for _ in range(12)), watching)
+    loop = LoopGaps(longer_than=0.025)  # ~ the limiter's slack at 18/s
+    await asyncio.gather(busy_neighbour(), *(worker() for _ in range(12)), loop.watch(until=deadline))
+    gaps = loop.gaps
     stamps.sort()
     worst = max(sum(1 for t in stamps[i:i + 40] if t - stamps[i] < 1.0) for i in range(len(stamps)))
     assert stalls >= 3 and len(gaps) >= stalls  # the watcher saw every stall
