@@ -75,6 +75,7 @@ WINDOW_SECONDS = 2
 
 
 @pytest.mark.integration
+@pytest.mark.fresh_machine
 def test_dag_runs_end_to_end_against_the_fake_server(airflow_db, clean_db, redis_client):
     with FakeKisThread(FakeKis(rate=18, move_probability=0.5)) as srv:
         env = {**os.environ, "AIRFLOW_CONN_KIS_DEFAULT": srv.connection_json(),
@@ -120,6 +121,7 @@ def test_closed_since_tells_a_past_window_from_a_current_one():
 
 
 @pytest.mark.integration
+@pytest.mark.fresh_machine
 def test_the_run_unpausing_creates_for_a_closed_session_is_skipped_without_polling(dagbag, airflow_db, clean_db,
                                                                                     redis_client):
     """Unpausing kis_intraday creates the latest session's run at once (catchup off). When that
