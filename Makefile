@@ -39,14 +39,15 @@ test: venv
 test-fast: venv
 	$(PY) -m pytest -q $(XDIST) -m "not integration" $(PYTEST_ARGS)
 
-## A short subset as on a machine with no PostgreSQL or Redis: the test URLs point at free ports
-## (nothing listens there), so the session starts private servers with `make run`'s code.
-FRESH_MACHINE_TESTS ?= tests/test_journal.py tests/test_hook.py tests/test_krx_backfill_cli.py
+## The suite as on a machine with no PostgreSQL or Redis: the test URLs point at free ports
+## (nothing listens there), so the session starts private servers with `make run`'s code. Every
+## unit test, and the integration tests marked fresh_machine (the cheap ones).
+FRESH_MACHINE_MARKERS ?= not integration or fresh_machine
 FREE_PORT = $(PY) -c "from krxflow.stack.processes import free_port; print(free_port())"
 test-fresh-machine: venv
 	KRXFLOW_TEST_PG=postgresql://postgres@127.0.0.1:$$($(FREE_PORT)) \
 	KRXFLOW_TEST_REDIS=redis://127.0.0.1:$$($(FREE_PORT))/0 \
-	$(PY) -m pytest -q $(XDIST) $(FRESH_MACHINE_TESTS) $(PYTEST_ARGS)
+	$(PY) -m pytest -q $(XDIST) -m "$(FRESH_MACHINE_MARKERS)" $(PYTEST_ARGS)
 
 ## Apply migrations to the database of AIRFLOW_CONN_POSTGRES_DEFAULT.
 migrate: venv

@@ -103,6 +103,7 @@ def readme_diagram(text: str) -> str:
 # --- the site builds -----------------------------------------------------------------------------
 
 @pytest.mark.integration
+@pytest.mark.fresh_machine
 def test_mkdocs_builds_strict(tmp_path):
     site = tmp_path / "site"
     out = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file", str(ROOT / "mkdocs.yml"),
@@ -309,6 +310,7 @@ def shown_paths() -> set[str]:
 
 
 @pytest.mark.integration
+@pytest.mark.fresh_machine
 def test_every_airflow_command_and_api_path_shown_exists():
     airflow = {}
     for fenced in (False, True):  # a fenced line is a whole command; an inline span may name one
@@ -337,6 +339,7 @@ def test_every_airflow_command_and_api_path_shown_exists():
 
 
 @pytest.mark.integration
+@pytest.mark.fresh_machine
 def test_every_krxflow_module_command_shown_exists():
     shown = {}
     for page, snippet in all_snippets():

@@ -120,6 +120,7 @@ def test_no_second_copy_of_the_environment():
 
 
 @pytest.mark.integration
+@pytest.mark.fresh_machine
 def test_celery_worker_preloads_what_tasks_import(airflow_db, airflow_components_env, tmp_path):
     """A real ``airflow celery worker`` with the builder's environment: its main process has imported
     krxflow.preload (pyarrow's and pandas' libraries mapped) before forking its pool, and the pool

@@ -63,8 +63,14 @@ def market():
     from krxflow.krx.report_loading import load_report
     from krxflow.sample.market import SampleSource
 
+    from krxflow.db import partitions
+
     with connection() as conn:
         conn.execute(sql.SQL("TRUNCATE {}, load_stats").format(sql.SQL(", ").join(map(sql.Identifier, TABLES))))
+        # Older months other modules of this session partitioned (e.g. 2023-06): the retention test's
+        # purge would archive them first; this module's market starts in FIRST's month.
+        for old in partitions.expired_partitions(conn, "daily_prices", FIRST.replace(day=1)):
+            conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(old.name)))
         source = SampleSource(TICKERS)
         window = cold_start.plan_window(FIRST, LAST)
         cold_start.run(source, window)

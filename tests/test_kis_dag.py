@@ -70,17 +70,24 @@ def test_session_window_follows_the_calendar():
         session_window(dt.date(2025, 7, 25), "late")
 
 
+#: The polling window of the end-to-end run (a window ends before the next one starts).
+WINDOW_SECONDS = 2
+
+
 @pytest.mark.integration
+@pytest.mark.fresh_machine
 def test_dag_runs_end_to_end_against_the_fake_server(airflow_db, clean_db, redis_client):
     with FakeKisThread(FakeKis(rate=18, move_probability=0.5)) as srv:
         env = {**os.environ, "AIRFLOW_CONN_KIS_DEFAULT": srv.connection_json(),
                "AIRFLOW_VAR_KIS_WATCHLIST": "005930,000660,035420,005380,000001,999999",
-               "AIRFLOW_VAR_KIS_WINDOW_SECONDS": "3",
+               "AIRFLOW_VAR_KIS_WINDOW_SECONDS": str(WINDOW_SECONDS),
                "PYTHONPATH": str(ROOT)}
         from krxflow.calendar import previous_trading_day
 
         session = previous_trading_day(kst_today()).isoformat()  # after the DAG's start_date
-        conf = json.dumps({"demo_seconds": 7})
+        # The demo's clock starts in `plan`; the sensor's windows start when its task does, which a
+        # loaded machine delays by seconds: 20 s leaves room for two windows after a long delay.
+        conf = json.dumps({"demo_seconds": 20})
         started = time.monotonic()
         proc = subprocess.run([shutil.which("timeout"), "-s", "INT", "240", sys.executable, "-m", "airflow", "dags",
                                "test", "kis_intraday", session, "-c", conf],
@@ -93,7 +100,9 @@ def test_dag_runs_end_to_end_against_the_fake_server(airflow_db, clean_db, redis
     assert quotes[0] > 0 and quotes[1] == 5 and books > 0  # 999999 is unknown to KIS
     windows = clean_db.execute("SELECT dag_id, task_id, status, details FROM load_stats "
                                "WHERE operation = 'kis_poll_window' ORDER BY id").fetchall()
-    assert len(windows) >= 2  # 7 s in 3 s windows
+    assert len(windows) >= 2  # the sensor chained windows: 20 s in 2-s windows
+    starts = [int(w[3]["window"]) for w in windows]  # a window is named by the second it started
+    assert all(later - earlier >= WINDOW_SECONDS - 1 for earlier, later in zip(starts, starts[1:])), starts
     assert all(w[0] == "kis_intraday" and w[1] == "poll_session" for w in windows)
     assert sum(w[3]["rows_written"] for w in windows) == quotes[0] + books
     assert sum(w[3]["successes"] for w in windows) == served
@@ -112,6 +121,7 @@ def test_closed_since_tells_a_past_window_from_a_current_one():
 
 
 @pytest.mark.integration
+@pytest.mark.fresh_machine
 def test_the_run_unpausing_creates_for_a_closed_session_is_skipped_without_polling(dagbag, airflow_db, clean_db,
                                                                                     redis_client):
     """Unpausing kis_intraday creates the latest session's run at once (catchup off). When that

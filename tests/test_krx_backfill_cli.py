@@ -43,6 +43,7 @@ def backfill_through_the_cli(stack: dict, dag_id: str, *create_args: str) -> Pat
 
 
 @pytest.mark.integration
+@pytest.mark.fresh_machine
 def test_backfill_create_runs_only_sessions_and_loads_them(airflow_db, clean_db, redis_client, local_airflow_stack):
     pg = clean_db
     logs = backfill_through_the_cli(local_airflow_stack, "krx_daily_prices")

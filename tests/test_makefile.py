@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.integration
+@pytest.mark.fresh_machine
 @pytest.mark.parametrize("target", ["test", "test-fast"])
 def test_make_test_passes_pytest_args(target):
     # -o venv: this venv is already installed; PY: the interpreter running this test

@@ -147,6 +147,7 @@ def test_down_stops_exactly_the_recorded_processes(tmp_path):
 
 
 @pytest.mark.integration
+@pytest.mark.fresh_machine
 def test_private_postgres_and_redis_when_none_is_reachable(tmp_path):
     settings = _settings(tmp_path, KRXFLOW_PG_SERVER=f"postgresql://postgres@127.0.0.1:{stack_processes.free_port()}",
                          KRXFLOW_REDIS_URL=f"redis://127.0.0.1:{stack_processes.free_port()}/0")

@@ -54,6 +54,7 @@ def test_partition_matview_retention_backup_dag_files_parse_fast_and_offline(dag
 
 
 @pytest.mark.integration
+@pytest.mark.fresh_machine
 def test_matview_dag_runs_on_known_data(dagbag, airflow_db, clean_db):
     from krxflow.hooks import BatchedPostgresHook
 
@@ -97,6 +98,7 @@ def running_backfill(airflow_db):
 
 
 @pytest.mark.integration
+@pytest.mark.fresh_machine
 def test_matview_dag_waits_for_a_running_backfill_then_does_one_pass(dagbag, clean_db, running_backfill):
     """While krx_daily_prices has a running run, nothing is refreshed; once it ends, one pass does it all."""
     import threading
@@ -130,6 +132,7 @@ def test_matview_dag_waits_for_a_running_backfill_then_does_one_pass(dagbag, cle
 
 
 @pytest.mark.integration
+@pytest.mark.fresh_machine
 def test_partition_and_retention_dags_run(dagbag, airflow_db, clean_db, monkeypatch):
     from krxflow.db import partitions
     from krxflow.db.partitions import KST
@@ -171,6 +174,7 @@ def test_partition_and_retention_dags_run(dagbag, airflow_db, clean_db, monkeypa
 
 
 @pytest.mark.integration
+@pytest.mark.fresh_machine
 def test_backup_dag_dumps_and_restore_checks(dagbag, airflow_db, clean_db, monkeypatch, tmp_path):
     from krxflow.hooks import BatchedPostgresHook
     from krxflow.upkeep import matviews
@@ -196,6 +200,7 @@ def test_backup_dag_dumps_and_restore_checks(dagbag, airflow_db, clean_db, monke
 
 
 @pytest.mark.integration
+@pytest.mark.fresh_machine
 def test_backup_dag_run_without_a_logical_date_takes_its_day_from_run_after(dagbag, airflow_db, clean_db,
                                                                              monkeypatch, tmp_path):
     """A run triggered with no logical date (UI/API) takes its KST day from run_after (issue 26 point 4):

@@ -9,7 +9,10 @@ One :class:`KisClient` per appkey and event loop, used as an async context manag
 Every call: waits for the shared :class:`~krxflow.kis.ratelimit.RateLimiter`, takes the shared
 token from :class:`~krxflow.kis.token.TokenManager`, sends the KIS headers, and reads the answer
 checking *both* the HTTP status and ``rt_cd`` (KIS's normal error path is HTTP 500 with
-``msg_cd``). Then, by error:
+``msg_cd``). The limiter's slot is confirmed at the last await before the request's bytes go out
+(aiohttp's connection trace: a new connection awaits the loop, and a stall there would send the
+call late, with the next slots' calls): :meth:`~krxflow.kis.ratelimit.RateLimiter.confirm`.
+Then, by error:
 
 * ``EGW00201`` (over the per-second limit) → exponential backoff from 100 ms with jitter, retry;
 * ``EGW00123``/``EGW00121`` (token expired/invalid) → renew the shared token once, retry;
@@ -60,6 +63,10 @@ class ClientStats:
         return asdict(self)
 
 
+#: ``trace_request_ctx`` of the calls that took a limiter slot (see :meth:`KisClient._confirm_slot`).
+_PACED = object()
+
+
 class KisClient:
     """Async KIS quotation client (see module doc).
 
@@ -85,13 +92,23 @@ class KisClient:
         import aiohttp
 
         connector = aiohttp.TCPConnector(limit=32, ttl_dns_cache=300)
-        self.session = aiohttp.ClientSession(connector=connector,
+        # Called by aiohttp when the request has its connection, new or pooled: nothing awaits the
+        # loop after it before the request is written.
+        paced = aiohttp.TraceConfig()
+        paced.on_connection_create_end.append(self._confirm_slot)
+        paced.on_connection_reuseconn.append(self._confirm_slot)
+        self.session = aiohttp.ClientSession(connector=connector, trace_configs=[paced],
                                              timeout=aiohttp.ClientTimeout(total=self.config.timeout))
         self.tokens = TokenManager(self.config, self.redis, self.session)
         return self
 
     async def __aexit__(self, *exc_info) -> None:
         await self.close()
+
+    async def _confirm_slot(self, session, trace_config_ctx, params) -> None:
+        """aiohttp trace callback: a paced call (not the token's) confirms its limiter slot."""
+        if trace_config_ctx.trace_request_ctx is _PACED:
+            await self.limiter.confirm()
 
     async def close(self) -> None:
         if self.session is not None:
@@ -163,7 +180,8 @@ class KisClient:
                    "custtype": "P"}
         self.stats.requests += 1
         try:
-            async with self.session.get(self.config.base_url + path, params=params, headers=headers) as resp:
+            async with self.session.get(self.config.base_url + path, params=params, headers=headers,
+                                        trace_request_ctx=_PACED) as resp:
                 status, text = resp.status, await resp.text()
         except (asyncio.TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise KisTransientError(f"KIS {tr_id} {params.get('FID_INPUT_ISCD')}: {exc!r}") from exc

@@ -19,6 +19,13 @@ So ``acquire()`` checks how late it woke: past ``slack`` (half of what the margi
 reserved behind everyone else's. Late callers then leave one at a time, spaced like everyone else,
 and no one-second window holds more than ``rate`` calls (``late_slots`` counts the give-ups).
 
+The same holds between the slot and the wire: a caller that has to await something after
+``acquire()`` (the HTTP client opening a new connection: every window's first calls) can be made
+late by a stall there, and would send a slot's call with the next slots' calls. Such a caller calls
+:meth:`RateLimiter.confirm` at its last await before the bytes go out: a slot that went past
+``slack`` meanwhile is given up the same way (the slot is the task's own, in a context variable,
+so the workers that share a limiter never confirm each other's).
+
 If Redis is unreachable the limiter falls back to the same schedule kept in-process (a warning
 is logged and counted) and asks Redis again once a second; the budget is then per process
 until Redis answers again.
@@ -27,6 +34,7 @@ until Redis answers again.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 
@@ -36,6 +44,11 @@ log = logging.getLogger(__name__)
 
 #: After a Redis failure, pace in-process for this long before asking Redis again.
 REDIS_RETRY_SECONDS = 1.0
+
+#: The slot this task's last ``acquire()`` was granted, as ``(limiter, slot)``, for :meth:`RateLimiter.confirm`
+#: (None: nothing to confirm: no slot yet, or one taken late on purpose after ``MAX_LATE_SLOTS``).
+_GRANTED: contextvars.ContextVar[tuple["RateLimiter", float] | None] = contextvars.ContextVar(
+    "krxflow_kis_granted_slot", default=None)
 
 # KEYS[1] = next-slot key. ARGV[1] = interval (µs), ARGV[2] = longest wait a caller may reserve (µs).
 # Returns {wait_µs, now_µs}; wait_µs = -1 when the queue is longer than ARGV[2] (nothing reserved).
@@ -85,9 +98,25 @@ class RateLimiter:
     MAX_LATE_SLOTS = 20
 
     async def acquire(self) -> float:
-        """Wait for the next slot and return the seconds waited; the caller must send at once."""
+        """Wait for the next slot and return the seconds waited; the caller must send at once (or
+        :meth:`confirm` the slot at its last await before sending)."""
         started = time.monotonic()
-        late = 0
+        await self._take_slot(late=0)
+        return time.monotonic() - started
+
+    async def confirm(self) -> bool:
+        """Check the slot of this task's last :meth:`acquire` just before the call goes out; if it went
+        past ``slack`` since (a stall while the caller awaited something), give it up and wait for a
+        fresh one, as ``acquire()`` does. True when the slot was still good."""
+        granted = _GRANTED.get()
+        if granted is None or granted[0] is not self or time.monotonic() - granted[1] <= self.slack:
+            return True
+        self.late_slots += 1
+        await self._take_slot(late=1)
+        return False
+
+    async def _take_slot(self, late: int) -> None:
+        """Reserve slots until one is met on time (``late`` given up so far), then record it for :meth:`confirm`."""
         while True:
             reserved = await self._reserve()
             if reserved is None:
@@ -97,8 +126,12 @@ class RateLimiter:
             wait = not_before - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
-            if time.monotonic() - slot <= self.slack or late >= self.MAX_LATE_SLOTS:
-                return time.monotonic() - started
+            if time.monotonic() - slot <= self.slack:
+                _GRANTED.set((self, slot))
+                return
+            if late >= self.MAX_LATE_SLOTS:
+                _GRANTED.set(None)  # going anyway, late: nothing left to confirm
+                return
             late += 1
             self.late_slots += 1
 

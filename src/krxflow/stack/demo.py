@@ -3,39 +3,80 @@
 from __future__ import annotations
 
 import json
+import logging
+import time
 from typing import Any
 
 from krxflow.stack.env import Settings
 from krxflow.stack.processes import wait_for
 
+log = logging.getLogger(__name__)
+
 
 class AirflowApi:
-    """A minimal client of Airflow's public REST API (``/api/v2``), token from ``/auth/token``."""
+    """A minimal client of Airflow's public REST API (``/api/v2``), token from ``/auth/token``.
 
-    def __init__(self, base_url: str, username: str, password: str):
+    Every call waits ``read_timeout`` seconds for its answer at first. A loaded api-server can take
+    longer (seen: more than 30 s for ``GET /importErrors`` at a load average of 13 on 2 cores), so a
+    call that asks without changing anything — a GET, or the token (a new one each time) — is asked
+    again after a read timeout, each attempt waiting twice as long as the one before, until the
+    caller's ``deadline`` (a :func:`time.monotonic` value; default ``patience`` seconds after the
+    first attempt); past it :class:`TimeoutError` says how many attempts waited how long. Nothing
+    else is hidden: a PATCH or POST is sent once (one that timed out may have been applied), an
+    error answer (HTTP 4xx/5xx) raises at once, a server that refuses connections too.
+    """
+
+    def __init__(self, base_url: str, username: str, password: str, *, read_timeout: float = 30.0,
+                 patience: float = 300.0):
         import httpx
 
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.base_url, timeout=30)
+        self.read_timeout = read_timeout
+        self.patience = patience
+        self._http = httpx.Client(base_url=self.base_url, timeout=read_timeout)
         self._credentials = {"username": username, "password": password}
         self._token: str | None = None
 
-    def token(self) -> str:
+    def token(self, deadline: float | None = None) -> str:
         if self._token is None:
-            resp = self._http.post("/auth/token", json=self._credentials)
+            resp = self._send("POST", "/auth/token", again=True, deadline=deadline, json=self._credentials)
             resp.raise_for_status()
             self._token = resp.json()["access_token"]
         return self._token
 
-    def request(self, method: str, path: str, **kwargs) -> Any:
-        resp = self._http.request(method, f"/api/v2{path}", headers={"Authorization": f"Bearer {self.token()}"},
-                                  **kwargs)
+    def request(self, method: str, path: str, *, deadline: float | None = None, **kwargs) -> Any:
+        """``method`` on ``/api/v2{path}``; the answer's JSON. ``deadline``: see the class doc (GET only)."""
+        again = method.upper() in ("GET", "HEAD")
+        resp = self._send(method, f"/api/v2{path}", again=again, deadline=deadline,
+                          headers={"Authorization": f"Bearer {self.token(deadline)}"}, **kwargs)
         if resp.status_code >= 400:
             raise RuntimeError(f"{method} {path} -> {resp.status_code}: {resp.text[:500]}")
         return resp.json() if resp.content else None
 
-    def get(self, path: str, **params) -> Any:
-        return self.request("GET", path, params=params)
+    def get(self, path: str, *, deadline: float | None = None, **params) -> Any:
+        """GET ``path`` with ``params`` as its query (``deadline`` is not one: see the class doc)."""
+        return self.request("GET", path, deadline=deadline, params=params)
+
+    def _send(self, method: str, url: str, *, again: bool, deadline: float | None, **kwargs):
+        """One request; with ``again``, asked again after each read timeout until ``deadline``."""
+        import httpx
+
+        first = time.monotonic()
+        if deadline is None:
+            deadline = first + self.patience
+        wait, attempts = self.read_timeout, 0
+        while True:
+            attempts += 1
+            if again:  # the last attempt waits only until the deadline (but gets a second at least)
+                wait = max(1.0, min(wait, deadline - time.monotonic()))
+            try:
+                return self._http.request(method, url, timeout=httpx.Timeout(wait), **kwargs)
+            except httpx.ReadTimeout as exc:
+                if not again or time.monotonic() >= deadline:
+                    raise TimeoutError(f"{method} {url}: no answer from the Airflow api-server at {self.base_url} "
+                                       f"({attempts} attempt(s), {time.monotonic() - first:.0f} s)") from exc
+                log.warning("%s %s: no answer in %.0f s (attempt %d), asking again", method, url, wait, attempts)
+                wait *= 2
 
     def close(self) -> None:
         self._http.close()

@@ -195,8 +195,20 @@ def _run(args: list[str], target: Target, what: str) -> subprocess.CompletedProc
     log.info("running %s", " ".join(args))
     done = subprocess.run(args, env=target.tool_env(), capture_output=True, text=True, timeout=_TOOL_TIMEOUT)
     if done.returncode != 0:
-        raise BackupError(f"{what} failed (exit {done.returncode}): {_scrub(done.stderr, target).strip()[-2000:]}")
+        raise BackupError(f"{what} failed (exit {done.returncode}): {_said(_scrub(done.stderr, target))}")
     return done
+
+
+#: A tool's stderr line in a BackupError is cut to this many characters: pg_dump 18 follows its
+#: ``error:`` line with the failed query, one LOCK TABLE of every partition (tens of kilobytes).
+_LINE_CHARS = 400
+
+
+def _said(stderr: str) -> str:
+    """A failed tool's stderr for its BackupError: every line (the ``error:`` one says why), each cut
+    to ``_LINE_CHARS``, the whole to its last 2,000 characters."""
+    lines = [line if len(line) <= _LINE_CHARS else line[:_LINE_CHARS] + " …" for line in stderr.strip().splitlines()]
+    return "\n".join(lines)[-2000:]
 
 
 def _scrub(text: str, target: Target) -> str:
