@@ -193,8 +193,11 @@ def main() -> None:
                     return
             settle(conn)
             target = destination.local(out)
+            cpu = time.process_time()
             full = exporter.export(conn, target)
             print(full.summary(), flush=True)
+            print(f"full: {full.rows_read / full.seconds:,.0f} rows/s, {time.process_time() - cpu:.0f}s CPU in this "
+                  f"process; load average {os.getloadavg()[0]:.1f}", flush=True)
             cold_start.run(source, cold_start.plan_window(days[-1], days[-1]))
             load_session(source, days[-1])
             settle(conn)
