@@ -49,10 +49,12 @@ def krx_export():
 
         from krxflow.db.connection import connection
         from krxflow.export import destination, exporter
+        from krxflow.hooks import BatchedPostgresHook
 
         full = bool(get_current_context()["params"].get("full"))
         with connection() as conn:
-            report = exporter.export(conn, destination.from_connection(), full=full)
+            report = exporter.export(conn, destination.from_connection(), full=full,
+                                     journal=BatchedPostgresHook().journal())
         return {"as_of": report.as_of, "written": len(report.written), "rows_written": report.rows_written,
                 "units_read": report.units_read, "units_skipped": report.units_skipped}
 

@@ -171,6 +171,53 @@ def test_a_rerun_writes_nothing_and_a_change_rewrites_only_its_partition(market,
     assert full.units_read > 0 and full.written == []
 
 
+def test_each_run_is_journaled_with_its_rows_and_files(market, tmp_path):
+    from krxflow.export import destination, exporter
+    from krxflow.hooks import BatchedPostgresHook
+    from tests.fakes.s3_server import free_port
+
+    hook = BatchedPostgresHook()
+    try:
+        target = destination.local(tmp_path)
+        first = exporter.export(market, target, journal=hook.journal())
+        again = exporter.export(market, target, journal=hook.journal())
+        gone = destination.from_url("s3://krx-research/x", access_key="a", secret_key="b",
+                                    endpoint_url=f"http://127.0.0.1:{free_port()}")
+        with pytest.raises(exporter.ExportError):
+            exporter.export(market, gone, journal=hook.journal())
+    finally:
+        hook.close()
+    rows = market.execute("SELECT table_name, rows_in, inserted, status, error, details FROM load_stats "
+                          "WHERE operation = 'export' ORDER BY id DESC LIMIT 3").fetchall()[::-1]
+    assert [r[0] for r in rows] == ["export"] * 3
+    (_, read, written, status, _, details), (_, read_again, written_again, status_again, _, details_again) = rows[:2]
+    assert status == status_again == "ok"
+    assert read == written == first.rows_written == sum(e["rows"] for e in
+                                                        json.loads((tmp_path / "manifest.json").read_text())["files"].values())
+    assert details["files_written"] == len(first.written) > 0 and details["units_read"] == first.units_read > 0
+    assert details["destination"] == target.url and details["as_of"] == first.as_of
+    assert (read_again, written_again, details_again["files_written"], details_again["units_read"]) == (0, 0, 0, 0)
+    assert details_again["units_skipped"] == again.units_skipped == first.units_read
+    assert rows[2][3] == "failed" and "nothing was written" in rows[2][4]
+
+
+def test_every_reader_sees_the_exports_snapshot_and_nothing_committed_after_it(market):
+    from krxflow.export.reading import READ_SNAPSHOT, snapshot_readers
+    from krxflow.hooks.table_spec import TableSpec
+
+    spec = TableSpec.load(market, "stock_changes")
+    ticker = market.execute("SELECT max(ticker) FROM stocks").fetchone()[0]
+    with market.transaction():
+        market.execute(READ_SNAPSHOT)
+        before = market.execute("SELECT count(*) FROM stock_changes").fetchone()[0]  # the snapshot is taken
+        write("stock_changes", [{"ticker": ticker, "changed_on": dt.date(2024, 10, 2), "field": "name",
+                                 "old_value": "스냅샷 전", "new_value": "스냅샷 후"}])  # committed after it
+        with snapshot_readers(market) as readers:
+            assert [readers.read(spec, "stock_changes").num_rows for _ in range(4)] == [before] * 4
+    assert market.execute("SELECT count(*) FROM stock_changes").fetchone()[0] == before + 1
+    settle_statistics(market)
+
+
 def _docs_query(name: str) -> str:
     """A query of docs/export.md, the ```sql block after the line ``<!-- query: name -->``."""
     text = (ROOT / "docs" / "export.md").read_text()

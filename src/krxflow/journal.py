@@ -62,6 +62,7 @@ class Operation(enum.StrEnum):
     RETENTION = "retention"
     REFRESH = "refresh"
     PG_DUMP = "pg_dump"
+    EXPORT = "export"  # krx_export: one row per run (table "export")
     RESTORE_CHECK = "restore_check"
     # KIS collectors
     KIS_POLL_WINDOW = "kis_poll_window"

@@ -32,17 +32,18 @@ from krxflow.krx.interface import (FOREIGN_OWNERSHIP_COLUMNS, FUNDAMENTAL_COLUMN
                                   INVESTOR_COLUMNS, INVESTOR_TYPES, SHORT_BALANCE_COLUMNS, SHORT_SELLING_COLUMNS)
 
 #: The sample indices: group, finder_equidx full_code and short_code, name, and who is a member
-#: (universe position, market of the day). KOSPI 200, KOSDAQ 150, KRX 300 and the sector indices
-#: take their members from :mod:`krxflow.sample.market_universe` (constituent changes on the
-#: rebalance dates; industries) instead: their rule here is not used.
+#: (universe position, market of the day): numpy arrays, one element per ticker of the day.
+#: KOSPI 200, KOSDAQ 150, KRX 300 and the sector indices take their members from
+#: :mod:`krxflow.sample.market_universe` (constituent changes on the rebalance dates; industries)
+#: instead: their rule here is not used.
 SAMPLE_INDICES = (
     ("KRX", "5", "300", "KRX 300", lambda pos, market: pos % 2 == 0),
     ("KRX", "5", "042", "KRX 100", lambda pos, market: pos % 5 == 0),
     ("KOSPI", "1", "001", "코스피", lambda pos, market: market == "KOSPI"),
-    ("KOSPI", "1", "002", "코스피 대형주", lambda pos, market: market == "KOSPI" and pos % 2 == 0),
-    ("KOSPI", "1", "028", "코스피 200", lambda pos, market: market == "KOSPI" and pos % 3 == 0),
+    ("KOSPI", "1", "002", "코스피 대형주", lambda pos, market: (market == "KOSPI") & (pos % 2 == 0)),
+    ("KOSPI", "1", "028", "코스피 200", lambda pos, market: (market == "KOSPI") & (pos % 3 == 0)),
     ("KOSDAQ", "2", "001", "코스닥", lambda pos, market: market == "KOSDAQ"),
-    ("KOSDAQ", "2", "203", "코스닥 150", lambda pos, market: market == "KOSDAQ" and pos % 3 == 0),
+    ("KOSDAQ", "2", "203", "코스닥 150", lambda pos, market: (market == "KOSDAQ") & (pos % 3 == 0)),
 ) + tuple((group, full, short, name, None) for group, full, short, name in SECTOR_INDICES)
 #: Relative weight of each investor type in the sample's trading (individuals trade most).
 _INVESTOR_WEIGHTS = np.array([1.5, 0.3, 0.4, 0.3, 0.1, 0.1, 0.6, 0.5, 4.0, 2.0, 0.1])
@@ -75,13 +76,26 @@ def _day_frame(market, day: dt.date) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------------- indices
+_REFERENCE_CAPS: dict[int, np.ndarray] = {}
+
+
+def _reference_caps(market) -> np.ndarray:
+    """``base price × shares`` of every ticker of the universe, by position (computed once per market size:
+    a per-ticker loop each session cost most of an index day)."""
+    caps = _REFERENCE_CAPS.get(market.count)
+    if caps is None:
+        caps = np.array([market.profile(t).base_price * market.profile(t).shares for t in market.tickers])
+        _REFERENCE_CAPS[market.count] = caps
+    return caps
+
+
 def _index_levels(market, day: dt.date) -> pd.DataFrame:
     frame = _day_frame(market, day)
     if frame.empty:
         return pd.DataFrame(columns=["index_code", "open", "high", "low", "close", "volume", "trading_value",
                                      "market_cap"])
     positions = _positions(market, frame["ticker"])
-    reference = np.array([market.profile(t).base_price * market.profile(t).shares for t in frame["ticker"]])
+    reference = _reference_caps(market)[positions]
     shares = frame["listed_shares"].to_numpy(dtype="float64")
     close = frame["close"].to_numpy(dtype="float64")
     prices = {col: frame[col].astype("Float64").fillna(pd.Series(close, index=frame.index)).to_numpy(dtype="float64")
@@ -91,7 +105,7 @@ def _index_levels(market, day: dt.date) -> pd.DataFrame:
     for group, full, short, name, member in SAMPLE_INDICES:
         picked = members_mask(market, index_code(full, short), frame, day)
         if picked is None:
-            picked = np.array([member(p, m) for p, m in zip(positions, frame["market"])], dtype=bool)
+            picked = np.asarray(member(positions, frame["market"].to_numpy(dtype=object)), dtype=bool)
         if not picked.any():
             continue
         base = reference[picked].sum()
