@@ -111,7 +111,8 @@ def _admin(sql_text: str) -> None:
 #: executors' end-to-end drives are the longest tests, and two workers may run them side by side.
 ONE_UNIT_PER_TEST = ("tests/test_e2e_stack.py",)
 #: Modules that go to one worker together, as one unit: they drive one shared stack (``local_airflow_stack``).
-SAME_UNIT = {"tests/test_krx_reports_backfill.py": "tests/test_krx_backfill_cli.py"}
+SAME_UNIT = {"tests/test_krx_reports_backfill.py": "tests/test_krx_backfill_cli.py",
+             "tests/test_etf_dag.py": "tests/test_krx_backfill_cli.py"}
 
 #: The work units that take longest, handed out first so that the workers finish together (longest
 #: processing time first; a worker also holds the next unit in reserve); every other one follows in

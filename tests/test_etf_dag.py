@@ -51,11 +51,11 @@ def test_a_run_loads_its_kst_session_and_a_rerun_changes_nothing(airflow_db, dag
 
 @pytest.mark.integration
 def test_backfill_create_loads_only_the_sessions_by_logical_date(airflow_db, clean_db, redis_client,
-                                                                airflow_components_env):
+                                                                local_airflow_stack):
     from tests.test_krx_backfill_cli import SESSIONS, backfill_through_the_cli
 
     clean_db.execute("TRUNCATE krx_etps, krx_etp_prices")
-    backfill_through_the_cli(airflow_components_env, "krx_etf")
+    backfill_through_the_cli(local_airflow_stack, "krx_etf")
     days = clean_db.execute("SELECT trade_date, count(*) FROM krx_etp_prices GROUP BY 1 ORDER BY 1").fetchall()
     assert [d for d, _ in days] == SESSIONS and all(n >= 9 for _, n in days)
     assert clean_db.execute("SELECT count(*) FROM krx_etps WHERE first_seen = %s", (SESSIONS[0],)).fetchone()[0] > 0
