@@ -56,8 +56,14 @@ def test_backfill_create_loads_only_the_sessions_by_logical_date(airflow_db, cle
 
     clean_db.execute("TRUNCATE krx_etps, krx_etp_prices")
     backfill_through_the_cli(local_airflow_stack, "krx_etf")
+    from krxflow.sample.market import SampleMarket
+    from krxflow.sample.market_etps import day_frame
+
+    market = SampleMarket(SAMPLE_TICKERS)  # the shared stack's sample market (KRXFLOW_SAMPLE_TICKERS=20)
     days = clean_db.execute("SELECT trade_date, count(*) FROM krx_etp_prices GROUP BY 1 ORDER BY 1").fetchall()
-    assert [d for d, _ in days] == SESSIONS and all(n >= 9 for _, n in days)
+    assert [d for d, _ in days] == SESSIONS, days
+    assert [n for _, n in days] == [sum(len(day_frame(market, kind, day)) for kind in ("ETF", "ETN"))
+                                    for day in SESSIONS], days
     assert clean_db.execute("SELECT count(*) FROM krx_etps WHERE first_seen = %s", (SESSIONS[0],)).fetchone()[0] > 0
     checks = clean_db.execute("SELECT count(*) FROM load_stats WHERE operation = 'quality_check' "
                               "AND table_name = 'krx_etp_prices'").fetchone()[0]

@@ -38,6 +38,7 @@ from krxflow.krx.interface import (ADJUSTED_COLUMNS, DAILY_COLUMNS, DELISTED_COL
                                    INDEX_MEMBER_COLUMNS, INDUSTRY_COLUMNS, KRX_ADJUSTED_COLUMNS, LISTING_COLUMNS,
                                    MARKET_DAY_COLUMNS, KrxSource)
 from krxflow.market_time import kst_date, kst_today
+from krxflow.sample.codes import isin_of
 from krxflow.sample.sessions import UNIVERSE_START, session_index, sessions
 
 DEFAULT_TICKERS = 2_700
@@ -70,21 +71,6 @@ def to_tick(price: np.ndarray) -> np.ndarray:
     price = np.maximum(np.asarray(price, dtype=float), 1.0)
     tick = tick_size(price)
     return (np.rint(price / tick) * tick).astype(np.int64)
-
-
-def isin_of(ticker: str, prefix: str = "KR7") -> str:
-    """The ISIN of a Korean common share: KR7 + ticker + 00 + the ISIN (Luhn) check digit (an ETN's
-    starts with ``KRG``: ``prefix``)."""
-    body = f"{prefix}{ticker}00"
-    digits = "".join(str(int(c, 36)) for c in body)
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        n = int(ch)
-        if i % 2 == 0:
-            n *= 2
-            n = n - 9 if n > 9 else n
-        total += n
-    return body + str((10 - total % 10) % 10)
 
 
 def universe(count: int) -> list[str]:

@@ -31,7 +31,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from krxflow.sample.market import isin_of
+from krxflow.sample.codes import isin_of
 from krxflow.sample.sessions import UNIVERSE_START, session_index, sessions
 
 #: ETFs and ETNs per ticker of the sample market.
