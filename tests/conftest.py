@@ -396,3 +396,12 @@ def logged_in_krx(monkeypatch, redis_client):
     reset_pykrx_state()
     yield PykrxSource(min_interval=0)
     reset_pykrx_state()
+
+
+@pytest.fixture(scope="module")
+def viewer_token(airflow_db):
+    """A bearer token of a viewer from Airflow's auth manager, as the read API's callers log in."""
+    from airflow.api_fastapi.app import init_auth_manager
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+
+    return init_auth_manager().generate_jwt(SimpleAuthManagerUser(username="reader", role="viewer"))

@@ -42,22 +42,13 @@ def reports():
     return source
 
 
-@pytest.fixture(scope="module")
-def auth(airflow_db):
-    from airflow.api_fastapi.app import init_auth_manager
-    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
-
-    manager = init_auth_manager()
-    return manager.generate_jwt(SimpleAuthManagerUser(username="reader", role="viewer"))
-
-
 @pytest.fixture
-def client(auth, reports):
+def client(viewer_token, reports):
     from fastapi.testclient import TestClient
 
     from krxflow.api.app import app
 
-    with TestClient(app, headers={"Authorization": f"Bearer {auth}"}) as c:
+    with TestClient(app, headers={"Authorization": f"Bearer {viewer_token}"}) as c:
         yield c
 
 
@@ -65,7 +56,7 @@ ROUTES = ("/indices", "/indices/1001/prices", f"/stocks/{SAMSUNG}/investors", f"
           f"/stocks/{SAMSUNG}/shorts")
 
 
-def test_every_report_route_needs_airflow_login(auth, reports):
+def test_every_report_route_needs_airflow_login(viewer_token, reports):
     from fastapi.testclient import TestClient
 
     from krxflow.api.app import app

@@ -40,25 +40,17 @@ def universe():
     return source
 
 
-@pytest.fixture(scope="module")
-def auth(airflow_db):
-    from airflow.api_fastapi.app import init_auth_manager
-    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
-
-    return init_auth_manager().generate_jwt(SimpleAuthManagerUser(username="reader", role="viewer"))
-
-
 @pytest.fixture
-def client(auth, universe):
+def client(viewer_token, universe):
     from fastapi.testclient import TestClient
 
     from krxflow.api.app import app
 
-    with TestClient(app, headers={"Authorization": f"Bearer {auth}"}) as c:
+    with TestClient(app, headers={"Authorization": f"Bearer {viewer_token}"}) as c:
         yield c
 
 
-def test_universe_routes_need_airflow_login(auth, universe):
+def test_universe_routes_need_airflow_login(viewer_token, universe):
     from fastapi.testclient import TestClient
 
     from krxflow.api.app import app
