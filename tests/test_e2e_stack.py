@@ -269,7 +269,7 @@ def test_make_run_stack_end_to_end(running_stack):
 
     # 1. the ticker master
     t = time.monotonic()
-    _wait_run(api, "krx_tickers", _trigger(api, "krx_tickers"), 180)
+    _wait_run(api, "krx_tickers", _trigger(api, "krx_tickers"), 600)
     timings["krx_tickers"] = round(time.monotonic() - t, 1)
     _progress(f"krx_tickers: {timings['krx_tickers']} s")
     with _market(info) as conn:
@@ -376,7 +376,7 @@ def test_make_run_stack_end_to_end(running_stack):
     _wait_run(api, "krx_tickers", rerun_tickers, 300)
     _wait_run(api, "krx_history_backfill", rerun_history, 300)
     _wait_backfill(api, "krx_daily_prices", sessions, 300)
-    _wait_run(api, "db_matviews", _trigger(api, "db_matviews"), 180)
+    _wait_run(api, "db_matviews", _trigger(api, "db_matviews"), 600)
     timings["rerun"] = round(time.monotonic() - t, 1)
     _progress(f"rerun: {timings['rerun']} s")
     with _market(info) as conn:
