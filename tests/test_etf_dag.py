@@ -6,6 +6,8 @@ from __future__ import annotations
 import pendulum
 import pytest
 
+from tests.test_krx_dags import _kst  # a session's KST evening, as the KRX DAGs' tests take it
+
 SAMPLE_TICKERS = 20
 
 
@@ -15,10 +17,6 @@ def sample_env(monkeypatch, clean_db, redis_client):
     monkeypatch.setenv("KRXFLOW_SAMPLE_TICKERS", str(SAMPLE_TICKERS))
     clean_db.execute("TRUNCATE krx_etps, krx_etp_prices")
     return clean_db
-
-
-def _kst(day: str, hour: int = 18) -> pendulum.DateTime:
-    return pendulum.parse(day, tz="Asia/Seoul").add(hours=hour)
 
 
 def test_krx_etf_is_a_session_dag_in_the_krx_pool(dagbag):
