@@ -147,6 +147,26 @@ async def test_cap_refusal_is_counted_and_reported(monkeypatch, redis_client, ws
     assert payload["refused"][0] == f"H0STASP0:{TICKERS[0]}" or payload["refused"][0].startswith("H0ST")
 
 
+async def test_a_session_stuck_past_its_window_is_cut_at_a_fixed_bound(monkeypatch, redis_client, ws_db):
+    """Whatever the session awaits after the window's end (here: a read that never returns), the trigger ends."""
+    from krxflow.kis.ws import RealtimeSession
+
+    async def never_quiet(self, reader, limit, quiet=0.5):
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(RealtimeSession, "_read_what_is_in_flight", never_quiet)
+    with fake(rate=50) as srv:
+        monkeypatch.setenv("AIRFLOW_CONN_KIS_DEFAULT", srv.connection_json())
+        started = time.monotonic()
+        payload = await asyncio.wait_for(run_trigger(trigger("w-stuck", 1.0)), timeout=60)
+        took = time.monotonic() - started
+    bound = 2.0 + 2.0 + RealtimeSession.OVERRUN_GRACE_SECONDS  # in-flight read + close + grace
+    assert payload["overran"] is True and payload["status"] == "warning"
+    assert took < 1.0 + bound + 30  # ended at the bound (plus the flush), not at pytest's timeout
+    result = kis_drain.drain("w-stuck")
+    assert result.trades_written == payload["trades"] > 0  # what arrived before the cut is kept
+
+
 async def test_trigger_trims_to_its_own_cap(monkeypatch, redis_client, ws_db):
     many = [f"{100000 + i:06d}" for i in range(50)]
     with fake(rate=20) as srv:

@@ -17,7 +17,9 @@ client and never blocks it. Until its deadline it keeps one connection open to
 * a dropped connection (close frame, reset, or nothing received for ``idle_timeout`` seconds)
   is reconnected after an exponential back-off with jitter (``backoff_base`` doubling up to
   ``backoff_cap``; reset once a connection delivered data), reusing the cached approval key, and
-  every registration is sent again.
+  every registration is sent again;
+* at the deadline it reads on until the socket is quiet (at most ``in_flight_seconds``), closes,
+  and returns — within a fixed bound after the deadline whatever it awaits (``overran``).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class SessionStats:
     control_errors: int = 0
     approval_refused: int = 0
     appkey_in_use: int = 0
+    overran: bool = False
     last_error: str | None = None
 
     def as_dict(self) -> dict:
@@ -55,7 +58,7 @@ class SessionStats:
                 "pingpongs": self.pingpongs, "subscribe_sent": self.subscribe_sent, "registered": self.registered,
                 "refused": list(self.refused), "control_errors": self.control_errors,
                 "approval_refused": self.approval_refused, "appkey_in_use": self.appkey_in_use,
-                "last_error": self.last_error}
+                "overran": self.overran, "last_error": self.last_error}
 
 
 class _Reconnect(Exception):
@@ -69,11 +72,18 @@ class RealtimeSession:
     :param approval: the shared approval-key manager.
     :param registrations: (tr_id, tr_key) pairs to register, at most the cap.
     :param on_data: called with every data frame's text.
+    :param in_flight_seconds: at the deadline, read on for at most this long until the socket is quiet
+        (what KIS sent before the deadline arrives within it; a continuous push is cut there).
+    :param close_timeout: seconds the closing handshake may take before the socket is aborted.
     """
+
+    #: After the deadline plus the in-flight read and the close, :meth:`run` returns whatever is awaited.
+    OVERRUN_GRACE_SECONDS = 3.0
 
     def __init__(self, config, approval, registrations: list[tuple[str, str]], on_data, *,
                  send_interval: float = 0.05, idle_timeout: float = 60.0, backoff_base: float = 0.5,
-                 backoff_cap: float = 30.0, open_timeout: float = 10.0) -> None:
+                 backoff_cap: float = 30.0, open_timeout: float = 10.0, in_flight_seconds: float = 2.0,
+                 close_timeout: float = 2.0) -> None:
         self.config = config
         self.approval = approval
         self.registrations = list(dict.fromkeys(registrations))
@@ -83,12 +93,29 @@ class RealtimeSession:
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.open_timeout = open_timeout
+        self.in_flight_seconds = in_flight_seconds
+        self.close_timeout = close_timeout
         self.stats = SessionStats()
         self._registered: set[tuple[str, str]] = set()
         self._last_received = time.monotonic()
 
     async def run(self, deadline: float) -> None:
-        """Stay connected and registered until ``time.monotonic()`` reaches ``deadline``."""
+        """Stay connected and registered until ``time.monotonic()`` reaches ``deadline``.
+
+        Returns by ``deadline`` + the in-flight read + the close + :attr:`OVERRUN_GRACE_SECONDS` even if
+        something it awaits never completes (a stalled socket, a peer that never closes): the window is
+        over then, so whatever is left is cancelled, counted as ``overran`` and logged.
+        """
+        bound = self.in_flight_seconds + self.close_timeout + self.OVERRUN_GRACE_SECONDS
+        try:
+            async with asyncio.timeout(max(0.0, deadline - time.monotonic()) + bound):
+                await self._run(deadline)
+        except TimeoutError:
+            self.stats.overran = True
+            log.warning("KIS realtime: the session was still busy %.1fs after the window's end; cancelled it",
+                        bound)
+
+    async def _run(self, deadline: float) -> None:
         attempt = 0
         while time.monotonic() < deadline:
             delivered = False
@@ -120,7 +147,7 @@ class RealtimeSession:
         key = await self.approval.get()
         frames_before = self.stats.frames
         async with connect(self.config.websocket_url, open_timeout=self.open_timeout, ping_interval=None,
-                           close_timeout=2, max_size=2 ** 22, max_queue=4096, compression=None) as ws:
+                           close_timeout=self.close_timeout, max_size=2 ** 22, max_queue=4096, compression=None) as ws:
             self.stats.connects += 1
             self._registered.clear()
             self._last_received = time.monotonic()
@@ -136,7 +163,7 @@ class RealtimeSession:
                 while not reader.done():
                     now = time.monotonic()
                     if now >= deadline:
-                        await self._read_what_is_in_flight(reader)
+                        await self._read_what_is_in_flight(reader, limit=self.in_flight_seconds)
                         break
                     if now - self._last_received > self.idle_timeout:
                         raise _Reconnect(f"nothing received for {self.idle_timeout:.0f}s")
@@ -150,7 +177,7 @@ class RealtimeSession:
                     await asyncio.gather(reader, return_exceptions=True)
         return self.stats.frames > frames_before
 
-    async def _read_what_is_in_flight(self, reader, quiet: float = 0.5, limit: float = 10.0) -> None:
+    async def _read_what_is_in_flight(self, reader, limit: float, quiet: float = 0.5) -> None:
         """At the deadline, keep reading until the socket is quiet: frames KIS already sent are not dropped."""
         stop = time.monotonic() + limit
         while not reader.done() and time.monotonic() < stop and time.monotonic() - self._last_received < quiet:

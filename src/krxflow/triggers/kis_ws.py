@@ -20,7 +20,7 @@ The event::
 
     {"status": "ok" | "warning" | "error", "message": …, "stream": name, "window": n,
      "messages": …, "trades": …, "books": …, "unparsed": …, "frames": …, "reconnects": …,
-     "pingpongs": …, "registered": …, "refused": [...], "redis_errors": …, "redis_restarts": …,
+     "pingpongs": …, "registered": …, "refused": [...], "overran": bool, "redis_errors": …, "redis_restarts": …,
      "spilled": …, "dropped_entries": …, "dropped_records": …, "buffer_peak_bytes": …,
      "held_entries": …, "spill_files": [...], "spill_host": …, "spill_entries": …}
 
@@ -252,12 +252,12 @@ async def stream_window(config, redis, trade_tickers: list[str], book_tickers: l
                "pingpongs": s.get("pingpongs", 0), "registered": s.get("registered", 0),
                "registrations": len(session.registrations) if session else 0, "refused": s.get("refused", []),
                "approval_refused": s.get("approval_refused", 0), "appkey_in_use": s.get("appkey_in_use", 0),
-               "entries": buffer.entries, "buffered": buffer.buffered, "seconds": round(time.monotonic() - started, 3),
+               "overran": s.get("overran", False), "entries": buffer.entries, "buffered": buffer.buffered, "seconds": round(time.monotonic() - started, 3),
                **buffer.counters(), "approval_keys_issued": approval_issued[0]}
     if fatal:
         status, message = "error", fatal[0]
     elif (buffer.redis_errors or buffer.redis_restarts or buffer.dropped_entries or counts["unparsed"]
-          or s.get("refused")):
+          or s.get("refused") or s.get("overran")):
         status, message = "warning", None
     else:
         status, message = "ok", None
