@@ -84,6 +84,7 @@ def running_stack(request):
     token = uuid.uuid4().hex[:8]
     run_dir = Path(tempfile.mkdtemp(prefix="krxflow-e2e-"))
     market_db, airflow_db = f"krxflow_e2e_{token}", f"krxflow_e2e_{token}_af"
+    grafana_user = f"krxflow_grafana_e2e_{token}"
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("AIRFLOW", "KRXFLOW_", "KRX_", "KIS_"))}
     env.update({
@@ -93,6 +94,8 @@ def running_stack(request):
         "KRXFLOW_REDIS_PREFIX": f"krxflow-e2e-{token}:", "KRXFLOW_DEMO": "0", "KRXFLOW_PARALLELISM": "4",
         "KRXFLOW_SAMPLE_TICKERS": str(SAMPLE_TICKERS),
         "KRXFLOW_KRX_POOL_SLOTS": "4", "KRXFLOW_BACKUP_DIR": str(run_dir / "backups"),
+        # roles are cluster-wide: each drive its own Grafana login, as each has its own databases
+        "KRXFLOW_GRAFANA_DB_USER": grafana_user,
         **EXECUTORS[request.param],
     })
     failed_before = request.session.testsfailed
@@ -119,6 +122,7 @@ def running_stack(request):
         with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as admin:
             for name in (market_db, airflow_db):
                 admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(grafana_user)))
         import redis
 
         from krxflow.stack.servers import celery_broker_url

@@ -112,6 +112,19 @@ def test_login_role_script_creates_a_read_only_member(pg, login_role):
             grafana.execute("INSERT INTO stocks (ticker, name, market) VALUES ('999999', 'x', 'KOSPI')")
 
 
+def test_login_role_script_runs_for_two_deployments_at_once(pg, login_role):
+    """Roles are cluster-wide: two stacks creating the same login at the same moment both succeed."""
+    args = [f"grafana_user={login_role}", f"grafana_password={secrets.token_urlsafe(16)}"]
+    for _ in range(5):
+        pg.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(login_role)))
+        runs = [subprocess.Popen(["psql", os.environ["AIRFLOW_CONN_POSTGRES_DEFAULT"], "-X", "-q",
+                                  *[x for a in args for x in ("-v", a)], "-f", str(SCRIPT)],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        outcomes = [(run.wait(timeout=60), run.stderr.read()) for run in runs]
+        assert all(code == 0 for code, _ in outcomes), outcomes
+        assert pg.execute("SELECT pg_has_role(%s, %s, 'USAGE')", (login_role, ROLE)).fetchone()[0]
+
+
 def test_login_role_script_refuses_to_run_without_its_variables(pg):
     done = _psql("grafana_user=nobody_here")
     assert done.returncode != 0

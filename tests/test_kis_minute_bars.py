@@ -113,13 +113,13 @@ def test_paper_appkey_cannot_ask_for_past_days(redis_client):
 def test_pagination_collects_every_bar_of_a_day(server):
     from krxflow.kis.client import KisClient
 
-    async def run(day, today):
+    async def run():  # one client, one token: KIS issues one a minute (the fake too)
         async with KisClient(config(server.url)) as kis:
-            return await minute_bars.fetch_ticker_day(kis, "005930", day, today)
+            return (await minute_bars.fetch_ticker_day(kis, "005930", TODAY, True),
+                    await minute_bars.fetch_ticker_day(kis, "005930", PAST, False))
 
-    bars, calls = asyncio.run(run(TODAY, True))
+    (bars, calls), (past, past_calls) = asyncio.run(run())
     assert len(bars) == len(session_minutes()) == 381 and calls == 13  # 12 full pages of 30 + 21
-    past, past_calls = asyncio.run(run(PAST, False))
     assert len(past) == 381 and past_calls == 4  # 3 × 120 + 21
     assert sorted(b["stck_cntg_hour"] for b in past) == session_minutes()
 

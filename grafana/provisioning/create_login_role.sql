@@ -19,13 +19,36 @@
     DO $$ BEGIN RAISE EXCEPTION 'create_login_role.sql: pass -v grafana_password=<password from the environment>'; END $$;
 \endif
 
-SELECT NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'grafana_user') AS grafana_role_missing \gset
-\if :grafana_role_missing
-    CREATE ROLE :"grafana_user" LOGIN INHERIT;
-\endif
-ALTER ROLE :"grafana_user" WITH LOGIN INHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION
-    PASSWORD :'grafana_password';
-GRANT krxflow_readonly TO :"grafana_user";
--- Belt and braces: even a mistaken grant elsewhere cannot make a Grafana query write.
-ALTER ROLE :"grafana_user" SET default_transaction_read_only = on;
-ALTER ROLE :"grafana_user" SET statement_timeout = '30s';
+-- Roles are cluster-wide: two deployments on one server may run this at the same moment. The
+-- CREATE tolerates the other one winning (a check-then-create would fail the loser on
+-- pg_authid's key), and PostgreSQL refuses an ALTER/GRANT of a role another session is changing
+-- right then ("tuple concurrently updated", SQLSTATE XX000): those steps are retried a few times.
+SELECT set_config('krxflow.grafana_user', :'grafana_user', false) AS grafana_user,
+       set_config('krxflow.grafana_password', :'grafana_password', false) IS NOT NULL AS password_set \gset
+DO $$
+DECLARE
+    login text := current_setting('krxflow.grafana_user');
+BEGIN
+    FOR attempt IN 1..10 LOOP
+        BEGIN
+            BEGIN
+                EXECUTE format('CREATE ROLE %I LOGIN INHERIT', login);
+            EXCEPTION WHEN duplicate_object OR unique_violation THEN
+                NULL;  -- it exists, or another session just created it
+            END;
+            EXECUTE format('ALTER ROLE %I WITH LOGIN INHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION '
+                           'PASSWORD %L', login, current_setting('krxflow.grafana_password'));
+            EXECUTE format('GRANT krxflow_readonly TO %I', login);
+            -- Belt and braces: even a mistaken grant elsewhere cannot make a Grafana query write.
+            EXECUTE format('ALTER ROLE %I SET default_transaction_read_only = on', login);
+            EXECUTE format('ALTER ROLE %I SET statement_timeout = %L', login, '30s');
+            RETURN;
+        EXCEPTION WHEN internal_error THEN
+            IF attempt = 10 THEN
+                RAISE;
+            END IF;
+            PERFORM pg_sleep(0.02 * attempt);
+        END;
+    END LOOP;
+END $$;
+SELECT set_config('krxflow.grafana_password', '', false) \gset
