@@ -40,6 +40,8 @@ def db_retention():
     @task
     def purge_expired_partitions() -> dict[str, list[str]]:
         """Drop (or with dry_run, list) every expired partition; returns table -> partition names."""
+        import contextlib
+
         from airflow.sdk import Variable, get_current_context
 
         from krxflow.db.connection import connection
@@ -54,12 +56,10 @@ def db_retention():
 
         archive_to = None if dry_run else destination.from_connection()
 
-        with connection() as conn:
-            def archive(table, partition):
-                exporter.archive_partition(conn, table, partition, archive_to)
-
+        with connection() as conn, contextlib.ExitStack() as stack:
+            archive = None if dry_run else stack.enter_context(exporter.PartitionArchiver(conn, archive_to))
             reports = retention.purge(conn, dry_run=dry_run, override=override, journal=BatchedPostgresHook().journal(),
-                                      before_drop=None if dry_run else archive)
+                                      before_drop=archive)
         return {report.table: report.dropped for report in reports}
 
     purge_expired_partitions()

@@ -118,7 +118,9 @@ SAME_UNIT = {"tests/test_krx_reports_backfill.py": "tests/test_krx_backfill_cli.
 #: processing time first; a worker also holds the next unit in reserve); every other one follows in
 #: collection order. Measured durations: docs/development/tests.md. A stale entry costs time only.
 LONGEST_FIRST = ("tests/test_e2e_stack.py::test_make_run_stack_end_to_end[celery]",
-                 "tests/test_e2e_stack.py::test_make_run_stack_end_to_end[local]")
+                 "tests/test_e2e_stack.py::test_make_run_stack_end_to_end[local]",
+                 "tests/test_celery_krx_pacing.py", "tests/test_kis_polling.py",
+                 "tests/test_krx_backfill_cli.py")
 
 
 def work_unit(nodeid: str) -> str:

@@ -355,3 +355,33 @@ def test_retention_archives_and_verifies_a_partition_before_dropping_it(market, 
     BatchedPostgresHook().upsert("daily_prices", frame)
     assert sorted(market.execute("SELECT * FROM daily_prices WHERE trade_date < '2024-09-01'").fetchall()) == \
         sorted(august)
+
+
+def test_one_retention_run_opens_one_reader_for_all_its_partitions(market, tmp_path, monkeypatch):
+    """Each ADBC connection loads the whole catalog: the archiver of a run keeps one and re-imports snapshots."""
+    import adbc_driver_postgresql.dbapi as adbc
+
+    from krxflow.db import partitions
+    from krxflow.export import destination, exporter
+    from krxflow.hooks import BatchedPostgresHook
+    from krxflow.market_time import KST
+    from krxflow.upkeep import retention
+
+    today = dt.date(2024, 11, 5)
+    old_days = [today - dt.timedelta(days=n) for n in (50, 45, 40)]
+    BatchedPostgresHook().upsert("order_books", [
+        {"ticker": "005930", "ts": dt.datetime.combine(day, dt.time(9, 30), tzinfo=KST)} for day in old_days])
+    expected = [f"order_books_p{day:%Y%m%d}" for day in old_days]
+    opened = []
+    real_connect = adbc.connect
+    monkeypatch.setattr(adbc, "connect", lambda *a, **k: opened.append(1) or real_connect(*a, **k))
+    target = destination.local(tmp_path)
+    with exporter.PartitionArchiver(market, target) as archive:
+        reports = retention.purge(market, today=today, before_drop=archive,
+                                  override=lambda table: 30 if table == "order_books" else None)
+    dropped = {r.table: r.dropped for r in reports}["order_books"]
+    assert set(expected) <= set(dropped) and len(opened) == 1
+    assert not set(expected) & {p.name for p in partitions.list_partitions(market, "order_books")}
+    files = json.loads((tmp_path / "manifest.json").read_text())["files"]
+    archived = {e["unit"]: e for e in files.values()}
+    assert all(archived[name]["verified_rows"] == archived[name]["rows"] == 1 for name in expected)

@@ -239,9 +239,10 @@ def test_sample_quotes_start_from_the_sample_close_and_stay_within_its_limits(cl
 
 @pytest.mark.integration
 def test_the_demo_run_on_a_busy_loop_is_never_throttled(clean_db, redis_client, monkeypatch):
-    """Two windows of ``make run``'s kis_intraday demo (DEMO_RUN: 20 tickers, 30-s windows; the
-    demo runs four) through the sensor's path, on an event loop blocked 0.3 s every 1.7 s like a busy triggerer: no EGW00201,
-    and every window's load_stats row is ok (before the limiter gave up late slots: ~29 throttles
+    """``make run``'s kis_intraday demo (DEMO_RUN: 20 tickers) for two windows of 15 s (the demo runs
+    four of 30 s; what matters is a window starting after a drain) through the sensor's path, on an
+    event loop blocked 0.3 s every 1.7 s like a busy triggerer: no EGW00201, and every window's
+    load_stats row is ok (before the limiter gave up late slots: ~29 throttles
     in 16 s of this; before it confirmed slots once a call had its connection, a stall while a
     window's first calls connected could still send one late: 1 throttle on a loaded machine).
 
@@ -255,11 +256,11 @@ def test_the_demo_run_on_a_busy_loop_is_never_throttled(clean_db, redis_client, 
 
     tickers = SampleMarket(100).tickers[:DEMO_RUN["watchlist_size"]]
     loop = LoopGaps(longer_than=0.025)  # ~ the limiter's slack at 18/s
-    windows = 2  # each window starts with its calls connecting after a drain: the moment that was late
+    windows, window_seconds = 2, DEMO_RUN["window_seconds"] / 2
     with FakeKisThread(FakeKis(rate=18, sample=True)) as srv:
         monkeypatch.setenv("AIRFLOW_CONN_KIS_DEFAULT", srv.connection_json())
-        payloads = asyncio.run(loop.around(run_session(tickers, "t-demo", windows * DEMO_RUN["window_seconds"],
-                                                       DEMO_RUN["window_seconds"], stall=0.3)))
+        payloads = asyncio.run(loop.around(run_session(tickers, "t-demo", windows * window_seconds, window_seconds,
+                                                       stall=0.3)))
         stats = srv.fake.stats()
     assert len(payloads) == windows
     assert stats.get("throttled", 0) == 0 and stats["max_in_window"] <= 18

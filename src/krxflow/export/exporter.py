@@ -23,9 +23,9 @@ bucket) deletes the temporary files and raises :class:`ExportError`: the previou
 manifest are untouched. Every read happens in one REPEATABLE READ snapshot, so the files of one
 run agree with each other; ``as_of`` is that snapshot's time.
 
-**Retention.** :func:`archive_partition` exports one partition, reads the file back and checks its
+**Retention.** :class:`PartitionArchiver` exports one partition, reads the file back and checks its
 rows (count, and every value) against PostgreSQL, inside the transaction that then drops it
-(``db_retention``); a failed check keeps the partition.
+(``db_retention``; one reader connection for the whole run); a failed check keeps the partition.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ from krxflow.db.partitions import Partition, list_partitions
 from krxflow.export import manifest as manifests
 from krxflow.export.datasets import DATASETS, Dataset, for_table, month_dir
 from krxflow.export.destination import Destination
-from krxflow.export.reading import READ_SNAPSHOT, READERS, Readers, count_rows, schema, snapshot_readers
+from krxflow.export.reading import READ_SNAPSHOT, READERS, ReaderPool, Readers, count_rows, schema, snapshot_readers
 from krxflow.hooks.table_spec import TableSpec
 from krxflow.journal import Journal, Operation, journaled
 from krxflow.sqlfiles import template
@@ -405,61 +405,91 @@ class ArchiveError(ExportError):
     """A partition's archive does not match PostgreSQL: the partition is kept."""
 
 
-def archive_partition(conn: psycopg.Connection, table: str, partition: Partition, destination: Destination) -> dict:
-    """Export one partition and verify the file against PostgreSQL, before it is dropped.
+class PartitionArchiver:
+    """Archives partitions one by one before ``db_retention`` drops them (see :meth:`__call__`).
 
-    Runs inside the caller's transaction (the one that drops the partition): the partition is
-    locked against writes first, so the rows verified are the rows dropped. The file is read back
-    from the destination: its SHA-256 must be the bytes written, its row count PostgreSQL's
-    ``count(*)``, and its rows equal, value for value, to the rows read. Raises
-    :class:`ArchiveError` (or :class:`ExportError`) otherwise; returns the manifest entry.
+    One archiver serves a whole retention run: its reader connection is opened once and
+    re-imports each drop transaction's snapshot (:class:`~krxflow.export.reading.ReaderPool`:
+    an ADBC connection costs a catalog load, and a run may archive hundreds of partitions), and
+    each table's :class:`TableSpec` is read once. Use it as a context manager (closes the reader).
     """
-    conn.execute(template("queries/export/lock_export.sql"))
-    conn.execute(template("queries/export/lock_relation.sql", relation=sql.Identifier(partition.name)))
-    spec = TableSpec.load(conn, table)
-    dataset = for_table(table, spec.policy.key_column if spec.policy else None)
-    try:
-        manifest = manifests.load(destination)
-    except manifests.ManifestError as exc:
-        raise ExportError(f"{exc}; {partition.name} is kept") from exc
-    expected_rows = count_rows(conn, partition.name)
-    with snapshot_readers(conn, 1) as readers:
-        rows = readers.read(spec, partition.name)
-    relative = f"{month_dir(dataset.name, partition.lower)}/{partition.name}.parquet"
-    payload = encode(rows)
-    digest = hashlib.sha256(payload).hexdigest()
-    staging = _Staging(destination)
-    try:
-        staging.stage(relative, payload)
-        staging.commit()
-        with destination.filesystem.open_input_file(destination.path(relative)) as stored:
-            stored_bytes = stored.read()
-    except OSError as exc:
-        staging.abort()
-        raise ExportError(f"{_clear(exc, destination)}; {partition.name} is kept") from exc
-    if hashlib.sha256(stored_bytes).hexdigest() != digest:
-        raise ArchiveError(f"{relative}: the stored file's checksum is not the written one; {partition.name} is kept")
-    back = pq.read_table(pa.BufferReader(stored_bytes))
-    if back.num_rows != expected_rows or rows.num_rows != expected_rows:
-        raise ArchiveError(f"{relative}: {back.num_rows} rows stored, {expected_rows} in {partition.name}; kept")
-    if not back.equals(rows):
-        raise ArchiveError(f"{relative}: the stored rows differ from {partition.name}'s; kept")
-    now = dt.datetime.now(dt.timezone.utc).isoformat()
-    first, last = _date_range(rows, dataset.date_column if spec.columns[dataset.date_column].pg_type == "date"
-                              else None) if dataset.date_column else (None, None)
-    entry = {"dataset": dataset.name, "unit": partition.name, "rows": rows.num_rows, "bytes": len(payload),
-             "sha256": digest, "first": first or partition.lower.isoformat(),
-             "last": last or (partition.upper - dt.timedelta(days=1)).isoformat(), "exported_at": now,
-             "source": {"relation": partition.name}, "source_dropped": True,
-             "verified_rows": expected_rows, "verified_at": now}
-    manifest.files[relative] = entry
-    manifest.datasets.setdefault(dataset.name, {
-        "table": table, "date_column": dataset.date_column, "description": dataset.description,
-        "schema": _schema_entry(schema(spec))})
-    manifest.refresh_dataset_totals()
-    try:
-        manifests.save(destination, manifest)
-    except OSError as exc:
-        raise ExportError(f"{_clear(exc, destination)} while recording {relative}; {partition.name} is kept") from exc
-    log.info("archived %s: %d rows verified in %s (sha256 %s)", partition.name, expected_rows, relative, digest[:12])
-    return entry
+
+    def __init__(self, conn: psycopg.Connection, destination: Destination):
+        self.conn = conn
+        self.destination = destination
+        self._readers = ReaderPool(conn, 1)
+        self._specs: dict[str, TableSpec] = {}
+
+    def __enter__(self) -> "PartitionArchiver":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._readers.close()
+
+    def __call__(self, table: str, partition: Partition) -> dict:
+        """Export one partition and verify the file against PostgreSQL, before it is dropped.
+
+        Runs inside the caller's transaction (the one that drops the partition): the partition is
+        locked against writes first, so the rows verified are the rows dropped. The file is read back
+        from the destination: its SHA-256 must be the bytes written, its row count PostgreSQL's
+        ``count(*)``, and its rows equal, value for value, to the rows read. Raises
+        :class:`ArchiveError` (or :class:`ExportError`) otherwise; returns the manifest entry.
+        """
+        conn, destination = self.conn, self.destination
+        conn.execute(template("queries/export/lock_export.sql"))
+        conn.execute(template("queries/export/lock_relation.sql", relation=sql.Identifier(partition.name)))
+        if table not in self._specs:
+            self._specs[table] = TableSpec.load(conn, table)
+        spec = self._specs[table]
+        dataset = for_table(table, spec.policy.key_column if spec.policy else None)
+        try:
+            manifest = manifests.load(destination)
+        except manifests.ManifestError as exc:
+            raise ExportError(f"{exc}; {partition.name} is kept") from exc
+        expected_rows = count_rows(conn, partition.name)
+        with self._readers.snapshot(conn) as readers:
+            rows = readers.read(spec, partition.name)
+        relative = f"{month_dir(dataset.name, partition.lower)}/{partition.name}.parquet"
+        payload = encode(rows)
+        digest = hashlib.sha256(payload).hexdigest()
+        staging = _Staging(destination)
+        try:
+            staging.stage(relative, payload)
+            staging.commit()
+            with destination.filesystem.open_input_file(destination.path(relative)) as stored:
+                stored_bytes = stored.read()
+        except OSError as exc:
+            staging.abort()
+            raise ExportError(f"{_clear(exc, destination)}; {partition.name} is kept") from exc
+        if hashlib.sha256(stored_bytes).hexdigest() != digest:
+            raise ArchiveError(f"{relative}: the stored file's checksum is not the written one; {partition.name} is kept")
+        back = pq.read_table(pa.BufferReader(stored_bytes))
+        if back.num_rows != expected_rows or rows.num_rows != expected_rows:
+            raise ArchiveError(f"{relative}: {back.num_rows} rows stored, {expected_rows} in {partition.name}; kept")
+        if not back.equals(rows):
+            raise ArchiveError(f"{relative}: the stored rows differ from {partition.name}'s; kept")
+        now = dt.datetime.now(dt.timezone.utc).isoformat()
+        first, last = _date_range(rows, dataset.date_column if spec.columns[dataset.date_column].pg_type == "date"
+                                  else None) if dataset.date_column else (None, None)
+        entry = {"dataset": dataset.name, "unit": partition.name, "rows": rows.num_rows, "bytes": len(payload),
+                 "sha256": digest, "first": first or partition.lower.isoformat(),
+                 "last": last or (partition.upper - dt.timedelta(days=1)).isoformat(), "exported_at": now,
+                 "source": {"relation": partition.name}, "source_dropped": True,
+                 "verified_rows": expected_rows, "verified_at": now}
+        manifest.files[relative] = entry
+        manifest.datasets.setdefault(dataset.name, {
+            "table": table, "date_column": dataset.date_column, "description": dataset.description,
+            "schema": _schema_entry(schema(spec))})
+        manifest.refresh_dataset_totals()
+        try:
+            manifests.save(destination, manifest)
+        except OSError as exc:
+            raise ExportError(f"{_clear(exc, destination)} while recording {relative}; {partition.name} is kept") from exc
+        log.info("archived %s: %d rows verified in %s (sha256 %s)", partition.name, expected_rows, relative, digest[:12])
+        return entry
+
+
+def archive_partition(conn: psycopg.Connection, table: str, partition: Partition, destination: Destination) -> dict:
+    """Archive one partition (:class:`PartitionArchiver` for one call)."""
+    with PartitionArchiver(conn, destination) as archive:
+        return archive(table, partition)
