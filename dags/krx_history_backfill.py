@@ -22,7 +22,8 @@ ticker was empty.
 
 ~2,800 tickers: `[core] max_map_length` must be above the ticker count in **every** Airflow
 component (the check runs in the api-server): `AIRFLOW__CORE__MAX_MAP_LENGTH=5000`. The `krx_api`
-pool bounds how many tickers talk to KRX at once; the shared pacing spaces the requests.
+pool bounds how many tickers talk to KRX at once; the shared pacing spaces the requests. A failed
+ticker task is retried twice, after 30-60 s and then 1-2 min.
 """
 
 from __future__ import annotations
@@ -42,7 +43,10 @@ from krxflow.krx.pacing import KRX_POOL
     start_date=dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc),
     catchup=False,
     max_active_runs=1,
-    default_args={"retries": 2, "retry_delay": dt.timedelta(minutes=2)},
+    # A ticker's task that failed (a lost worker, a dropped connection) is retried after 30-60 s, then
+    # 1-2 min (Airflow's exponential backoff); a KRX block is the shared circuit's, not a retry's, to wait out.
+    default_args={"retries": 2, "retry_delay": dt.timedelta(seconds=30), "retry_exponential_backoff": 2.0,
+                  "max_retry_delay": dt.timedelta(minutes=10)},
     params={
         "years": Param(5, type="integer", minimum=1, maximum=20, description="Years of history back from the last session."),
         "tickers": Param("all", type=["string", "array"],

@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: and several times that while other suites share the machine's two cores).
 HANG_GUARD_SECONDS = 1800
 #: What a killed worker costs: for its running task the scheduler's heartbeat timeout (below), its
-#: detection interval and the DAG's retry delay (2 minutes); for the tasks it had prefetched, the
+#: detection interval and the DAG's first retry delay (30-60 s); for the tasks it had prefetched, the
 #: queued timeout and its check interval; with room for a loaded machine.
 KILLED_WORKER_RECOVERY_SECONDS = 300
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(HANG_GUARD_SECONDS)]
