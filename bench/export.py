@@ -14,7 +14,8 @@
 3. ``day_s``: the last session loaded (``cold_start.run`` and every report), then the incremental export.
 4. ``parquet_mb`` (the files) against ``pg_mb``: the exported tables' size in PostgreSQL, indexes included.
 5. ``duckdb_q_ms``: the pivot of docs/export.md (a year of adjusted closes for the whole market),
-   best of 3, from the files.
+   best of 3, from the files into a pandas DataFrame (``duckdb.sql(query).df()``; until 2026-12-07
+   ``fetchall()``, whose Python tuples of ``Decimal`` cost ~4× the pivot itself).
 
     python bench/export.py [--tickers 2700] [--years 5] [--workers 2] [--keep] [--load-only] [--reuse-db NAME]
 
@@ -216,9 +217,9 @@ def main() -> None:
         timings = []
         for _ in range(3):
             t = time.perf_counter()
-            shape = db.execute(query).fetchall()
+            wide = db.sql(query).df()  # as a researcher takes it: a DataFrame, not tuples of Decimals
             timings.append((time.perf_counter() - t) * 1000)
-        print(f"pivot: {len(shape)} sessions × {len(shape[0]) - 1 if shape else 0} tickers", flush=True)
+        print(f"pivot: {len(wide)} sessions × {len(wide.columns) - 1} tickers", flush=True)
     finally:
         if not args.keep and not args.load_only:
             admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))

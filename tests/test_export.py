@@ -254,6 +254,34 @@ def test_the_documented_as_known_on_query_reproduces_the_adjusted_series(market,
     assert any(float(today[d]) != float(raw[d]) for d in raw)
 
 
+def test_the_documented_pivot_and_its_pandas_form_give_postgresqls_closes(market, tmp_path):
+    """docs/export.md's year pivot (DuckDB PIVOT) and the pandas pivot it shows: the same wide table."""
+    import duckdb
+    import pandas as pd
+
+    from krxflow.export import destination, exporter
+
+    exporter.export(market, destination.local(tmp_path))
+    year = market.execute("SELECT extract(year FROM min(trade_date))::int FROM daily_prices_adjusted").fetchone()[0]
+    db = duckdb.connect()
+    db.execute(f"SET file_search_path = '{tmp_path}'")
+    wide = db.sql(_docs_query("pivot-year").replace("year=2023", f"year={year}")).df().set_index("trade_date")
+    text = (ROOT / "docs" / "export.md").read_text()
+    snippet = re.search(r"```python\n(long = duckdb\.sql.*?)```", text, re.S).group(1).replace("year=2023", f"year={year}")
+    scope = {"duckdb": db}
+    exec(snippet, scope)
+    by_pandas = scope["wide"]
+    truth = pd.DataFrame(market.execute(
+        "SELECT trade_date, ticker, close FROM daily_prices_adjusted WHERE extract(year FROM trade_date) = %s",
+        (year,)).fetchall(), columns=["trade_date", "ticker", "close"]).pivot(
+        index="trade_date", columns="ticker", values="close")
+    assert len(truth) > 0 and sorted(wide.columns) == sorted(by_pandas.columns) == sorted(truth.columns)
+    for frame in (wide, by_pandas):
+        frame.index = pd.to_datetime(frame.index).date
+        assert frame.sort_index()[sorted(truth.columns)].astype(float).equals(
+            truth.sort_index()[sorted(truth.columns)].astype(float))
+
+
 def test_an_s3_bucket_holds_the_same_files_and_an_unreachable_one_fails_clearly(market, tmp_path):
     import pyarrow.fs as pafs
     import pyarrow.parquet as pq
