@@ -32,7 +32,7 @@ DART_TABLES = ("dart_corp_codes", "disclosures")
 
 @pytest.fixture
 def server():
-    with FakeDartThread(FakeDart(COMPANIES, filings_per_company=1.0)) as running:
+    with FakeDartThread(FakeDart(COMPANIES, filings_per_company=1.5)) as running:
         yield running
 
 
@@ -93,7 +93,7 @@ def test_the_fake_pages_within_its_limits_refuses_long_windows_and_answers_013(s
     assert _get(server, "list.json", bgn_de="20240115", end_de="20240415", page_count=100)\
         .json()["status"] == "000"  # exactly 3 months is allowed
     company = fake.companies()[0]["corp_code"]
-    with_code = _get(server, "list.json", corp_code=company, bgn_de="20230101", end_de="20240415").json()
+    with_code = _get(server, "list.json", corp_code=company, bgn_de="20231001", end_de="20240415").json()
     assert with_code["status"] in ("000", "013")  # a company's own filings have no 3-month window
     weekend = _get(server, "list.json", bgn_de="20240316", end_de="20240316").json()
     assert weekend == {"status": "013", "message": "조회된 데이타가 없습니다."}
@@ -262,8 +262,12 @@ def test_a_days_disclosures_equal_the_fakes_truth_row_for_row_and_a_rerun_change
     by_class = {c: sum(1 for r in truth if r[3] == c) for c in ("Y", "K")}
     assert loaded["by_class"] == by_class and loaded["inserted"] == len(truth)
     assert loaded["requests"] == sum(-(-n // 100) for n in by_class.values()) >= 3
-    assert not any(r["corp_cls"] == "E" for r in server.fake.filings(WEEKDAY) if r["rcept_no"] in
-                   {row[0] for row in truth})
+    unlisted = [r["rcept_no"] for r in server.fake.filings(WEEKDAY) if r["corp_cls"] == "E"]
+    assert unlisted and dart_db.execute("SELECT count(*) FROM disclosures WHERE rcept_no = ANY(%s)",
+                                        (unlisted,)).fetchone()[0] == 0  # only listed companies are kept
+    _stocks(dart_db, server.fake)
+    assert dart_db.execute("SELECT count(*) FROM disclosures d JOIN stocks s USING (ticker)").fetchone()[0] == \
+        len(truth)  # every filing links to its stock
     journal = dart_db.execute("SELECT status, rows_in, details->>'requests' FROM load_stats "
                               "WHERE operation = 'dart_disclosures_day'").fetchall()
     assert journal == [("ok", len(truth), str(loaded["requests"]))]
@@ -287,10 +291,11 @@ def test_a_fault_mid_pages_writes_nothing_of_the_day_and_a_retry_loads_it(server
     from krxflow.dart.loading import load_disclosures
     from krxflow.hooks import BatchedPostgresHook
 
-    server.fake.fail_skip, server.fake.fail_next = 2, 1  # Y's pages pass, K's first page passes, page 2 fails
+    server.fake.fail_skip, server.fake.fail_next = 1, 1  # page 1 of the KOSPI filings passes, page 2 fails
     client = _client(server, redis_client)
     with pytest.raises(errors.DartHttpError):
         load_disclosures(client, WEEKDAY, hook=BatchedPostgresHook())
+    assert [q.get("page_no") for _, q in server.fake.log] == ["1", "2"]
     assert dart_db.execute("SELECT count(*) FROM disclosures").fetchone()[0] == 0
     load_disclosures(client, WEEKDAY, hook=BatchedPostgresHook())
     assert _stored(dart_db, WEEKDAY) == _truth(server.fake, WEEKDAY)
@@ -298,7 +303,7 @@ def test_a_fault_mid_pages_writes_nothing_of_the_day_and_a_retry_loads_it(server
 
 def test_requests_per_day_on_the_default_fake_market(redis_client):
     """The default fake (2,700 companies, realistic filing rates): requests of a normal and a season day."""
-    with FakeDartThread(FakeDart()) as full:
+    with FakeDartThread(FakeDart(2_700)) as full:
         client = _client(full, redis_client)
         counts = {}
         for day in (dt.date(2024, 6, 12), dt.date(2024, 3, 15), SATURDAY):

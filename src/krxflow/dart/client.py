@@ -105,8 +105,8 @@ class DartClient:
         root = ElementTree.fromstring(data)
         rows = [{f: (item.findtext(f) or "") for f in CORP_COLUMNS} for item in root.iter("list")]
         frame = pd.DataFrame(rows, columns=CORP_COLUMNS)
-        frame["stock_code"] = frame["stock_code"].str.strip().replace("", None)
-        frame["corp_eng_name"] = frame["corp_eng_name"].str.strip().replace("", None)
+        for column in ("stock_code", "corp_eng_name"):  # OpenDART writes an unlisted company's code as " "
+            frame[column] = [value.strip() or None for value in frame[column]]
         frame["modify_date"] = pd.to_datetime(frame["modify_date"], format="%Y%m%d", errors="coerce")
         return frame
 

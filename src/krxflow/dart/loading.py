@@ -87,7 +87,7 @@ def disclosure_frame(rows: list[dict]) -> pd.DataFrame:
     """list.json rows as ``disclosures`` rows (ticker = stock_code or None, the viewer URL)."""
     frame = pd.DataFrame(rows, columns=["corp_code", "corp_name", "stock_code", "corp_cls", "report_nm", "rcept_no",
                                         "flr_nm", "rcept_dt", "rm"])
-    frame["ticker"] = frame["stock_code"].fillna("").str.strip().replace("", None)
+    frame["ticker"] = [(code or "").strip() or None for code in frame["stock_code"]]
     frame["rcept_dt"] = pd.to_datetime(frame["rcept_dt"], format="%Y%m%d")
     frame["rm"] = frame["rm"].fillna("").str.strip()
     frame["url"] = VIEWER_URL + frame["rcept_no"]
