@@ -136,28 +136,41 @@ def test_corp_code_xml_is_a_zip_of_corpcode_xml_in_opendarts_shape(server):
 
 
 # ------------------------------------------------------------------------------------------- the gate
-def test_two_clients_in_two_threads_never_exceed_the_per_minute_cap(server, redis_client):
-    """A cap of 20 per 2-s window (the 300/min default scaled down): 0.1 s from answer to next send."""
+def _send_through_the_gate(url: str, cap: int, window: float, count: int) -> None:
+    """One client of its own (own Redis connection, own gate object) sending ``count`` requests."""
     from krxflow import redis_client as redis_module
+
+    client = DartClient(DartConfig(api_key=DEMO_KEY, base_url=url),
+                        DartGate(redis_module.client(), per_minute=cap, window=window))
+    for _ in range(count):
+        client.get_json("list.json", bgn_de="20240315", end_de="20240315", page_count=1)
+
+
+@pytest.mark.parametrize("how", ["threads", "processes"])
+def test_two_clients_never_exceed_the_per_minute_cap(server, redis_client, how):
+    """A cap of 20 per 2-s window (the 300/min default scaled down): 0.1 s from answer to next send,
+    two clients in two threads or two processes sharing only Redis."""
+    import multiprocessing
 
     cap, window, each = 20, 2.0, 15
     failures = []
+    if how == "threads":
+        def run() -> None:
+            try:
+                _send_through_the_gate(server.url, cap, window, each)
+            except Exception as exc:  # reported below
+                failures.append(exc)
 
-    def send() -> None:
-        client = DartClient(DartConfig(api_key=DEMO_KEY, base_url=server.url),
-                            DartGate(redis_module.client(), per_minute=cap, window=window))
-        try:
-            for _ in range(each):
-                client.get_json("list.json", bgn_de="20240315", end_de="20240315", page_count=1)
-        except Exception as exc:  # reported below
-            failures.append(exc)
-
-    threads = [threading.Thread(target=send) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert failures == []
+        workers = [threading.Thread(target=run) for _ in range(2)]
+    else:
+        context = multiprocessing.get_context("spawn")
+        workers = [context.Process(target=_send_through_the_gate, args=(server.url, cap, window, each))
+                   for _ in range(2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(120)
+    assert failures == [] and all(getattr(w, "exitcode", 0) == 0 for w in workers)
     arrivals = sorted(server.fake.arrivals)
     assert len(arrivals) == 2 * each
     gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
