@@ -282,6 +282,21 @@ WHERE m.ticker = '$ticker' AND m.entered_on <= {CHOSEN_DAY}
 ORDER BY m.index_code
 LIMIT 100"""
 
+# ------------------------------------------------------------------------------------ OpenDART (issue 28)
+STOCK_DISCLOSURES_SQL = f"""SELECT rcept_dt AS date, report_nm AS report, flr_nm AS filer, rm AS remarks, url
+FROM disclosures
+WHERE ticker = '$ticker' AND rcept_dt BETWEEN {KST_FROM} AND {KST_TO}
+ORDER BY rcept_no DESC
+LIMIT 200"""
+
+DAY_DISCLOSURES_SQL = f"""SELECT d.ticker, d.corp_name AS name, s.market, d.report_nm AS report, d.flr_nm AS filer,
+       d.rm AS remarks, d.url
+FROM disclosures d
+JOIN stocks s ON s.ticker = d.ticker
+WHERE d.rcept_dt = {CHOSEN_DAY} AND s.market IN ($market)
+ORDER BY d.rcept_no DESC
+LIMIT 500"""
+
 INDEX_CHOICES = [("코스피", "1001"), ("코스피 200", "1028"), ("코스닥", "2001"), ("코스닥 150", "2203"),
                  ("KRX 300", "5300")]
 
@@ -610,6 +625,9 @@ def stock_dashboard() -> dict:
                           "the stock belonged to on the chosen session, with the membership's entry and exit "
                           "(empty: still a member) and its KRX industry that day (krx_index_members, "
                           "industry_on)."),
+        panel(13, "$ticker filings (OpenDART)", "table", STOCK_DISCLOSURES_SQL, "table", (0, 60, 24, 8),
+              description="The company's filings received in the time range, newest first (disclosures, from "
+                          "OpenDART by the dart_disclosures DAG); url opens the filing in DART's viewer."),
     ]
     variables = [
         ticker_variable(),
@@ -683,6 +701,9 @@ ORDER BY market""", "table", (0, 16, 24, 4),
                                     "orientation": "auto", "justifyMode": "center", "wideLayout": True},
               field_defaults={"decimals": 2, "min": -3, "max": 3,
                               "color": {"mode": "continuous-BlYlRd", "fixedColor": "red"}}),
+        panel(15, "Filings on $day (OpenDART)", "table", DAY_DISCLOSURES_SQL, "table", (0, 70, 24, 8),
+              description="Every filing of a company of the selected markets received on the chosen day, newest "
+                          "first (disclosures, from OpenDART by the dart_disclosures DAG)."),
     ]
     variables = [multi_variable("market", "Market", ["KOSPI", "KOSDAQ"]),
                  custom_variable("index", "Index", INDEX_CHOICES, "1001"), day_variable()]

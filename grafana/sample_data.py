@@ -7,6 +7,7 @@ Used by the read-side tests and by ``bench/grafana_queries.py``:
   written with :class:`~krxflow.hooks.BatchedPostgresHook` exactly like the ingest DAGs do;
 * ``load_reports`` — the other daily KRX reports of some sessions (issue 17), as the
   ``krx_market_reports`` DAG loads them;
+* ``load_disclosures`` — OpenDART filings of some days from the fake OpenDART (issue 28);
 * ``load_universe`` — industries, index constituents and delistings of some sessions (issue 27),
   as the ``krx_universe`` DAG loads them;
 * ``refresh_read_models`` — the upkeep module's materialized-view refresh and indicator update;
@@ -99,6 +100,20 @@ def load_universe(hook, source, days) -> list[dict]:
     from krxflow.krx.universe import load_universe as load
 
     return [load(source, day, hook=hook, indices="all") for day in days]
+
+
+def load_disclosures(hook, companies: int, days, *, filings_per_company: float = 1.0) -> list[dict]:
+    """OpenDART filings of ``days`` from a local fake over the sample market of ``companies`` tickers,
+    through the disclosures loader (the gate in Redis, no pacing delay worth the name); its results."""
+    from krxflow.dart.client import DartClient
+    from krxflow.dart.config import DartConfig
+    from krxflow.dart.gate import DartGate
+    from krxflow.dart.loading import load_disclosures as load
+    from krxflow.sample.dart_server import DEMO_KEY, FakeDart, FakeDartThread
+
+    with FakeDartThread(FakeDart(companies, filings_per_company=filings_per_company)) as server:
+        client = DartClient(DartConfig(api_key=DEMO_KEY, base_url=server.url), DartGate(per_minute=60_000))
+        return [load(client, day, hook=hook) for day in days]
 
 
 def refresh_read_models(conn, hook) -> list[str]:

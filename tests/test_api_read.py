@@ -307,7 +307,9 @@ def test_openapi_documents_every_endpoint(client):
                           # the universe (issue 27)
                           "/indices/{code}/members", "/industries",
                           # ETFs and ETNs (issue 27)
-                          "/etfs", "/etfs/{code}/prices"}
+                          "/etfs", "/etfs/{code}/prices",
+                          # OpenDART filings (issue 28)
+                          "/stocks/{ticker}/disclosures"}
 
 
 def test_factors_say_why_an_adjusted_chart_differs_and_delisted_tickers_have_one(client, pg):

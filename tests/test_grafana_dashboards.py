@@ -50,6 +50,8 @@ EXPECTED_COLUMNS = {
     ("krxflow-stock", 10): ["time", "per", "pbr", "dividend_yield"],
     ("krxflow-stock", 11): ["time", "short_volume", "balance_quantity", "balance_ratio"],
     ("krxflow-stock", 12): ["index_code", "index_name", "index_group", "entered_on", "exited_on", "industry"],
+    ("krxflow-stock", 13): ["date", "report", "filer", "remarks", "url"],
+    ("krxflow-market", 15): ["ticker", "name", "market", "report", "filer", "remarks", "url"],
     ("krxflow-market", 1): ["time", "metric", "advancers", "decliners"],
     ("krxflow-market", 2): ["time", "metric", "ad_line"],
     ("krxflow-market", 3): ["time", "metric", "trading_value"],
@@ -187,11 +189,12 @@ def loaded():
                              "intraday_quotes, order_books, trades, minute_bars, load_stats, krx_indices, krx_index_prices, "
                              "krx_investor_trading, krx_fundamentals, krx_short_selling, krx_short_balance, "
                              "krx_foreign_ownership, krx_industry_history, krx_index_members, krx_delistings, "
-                             "krx_universe_checks, stock_changes"))
+                             "krx_universe_checks, stock_changes, disclosures"))
         hook = BatchedPostgresHook(stats_context={"dag_id": "krx_daily_prices", "run_id": "test", "task_id": "load"})
         sample_data.load_market(hook, SampleSource(tickers=30), FIRST, LAST)
         sample_data.load_reports(hook, SampleSource(tickers=30), REPORT_SESSIONS)
         sample_data.load_universe(hook, SampleSource(tickers=30), UNIVERSE_SESSIONS)
+        sample_data.load_disclosures(hook, 30, [*REPORT_SESSIONS, *UNIVERSE_SESSIONS])
         sample_data.refresh_read_models(conn, hook)
         tickers = [SAMSUNG] + [r[0] for r in conn.execute(
             "SELECT ticker FROM stocks WHERE NOT delisted AND ticker <> %s ORDER BY ticker LIMIT 2", (SAMSUNG,))]
@@ -457,3 +460,18 @@ def test_the_index_membership_panel_lists_the_stocks_indices_on_the_day(grafana_
                                                           (SAMSUNG, UNIVERSE_DAY)).fetchone()[0]} != {None}
     _, earlier = _one(grafana_conn, "krxflow-stock", 12, {"day": "2024-11-29"}, loaded["now"])
     assert earlier == [], "before the first loaded session krxflow knows no membership"
+
+
+def test_the_filings_panels_list_opendarts_filings(grafana_conn, loaded):
+    """Stock: the ticker's filings in the range, newest first; Market: the chosen day's, by market."""
+    columns, rows = _one(grafana_conn, "krxflow-stock", 13, {}, loaded["now"])
+    _, kospi = _one(grafana_conn, "krxflow-market", 15, {"market": ["KOSPI"]}, loaded["now"])
+    _, both = _one(grafana_conn, "krxflow-market", 15, {}, loaded["now"])
+    grafana_conn.execute("RESET ROLE")
+    expected = grafana_conn.execute("SELECT url FROM disclosures WHERE ticker = %s ORDER BY rcept_no DESC",
+                                    (SAMSUNG,)).fetchall()
+    assert rows and [r[columns.index("url")] for r in rows] == [u for (u,) in expected]
+    on_day = dict(grafana_conn.execute("SELECT s.market, count(*) FROM disclosures d JOIN stocks s USING (ticker) "
+                                       "WHERE d.rcept_dt = %s GROUP BY 1", (UNIVERSE_DAY,)).fetchall())
+    assert len(kospi) == on_day["KOSPI"] and {r[2] for r in kospi} == {"KOSPI"}
+    assert len(both) == on_day["KOSPI"] + on_day["KOSDAQ"]

@@ -57,6 +57,8 @@ class Operation(enum.StrEnum):
     COLD_START_SESSION = "cold_start_session"
     ADJUST_SESSION = "adjust_session"
     ADJUST_CROSS_CHECK = "adjust_cross_check"
+    # OpenDART loads
+    DART_DISCLOSURES_DAY = "dart_disclosures_day"
     # upkeep
     ENSURE_PARTITIONS = "ensure_partitions"
     RETENTION = "retention"

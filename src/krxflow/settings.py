@@ -16,6 +16,7 @@ POSTGRES_CONN_ID = os.environ.get("KRXFLOW_POSTGRES_CONN_ID", "postgres_default"
 REDIS_CONN_ID = os.environ.get("KRXFLOW_REDIS_CONN_ID", "redis_default")
 KRX_CONN_ID = os.environ.get("KRXFLOW_KRX_CONN_ID", "krx_default")
 KIS_CONN_ID = os.environ.get("KRXFLOW_KIS_CONN_ID", "kis_default")
+DART_CONN_ID = os.environ.get("KRXFLOW_DART_CONN_ID", "dart_default")
 
 
 def cache_dir() -> Path:

@@ -15,6 +15,9 @@ Routes (all require an Airflow login, see :mod:`krxflow.api.auth`):
     An index's constituents and the industries as they were on a date (docs/universe.md).
 ``GET /krx/etfs?date=&kind=`` and ``GET /krx/etfs/{code}/prices?start=&end=&limit=``
     The ETFs/ETNs listed on a date, and one product's prices, NAV/IV and tracking figures (docs/etf.md).
+``GET /krx/stocks/{ticker}/disclosures?start=&end=&after=&limit=``
+    The ticker's OpenDART filings by receipt date, oldest first, with DART's viewer URL; ``next_after``
+    (a receipt number) continues a longer range (docs/dart.md).
 
 Bad input gets a 4xx with a message saying what is wrong (422 for malformed or out-of-range
 parameters, 400 for an empty/inverted range, 404 for an unknown ticker): every number and date has
@@ -655,3 +658,43 @@ def etf_prices(
     return EtpPricesPage(code=code, kind=etp["kind"], name=etp["name"], underlying_index=etp["underlying_index"],
                          issuer=etp["issuer"], start=start, end=end, items=[EtpPrice(**row) for row in rows[:limit]],
                          next_start=next_start)
+
+
+# OpenDART (issue 28): a ticker's filings.
+class Disclosure(BaseModel):
+    rcept_no: str = Field(description="OpenDART's receipt number (14 digits)")
+    date: dt.date = Field(description="receipt date (KST)")
+    report: str = Field(description="report name as filed, e.g. 사업보고서 (2025.12)")
+    corp_code: str
+    corp_name: str
+    filer: str
+    remarks: str = Field(description="OpenDART's rm flags as received (e.g. 유, 연, 정)")
+    url: str = Field(description="the filing in DART's viewer")
+
+
+class DisclosuresPage(BaseModel):
+    ticker: str
+    start: dt.date
+    end: dt.date
+    items: list[Disclosure]
+    next_after: str | None
+
+
+@app.get("/stocks/{ticker}/disclosures", response_model=DisclosuresPage, summary="OpenDART filings of one stock")
+def stock_disclosures(
+    db: Db,
+    ticker: Ticker,
+    start: Start = None,
+    end: End = None,
+    after: Annotated[str | None, Query(pattern=r"^[0-9]{14}$",
+                                       description="receipt number of the last filing already read")] = None,
+    limit: Limit = 100,
+) -> DisclosuresPage:
+    """The filings of the ticker's company received from ``start`` to ``end``, oldest first (receipt order)."""
+    start, end = _report_range(start, end)
+    _known_ticker(db, ticker)
+    rows = db.execute(template("queries/api/stock_disclosures.sql"),
+                      {"ticker": ticker, "start": start, "end": end, "after": after, "limit": limit + 1}).fetchall()
+    next_after = rows[limit - 1]["rcept_no"] if len(rows) > limit else None
+    return DisclosuresPage(ticker=ticker, start=start, end=end, items=[Disclosure(**row) for row in rows[:limit]],
+                           next_after=next_after)

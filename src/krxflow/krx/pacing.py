@@ -102,16 +102,16 @@ def block_ttl() -> int:
     return int(_setting("KRXFLOW_KRX_BLOCK_TTL", DEFAULT_BLOCK_TTL))
 
 
-def circuit_key(service: str) -> str:
-    return redis_client.key("krx", "circuit", service)
+def circuit_key(service: str, namespace: str = "krx") -> str:
+    return redis_client.key(namespace, "circuit", service)
 
 
-def last_answer_key(service: str) -> str:
-    return redis_client.key("krx", "last_answer", service)
+def last_answer_key(service: str, namespace: str = "krx") -> str:
+    return redis_client.key(namespace, "last_answer", service)
 
 
-def in_flight_key(service: str) -> str:
-    return redis_client.key("krx", "in_flight", service)
+def in_flight_key(service: str, namespace: str = "krx") -> str:
+    return redis_client.key(namespace, "in_flight", service)
 
 
 class Pacer:
@@ -121,11 +121,17 @@ class Pacer:
         0 keeps the circuit check and the one-in-flight rule but no spacing (tests, the offline bench).
     :param in_flight_ttl: seconds after which a request's in-flight marker expires if its process
         died before reading the answer (the request timeout plus a margin).
+    :param namespace: the first part of the gate's Redis keys (``krx``; OpenDART's gate, in
+        :mod:`krxflow.dart.gate`, uses ``dart`` so that the two never share a key).
+    :param circuit_error: the exception raised while the circuit is open.
     """
 
     def __init__(self, service: str, redis_client=None, interval: float | None = None, *,
-                 in_flight_ttl: float = 60.0):
+                 in_flight_ttl: float = 60.0, namespace: str = "krx",
+                 circuit_error: type[Exception] = KrxCircuitOpenError):
         self.service = service
+        self.namespace = namespace
+        self.circuit_error = circuit_error
         self._redis = redis_client
         self.interval = min_interval() if interval is None else float(interval)
         self.in_flight_ttl = in_flight_ttl
@@ -139,21 +145,21 @@ class Pacer:
 
     def check_circuit(self) -> None:
         """Raise :class:`KrxCircuitOpenError` while the circuit of this service is open."""
-        key = circuit_key(self.service)
+        key = circuit_key(self.service, self.namespace)
         raw = self.redis.get(key)
         if raw is None:
             return
         raise self._circuit_error(raw, self.redis.ttl(key))
 
-    def _circuit_error(self, raw: str | None, ttl: int) -> KrxCircuitOpenError:
-        key = circuit_key(self.service)
+    def _circuit_error(self, raw: str | None, ttl: int) -> Exception:
+        key = circuit_key(self.service, self.namespace)
         try:
             info = json.loads(raw) if raw else {}
         except ValueError:
             info = {"reason": raw}
         until = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(time.time() + max(ttl, 0)))
-        return KrxCircuitOpenError(
-            f"{self.service} circuit is OPEN: {self.service} blocked us ({info.get('reason')}, at "
+        return self.circuit_error(
+            f"{self.service} circuit is OPEN: {self.service} refused us ({info.get('reason')}, at "
             f"{info.get('opened_at')}). Nothing is sent to {self.service} until {until} (TTL {ttl}s). "
             f"Not retrying on purpose: requests during a block extend it. "
             f"Close it early only once the block is lifted: redis-cli DEL {key}")
@@ -161,7 +167,7 @@ class Pacer:
     def open_circuit(self, reason: str, ttl: int | None = None) -> None:
         ttl = block_ttl() if ttl is None else ttl
         payload = json.dumps({"reason": reason, "opened_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-        self.redis.set(circuit_key(self.service), payload, ex=max(int(ttl), 1))
+        self.redis.set(circuit_key(self.service, self.namespace), payload, ex=max(int(ttl), 1))
         log.error("%s circuit opened for %ss: %s", self.service, ttl, reason)
 
     @contextlib.contextmanager
@@ -175,7 +181,7 @@ class Pacer:
         """
         token = uuid.uuid4().hex
         interval_ms = int(round(self.interval * 1000))
-        keys = (circuit_key(self.service), last_answer_key(self.service), in_flight_key(self.service))
+        keys = tuple(f(self.service, self.namespace) for f in (circuit_key, last_answer_key, in_flight_key))
         if self._claim is None:
             self._claim = self.redis.register_script(_CLAIM)
             self._release = self.redis.register_script(_RELEASE)

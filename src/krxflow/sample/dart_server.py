@@ -1,0 +1,416 @@
+"""A strict fake of OpenDART (opendart.fss.or.kr), for tests, the sample mode and the bench.
+
+It follows ``shared/reference/dart-krx-openapi-universes.md`` §1:
+
+* every request carries ``crtfc_key``: an unknown key answers status ``010``, a suspended one
+  ``011``, an expired one ``901`` (JSON ``{"status", "message"}``, HTTP 200 like OpenDART; the
+  ZIP service answers the same as XML ``<result><status/><message/></result>``);
+* a per-key **daily count** (KST day): once a key has sent more than ``daily_limit`` requests
+  that day, every request answers ``020``;
+* ``GET /api/corpCode.xml``: a ZIP holding ``CORPCODE.xml`` — ``<result>`` with one ``<list>``
+  per company (``corp_code``, ``corp_name``, ``corp_eng_name``, ``stock_code`` — a single space for
+  an unlisted company — and ``modify_date``);
+* ``GET /api/list.json``: filings by receipt date, newest receipt number first, paged
+  (``page_no`` ≥ 1, ``page_count`` 1–100 else status ``100``); without ``corp_code`` a
+  ``bgn_de``..``end_de`` window longer than 3 months is refused (status ``100`` and a message, as
+  OpenDART limits such searches to 3 months); ``corp_cls`` Y/K/N/E filters; no filing (or a page
+  past the last) answers ``013`` without a ``list`` key. Page counters are integers.
+* ``fail_next``: n answers are HTTP 500 (a transient fault) after ``fail_skip`` normal ones;
+  ``maintenance_next``: the next n answer status ``800``; ``arrivals`` holds when each request
+  came (``time.monotonic()``), for tests of the gate.
+
+**The companies** are the sample market's (:class:`krxflow.sample.market.SampleMarket`): ticker
+= ``stock_code``, the market (KOSPI ``Y`` / KOSDAQ ``K``) = ``corp_cls``, the name = ``corp_name``,
+so that disclosures link to ``stocks``; plus unlisted companies (``stock_code`` " ", class ``E``).
+**The filings** of a day are drawn from a generator seeded by the date (the same on every run and
+machine): periodic reports in their seasons (``사업보고서 (2025.12)`` in March, quarterly reports
+in May and November, half-year reports in August), material-event reports
+(``주요사항보고서(유상증자결정)`` …), ownership reports and exchange disclosures; weekends have none.
+:meth:`FakeDart.filings` is the truth a test compares a load against.
+
+Tests serve it in a thread (:class:`FakeDartThread`); as a process::
+
+    python -m krxflow.sample.dart_server --host 127.0.0.1 --port 18090 [--daily-limit 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import io
+import json
+import random
+import time
+import zipfile
+import zlib
+from collections import Counter
+from functools import lru_cache
+from xml.sax.saxutils import escape
+
+from aiohttp import web
+
+from krxflow.market_time import kst_date, kst_today
+from krxflow.sample.serving import BackgroundServer, serve_app
+
+__all__ = ["DEMO_KEY", "FakeDart", "FakeDartThread", "connection_json", "corp_code_of"]
+
+#: The demo key (40 characters, like OpenDART's): what the sample mode and the tests use.
+DEMO_KEY = "fakekrxflowdemoopendartkey00000000000000"
+#: Reported daily limit of one OpenDART key (the reference: ~20,000; an old guide says 10,000).
+DAILY_LIMIT = 20_000
+#: OpenDART searches without corp_code over at most this many months.
+WINDOW_MONTHS = 3
+
+MESSAGES = {
+    "000": "정상", "010": "등록되지 않은 키입니다.", "011": "사용할 수 없는 키입니다.",
+    "012": "접근할 수 없는 IP입니다.", "013": "조회된 데이타가 없습니다.", "020": "요청 제한을 초과하였습니다.",
+    "100": "필드의 부적절한 값입니다.", "101": "부적절한 접근입니다.", "800": "시스템 점검으로 인한 서비스가 중지 중입니다.",
+    "901": "사용자 계정의 개인정보 보유기간이 만료되어 사용할 수 없는 키입니다.",
+}
+CORP_CLASS = {"KOSPI": "Y", "KOSDAQ": "K", "KONEX": "N"}
+
+# Filing kinds outside the seasons: (report name, weight, filer: "self"/"holder"/"exchange", rm by class)
+_EVENT_REPORTS = (
+    ("주요사항보고서(유상증자결정)", 3, "self", {"Y": "", "K": ""}),
+    ("주요사항보고서(무상증자결정)", 1, "self", {"Y": "", "K": ""}),
+    ("주요사항보고서(감자결정)", 1, "self", {"Y": "", "K": ""}),
+    ("주요사항보고서(자기주식취득결정)", 2, "self", {"Y": "", "K": ""}),
+    ("주요사항보고서(회사합병결정)", 1, "self", {"Y": "", "K": ""}),
+    ("임원ㆍ주요주주특정증권등소유상황보고서", 14, "holder", {"Y": "", "K": ""}),
+    ("주식등의대량보유상황보고서(일반)", 6, "holder", {"Y": "", "K": ""}),
+    ("단일판매ㆍ공급계약체결", 5, "self", {"Y": "유", "K": ""}),
+    ("기업설명회(IR)개최(안내공시)", 3, "self", {"Y": "유", "K": ""}),
+    ("주식명의개서정지(주주명부폐쇄)", 2, "self", {"Y": "유", "K": ""}),
+    ("대규모기업집단현황공시[분기별공시(개별회사용)]", 2, "self", {"Y": "공", "K": "공"}),
+    ("[기재정정]주요사항보고서(유상증자결정)", 1, "self", {"Y": "정", "K": "정"}),
+)
+_HOLDERS = ("국민연금공단", "김민준", "이서연", "박지훈", "최수아", "블랙록펀드어드바이저스", "한국투자신탁운용")
+
+
+def corp_code_of(index: int, listed: bool = True) -> str:
+    """The 8-digit corp_code of the sample company at ``index`` (listed, or of the unlisted ones)."""
+    return f"{(126_000 if listed else 500_000) + index * 37:08d}"
+
+
+def _seasonal(day: dt.date) -> tuple[str, float] | None:
+    """The periodic report due in ``day``'s filing season and the share of companies filing it that day."""
+    y, m = day.year, day.month
+    if m == 3 and day.day >= 10:
+        return f"사업보고서 ({y - 1}.12)", 0.06
+    if m == 5 and day.day >= 8:
+        return f"분기보고서 ({y}.03)", 0.07
+    if m == 8 and day.day >= 7:
+        return f"반기보고서 ({y}.06)", 0.07
+    if m == 11 and day.day >= 7:
+        return f"분기보고서 ({y}.09)", 0.07
+    return None
+
+
+def _add_months(day: dt.date, months: int) -> dt.date:
+    month = day.month - 1 + months
+    year, month = day.year + month // 12, month % 12 + 1
+    last = (dt.date(year + month // 12, month % 12 + 1, 1) - dt.timedelta(days=1)).day
+    return dt.date(year, month, min(day.day, last))
+
+
+class FakeDart:
+    """The state of a fake OpenDART: its companies, keys, counters and faults.
+
+    :param companies: listed companies, taken from the sample market of that many tickers
+        (default ``KRXFLOW_SAMPLE_TICKERS`` or 2,700).
+    :param unlisted: unlisted companies (default: half as many).
+    :param daily_limit: requests per key and KST day before status 020.
+    :param filings_per_company: mean filings per listed company on a weekday outside the seasons.
+    """
+
+    def __init__(self, companies: int | None = None, *, unlisted: int | None = None, keys=(DEMO_KEY,),
+                 daily_limit: int = DAILY_LIMIT, filings_per_company: float = 0.06, today=None) -> None:
+        from krxflow.sample.market import SampleMarket
+
+        self.market = SampleMarket(companies)
+        self.unlisted = self.market.count // 2 if unlisted is None else int(unlisted)
+        self.keys = set(keys)
+        self.suspended: set[str] = set()
+        self.expired: set[str] = set()
+        self.daily_limit = daily_limit
+        self.filings_per_company = filings_per_company
+        self.today = today  # None: the real KST date (the daily count's day)
+        self.fail_next = 0
+        self.fail_skip = 0  # answers let through before the fail_next ones (a fault on page n)
+        self.maintenance_next = 0
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every count (not the configuration)."""
+        self.requests: Counter = Counter()  # by API name ("list", "corpCode")
+        self.statuses: Counter = Counter()
+        self.daily: Counter = Counter()  # by (key, KST date)
+        self.log: list[tuple[str, dict]] = []  # (API name, query) of every request
+        self.arrivals: list[float] = []  # time.monotonic() of every request's arrival
+
+    # ------------------------------------------------------------------ the truth
+    @lru_cache(maxsize=1)
+    def companies(self) -> list[dict]:
+        """Every company of ``CORPCODE.xml``: listed ones (the sample market's tickers) then unlisted."""
+        rows = []
+        for i, ticker in enumerate(self.market.tickers):
+            p = self.market.profile(ticker)
+            rows.append({"corp_code": corp_code_of(i), "corp_name": p.name, "corp_eng_name": f"Sample Corp {i:04d}",
+                         "stock_code": ticker, "modify_date": f"{2017 + i % 9}{1 + i % 12:02d}{1 + i % 28:02d}",
+                         "corp_cls": CORP_CLASS[p.market]})
+        for i in range(self.unlisted):
+            rows.append({"corp_code": corp_code_of(i, listed=False), "corp_name": f"비상장{i:05d}",
+                         "corp_eng_name": "", "stock_code": " ", "modify_date": f"{2015 + i % 11}0630",
+                         "corp_cls": "E"})
+        return rows
+
+    def filings(self, day) -> list[dict]:
+        """Every filing received on ``day`` (all classes), newest receipt number first, as list.json rows."""
+        return list(_day_filings(self, kst_date(day)))
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    # ------------------------------------------------------------------ the wire
+    def count(self, key: str) -> str | None:
+        """Count one request of ``key``; the status it must answer instead of data, if any."""
+        if key not in self.keys:
+            return "010"
+        if key in self.suspended:
+            return "011"
+        if key in self.expired:
+            return "901"
+        day = kst_date(self.today) if self.today is not None else kst_today()
+        self.daily[(key, day)] += 1
+        if self.daily[(key, day)] > self.daily_limit:
+            return "020"
+        if self.maintenance_next > 0:
+            self.maintenance_next -= 1
+            return "800"
+        return None
+
+    def arrive(self, api: str, query) -> bool:
+        """Record a request; True when it must fail with HTTP 500 (``fail_skip``/``fail_next``)."""
+        self.arrivals.append(time.monotonic())
+        self.requests[api] += 1
+        self.log.append((api, dict(query)))
+        if self.fail_next > 0:
+            if self.fail_skip > 0:
+                self.fail_skip -= 1
+                return False
+            self.fail_next -= 1
+            return True
+        return False
+
+    def sent_today(self, key: str = DEMO_KEY) -> int:
+        day = kst_date(self.today) if self.today is not None else kst_today()
+        return self.daily[(key, day)]
+
+    def search(self, query) -> dict:
+        """The list.json answer to ``query`` (already past the key check)."""
+        def bad(message: str) -> dict:
+            return {"status": "100", "message": f"{MESSAGES['100']} ({message})"}
+
+        try:
+            page_no = int(query.get("page_no", "1"))
+            page_count = int(query.get("page_count", "10"))
+        except ValueError:
+            return bad("page_no/page_count must be numbers")
+        if page_no < 1:
+            return bad("page_no must be at least 1")
+        if not 1 <= page_count <= 100:
+            return bad(f"page_count must be 1-100, got {page_count}")
+        try:
+            end = _yyyymmdd(query.get("end_de")) or kst_today()
+            begin = _yyyymmdd(query.get("bgn_de")) or end
+        except ValueError as exc:
+            return bad(str(exc))
+        if begin > end:
+            return bad("bgn_de is after end_de")
+        corp_code = query.get("corp_code")
+        if corp_code is not None and (len(corp_code) != 8 or not corp_code.isdigit()):
+            return bad("corp_code must be 8 digits")
+        if corp_code is None and _add_months(begin, WINDOW_MONTHS) < end:
+            return bad("corp_code 없이 검색기간은 3개월까지 조회 가능합니다 (without corp_code the window is "
+                       "limited to 3 months)")
+        corp_cls = query.get("corp_cls")
+        if corp_cls is not None and corp_cls not in ("Y", "K", "N", "E"):
+            return bad("corp_cls must be Y, K, N or E")
+        rows = []
+        day = end
+        while day >= begin:
+            rows.extend(r for r in _day_filings(self, day)
+                        if (corp_cls is None or r["corp_cls"] == corp_cls)
+                        and (corp_code is None or r["corp_code"] == corp_code))
+            day -= dt.timedelta(days=1)
+        total_page = -(-len(rows) // page_count)
+        if not rows or page_no > total_page:
+            return {"status": "013", "message": MESSAGES["013"]}
+        return {"status": "000", "message": MESSAGES["000"], "page_no": page_no, "page_count": page_count,
+                "total_count": len(rows), "total_page": total_page,
+                "list": rows[(page_no - 1) * page_count: page_no * page_count]}
+
+    def corp_code_zip(self) -> bytes:
+        """``corpCode.xml``'s ZIP: ``CORPCODE.xml`` in OpenDART's shape."""
+        parts = ['<?xml version="1.0" encoding="UTF-8"?>\n<result>']
+        for c in self.companies():
+            parts.append("<list>" + "".join(f"<{f}>{escape(c[f])}</{f}>" for f in
+                                            ("corp_code", "corp_name", "corp_eng_name", "stock_code", "modify_date"))
+                         + "</list>")
+        parts.append("</result>")
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr("CORPCODE.xml", "\n".join(parts).encode("utf-8"))
+        return buffer.getvalue()
+
+
+def _yyyymmdd(text: str | None) -> dt.date | None:
+    if text is None:
+        return None
+    if len(text) != 8 or not text.isdigit():
+        raise ValueError(f"dates are YYYYMMDD, got {text!r}")
+    return dt.datetime.strptime(text, "%Y%m%d").date()
+
+
+@lru_cache(maxsize=512)
+def _day_filings(fake: FakeDart, day: dt.date) -> tuple[dict, ...]:
+    if day.weekday() >= 5:
+        return ()
+    import numpy as np
+
+    from krxflow.sample.sessions import sessions
+
+    rng = random.Random(zlib.crc32(f"krxflow-dart:{day.isoformat()}".encode()))
+    index = int(sessions().searchsorted(np.datetime64(day, "D"), side="right")) - 1  # the last session on or before
+    companies = fake.companies()
+    listed = [c for i, c in enumerate(companies[:fake.market.count])
+              if _listed_on(fake.market, fake.market.tickers[i], index)]
+    season = _seasonal(day)
+    rows = []
+    for company in listed:
+        if season is not None and rng.random() < season[1]:
+            rows.append((company, season[0], company["corp_name"], rng.choice(("연", "연", "", "정연"))))
+        for _ in range(_poisson(rng, fake.filings_per_company)):
+            name, _, filer, rm = rng.choices(_EVENT_REPORTS, weights=[e[1] for e in _EVENT_REPORTS])[0]
+            flr = rng.choice(_HOLDERS) if filer == "holder" else company["corp_name"]
+            rows.append((company, name, flr, rm[company["corp_cls"]]))
+    for company in companies[fake.market.count:]:
+        if rng.random() < 0.02:
+            rows.append((company, rng.choice(("감사보고서 (2025.12)", "증권신고서(채무증권)", "투자설명서")),
+                         company["corp_name"], ""))
+    rng.shuffle(rows)
+    out = []
+    for seq, (company, name, flr, rm) in enumerate(rows):
+        out.append({"corp_code": company["corp_code"], "corp_name": company["corp_name"],
+                    "stock_code": company["stock_code"] if company["corp_cls"] != "E" else "",
+                    "corp_cls": company["corp_cls"], "report_nm": name,
+                    "rcept_no": f"{day:%Y%m%d}{(800000 if rm == '유' else 0) + 1 + seq:06d}",
+                    "flr_nm": flr, "rcept_dt": f"{day:%Y%m%d}", "rm": rm})
+    out.sort(key=lambda r: r["rcept_no"], reverse=True)
+    return tuple(out)
+
+
+def _listed_on(market, ticker: str, index: int) -> bool:
+    p = market.profile(ticker)
+    return index >= p.listed and (p.delisted is None or index < p.delisted)
+
+
+def _poisson(rng: random.Random, mean: float) -> int:
+    """A Poisson draw (Knuth) — small means only."""
+    import math
+
+    limit, k, product = math.exp(-mean), 0, rng.random()
+    while product > limit:
+        k += 1
+        product *= rng.random()
+    return k
+
+
+# ---------------------------------------------------------------------------------------------- serving
+def make_app(fake: FakeDart) -> web.Application:
+    def refuse_json(status: str, message: str | None = None) -> web.Response:
+        fake.statuses[status] += 1
+        return web.json_response({"status": status, "message": message or MESSAGES[status]})
+
+    async def list_json(request: web.Request) -> web.Response:
+        if fake.arrive("list", request.query):
+            return web.Response(status=500, text="Internal Server Error")
+        refused = fake.count(request.query.get("crtfc_key", ""))
+        if refused:
+            return refuse_json(refused)
+        answer = fake.search(request.query)
+        fake.statuses[answer["status"]] += 1
+        return web.json_response(answer)
+
+    async def corp_code(request: web.Request) -> web.Response:
+        if fake.arrive("corpCode", request.query):
+            return web.Response(status=500, text="Internal Server Error")
+        refused = fake.count(request.query.get("crtfc_key", ""))
+        if refused:
+            fake.statuses[refused] += 1
+            body = (f'<?xml version="1.0" encoding="UTF-8"?><result><status>{refused}</status>'
+                    f"<message>{MESSAGES[refused]}</message></result>")
+            return web.Response(body=body.encode("utf-8"), content_type="application/xml")
+        fake.statuses["000"] += 1
+        data = await asyncio.get_running_loop().run_in_executor(None, fake.corp_code_zip)
+        return web.Response(body=data, content_type="application/x-msdownload",
+                            headers={"Content-Disposition": "attachment; filename=CORPCODE.zip"})
+
+    async def stats(request: web.Request) -> web.Response:
+        return web.json_response({"requests": dict(fake.requests), "statuses": dict(fake.statuses),
+                                  "daily": {f"{k}:{d}": n for (k, d), n in fake.daily.items()}})
+
+    app = web.Application()
+    app.router.add_get("/api/list.json", list_json)
+    app.router.add_get("/api/corpCode.xml", corp_code)
+    app.router.add_get("/_fake/stats", stats)
+    return app
+
+
+async def serve(fake: FakeDart, host: str = "127.0.0.1", port: int = 0) -> tuple[web.AppRunner, str]:
+    """Start ``fake`` on ``host:port`` in the running loop; returns the runner and the base URL."""
+    return await serve_app(make_app(fake), host, port)
+
+
+class FakeDartThread(BackgroundServer):
+    """Serve a :class:`FakeDart` from a background thread (tests, the sample mode)::
+
+        with FakeDartThread(FakeDart(50)) as server:
+            server.url, server.fake.requests
+    """
+
+    thread_name = "fake-dart"
+
+    def __init__(self, fake: FakeDart | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__()
+        self.fake = fake or FakeDart()
+        self.host, self.port = host, port
+        self.url = ""
+
+    async def start_serving(self):
+        runner, self.url = await serve(self.fake, self.host, self.port)
+        return runner.cleanup
+
+    def connection_json(self, key: str = DEMO_KEY) -> str:
+        return connection_json(self.url, key)
+
+
+def connection_json(url: str, key: str = DEMO_KEY) -> str:
+    """The ``dart_default`` Connection for a fake server at ``url`` (JSON form of AIRFLOW_CONN_*)."""
+    return json.dumps({"conn_type": "http", "host": url, "password": key})
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=18090)
+    parser.add_argument("--companies", type=int, default=None)
+    parser.add_argument("--daily-limit", type=int, default=DAILY_LIMIT)
+    args = parser.parse_args(argv)
+    fake = FakeDart(args.companies, daily_limit=args.daily_limit)
+    web.run_app(make_app(fake), host=args.host, port=args.port, access_log=None)
+
+
+if __name__ == "__main__":
+    main()
