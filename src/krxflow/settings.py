@@ -38,3 +38,20 @@ def sql_dir() -> Path:
 
 #: The Connection naming where ``krx_export`` writes (krxflow.export.destination); absent = a local folder.
 EXPORT_CONN_ID = os.environ.get("KRXFLOW_EXPORT_CONN_ID", "krxflow_export")
+
+
+def number_setting(name: str, default: float) -> float:
+    """A number from the environment, else an Airflow Variable of the same name, else ``default``
+    (read when called, so a Variable changed in the UI applies to the next task)."""
+    raw = os.environ.get(name)
+    if raw is None:
+        try:
+            from airflow.sdk import Variable
+
+            raw = Variable.get(name, default=None)
+        except Exception:  # outside a task (CLI, bench) there may be no Variable backend
+            raw = None
+    try:
+        return float(raw) if raw not in (None, "") else default
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from exc

@@ -22,7 +22,8 @@ from typing import Iterator
 
 from krxflow import redis_client
 from krxflow.dart.errors import DartBudgetError, DartCircuitOpenError
-from krxflow.krx.pacing import Pacer, _setting, circuit_key
+from krxflow.krx.pacing import Pacer, circuit_key
+from krxflow.settings import number_setting
 from krxflow.market_time import KST, kst_now
 
 log = logging.getLogger(__name__)
@@ -34,11 +35,11 @@ DEFAULT_DAILY_BUDGET = 18_000
 
 
 def per_minute_cap() -> float:
-    return _setting("KRXFLOW_DART_PER_MINUTE", DEFAULT_PER_MINUTE)
+    return number_setting("KRXFLOW_DART_PER_MINUTE", DEFAULT_PER_MINUTE)
 
 
 def daily_budget() -> int:
-    return int(_setting("KRXFLOW_DART_DAILY_BUDGET", DEFAULT_DAILY_BUDGET))
+    return int(number_setting("KRXFLOW_DART_DAILY_BUDGET", DEFAULT_DAILY_BUDGET))
 
 
 def budget_key(day: dt.date) -> str:

@@ -24,13 +24,13 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import time
 import uuid
 from typing import Iterator
 
 from krxflow import redis_client
 from krxflow.krx.errors import KrxCircuitOpenError
+from krxflow.settings import number_setting
 
 log = logging.getLogger(__name__)
 
@@ -78,28 +78,12 @@ return 0
 """
 
 
-def _setting(name: str, default: float) -> float:
-    """A number from the environment, else an Airflow Variable, else ``default``."""
-    raw = os.environ.get(name)
-    if raw is None:
-        try:
-            from airflow.sdk import Variable
-
-            raw = Variable.get(name, default=None)
-        except Exception:  # outside a task (CLI, bench) there may be no Variable backend
-            raw = None
-    try:
-        return float(raw) if raw not in (None, "") else default
-    except ValueError as exc:
-        raise ValueError(f"{name} must be a number of seconds, got {raw!r}") from exc
-
-
 def min_interval() -> float:
-    return _setting("KRXFLOW_KRX_MIN_INTERVAL", DEFAULT_MIN_INTERVAL)
+    return number_setting("KRXFLOW_KRX_MIN_INTERVAL", DEFAULT_MIN_INTERVAL)
 
 
 def block_ttl() -> int:
-    return int(_setting("KRXFLOW_KRX_BLOCK_TTL", DEFAULT_BLOCK_TTL))
+    return int(number_setting("KRXFLOW_KRX_BLOCK_TTL", DEFAULT_BLOCK_TTL))
 
 
 def circuit_key(service: str, namespace: str = "krx") -> str:
