@@ -59,6 +59,7 @@ class Operation(enum.StrEnum):
     ADJUST_CROSS_CHECK = "adjust_cross_check"
     # OpenDART loads
     DART_DISCLOSURES_DAY = "dart_disclosures_day"
+    DART_STATEMENTS_DAY = "dart_statements_day"
     # upkeep
     ENSURE_PARTITIONS = "ensure_partitions"
     RETENTION = "retention"
