@@ -71,3 +71,33 @@ COMMENT ON FUNCTION financial_key_items_as_of(date) IS
 
 GRANT SELECT ON financial_statements TO krxflow_readonly;
 GRANT EXECUTE ON FUNCTION financial_key_items_as_of(date) TO krxflow_readonly;
+
+-- ---------------------------------------------------------------------------------------------
+-- Corporate-action events (issue 28, point 4) from the material-event reports (DS005 piicDecsn
+-- 유상증자, fricDecsn 무상증자, crDecsn 감자) of the filings the disclosures show, one row per
+-- filing. ratio: rights issue = new shares / shares before; bonus issue = new shares per share
+-- (nstk_ascnt_ps_ostk); capital reduction = the reduction rate (cr_rt_ostk / 100). record_date is
+-- the record date (신주배정기준일 / 감자기준일; the ex-date is the business day before it).
+-- Written by krxflow.dart.events; cross-checked against adjustment_factors (load_stats
+-- operation dart_events_cross_check).
+CREATE TABLE IF NOT EXISTS corporate_actions (
+    rcept_no       text PRIMARY KEY CHECK (rcept_no ~ '^[0-9]{14}$'),
+    rcept_dt       date NOT NULL,
+    corp_code      text NOT NULL CHECK (corp_code ~ '^[0-9]{8}$'),
+    ticker         text CHECK (ticker IS NULL OR ticker ~ '^[0-9A-Z]{6}$'),
+    kind           text NOT NULL CHECK (kind IN ('rights_issue', 'bonus_issue', 'capital_reduction')),
+    report_nm      text NOT NULL,
+    shares_before  bigint,
+    new_shares     bigint,
+    shares_after   bigint,
+    ratio          numeric,
+    record_date    date,
+    listing_date   date,
+    board_date     date,
+    method         text,
+    loaded_at      timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS corporate_actions_ticker_idx ON corporate_actions (ticker, record_date);
+COMMENT ON TABLE corporate_actions IS
+    'OpenDART material-event reports (rights/bonus issues, capital reductions) of the filings in disclosures.';
+GRANT SELECT ON corporate_actions TO krxflow_readonly;

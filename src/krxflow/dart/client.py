@@ -145,6 +145,13 @@ class DartClient:
                                reprt_code=reprt_code)
         return [] if answer is None else list(answer["list"])
 
+    def events(self, api: str, corp_code: str, first, last) -> list[dict]:
+        """A DS005 material-event service (``piicDecsn``, ``fricDecsn``, ``crDecsn`` …) of one company
+        for receipt dates ``first``..``last``; [] when none (013)."""
+        answer = self.get_json(f"{api}.json", corp_code=corp_code, bgn_de=f"{kst_date(first):%Y%m%d}",
+                               end_de=f"{kst_date(last):%Y%m%d}")
+        return [] if answer is None else list(answer["list"])
+
 
 def _status_of(api: str, response: requests.Response) -> tuple[str | None, str]:
     """OpenDART's status and message of an answer (a ZIP answer has none: None)."""

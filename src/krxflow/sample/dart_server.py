@@ -27,6 +27,11 @@ It follows ``shared/reference/dart-krx-openapi-universes.md`` §1:
   deterministic per company and period. ``corrections[(corp_code, bsns_year, reprt_code)] = day``
   files a ``[기재정정]`` report on ``day``: from then on its figures (revenue and net income 3 %
   lower) and its ``rcept_no`` are served.
+* ``GET /api/piicDecsn.json`` / ``fricDecsn.json`` / ``crDecsn.json`` (DS005 material events:
+  rights issue, bonus issue, capital reduction): ``corp_code`` required (else ``100``),
+  ``bgn_de``..``end_de``; one row per filing in that window whose ``report_nm`` names the event
+  (``주요사항보고서(유상증자결정)`` …, corrections included), ``013`` when none. Values are display
+  strings as OpenDART's: numbers with commas, dates ``"2024년 04월 10일"``, ``"-"`` for empty.
 
 **The companies** are the sample market's (:class:`krxflow.sample.market.SampleMarket`): ticker
 = ``stock_code``, the market (KOSPI ``Y`` / KOSDAQ ``K``) = ``corp_cls``, the name = ``corp_name``,
@@ -84,6 +89,8 @@ MULTI_LIMIT = 100
 #: reprt_code -> (report kind, closing month of the period) for a December fiscal year.
 REPORT_NAMES = {"11011": ("사업보고서", 12), "11012": ("반기보고서", 6), "11013": ("분기보고서", 3),
                 "11014": ("분기보고서", 9)}
+#: DS005 services the fake answers -> the event its report names (주요사항보고서(<event>)).
+EVENT_APIS = {"piicDecsn": "유상증자결정", "fricDecsn": "무상증자결정", "crDecsn": "감자결정"}
 CORP_CLASS = {"KOSPI": "Y", "KOSDAQ": "K", "KONEX": "N"}
 
 # Filing kinds outside the seasons: (report name, weight, filer: "self"/"holder"/"exchange", rm by class)
@@ -227,6 +234,25 @@ class FakeDart:
         if filing is None:
             return []
         return _statement_rows(filing, year, reprt_code, corrected=filing["report_nm"].startswith("[기재정정]"))
+
+    def event(self, api: str, query) -> dict:
+        """The DS005 answer of ``api`` (piicDecsn/fricDecsn/crDecsn) to ``query`` (past the key check)."""
+        corp_code = query.get("corp_code") or ""
+        if len(corp_code) != 8 or not corp_code.isdigit():
+            return {"status": "100", "message": f"{MESSAGES['100']} (corp_code is required)"}
+        try:
+            end = _yyyymmdd(query.get("end_de")) or kst_today()
+            begin = _yyyymmdd(query.get("bgn_de")) or end
+        except ValueError as exc:
+            return {"status": "100", "message": f"{MESSAGES['100']} ({exc})"}
+        rows, day = [], end
+        while day >= begin:
+            rows.extend(_event_row(api, r) for r in self.day_filings(day)
+                        if r["corp_code"] == corp_code and EVENT_APIS[api] in r["report_nm"])
+            day -= dt.timedelta(days=1)
+        if not rows:
+            return {"status": "013", "message": MESSAGES["013"]}
+        return {"status": "000", "message": MESSAGES["000"], "list": rows}
 
     def multi_accounts(self, query) -> dict:
         """The fnlttMultiAcnt.json answer to ``query`` (already past the key check)."""
@@ -430,6 +456,55 @@ def _statement_rows(filing: dict, year: str, reprt_code: str, *, corrected: bool
     return rows
 
 
+def _korean_date(day: dt.date) -> str:
+    return f"{day.year}년 {day.month:02d}월 {day.day:02d}일"
+
+
+def event_dates(rcept_no: str) -> dict[str, dt.date]:
+    """The board, record and listing dates of a material event filed as ``rcept_no`` (deterministic):
+    board = the receipt date, record date 15-40 days later, new shares listed 20-30 days after that."""
+    filed = dt.datetime.strptime(rcept_no[:8], "%Y%m%d").date()
+    seed = zlib.crc32(rcept_no.encode())
+    record = filed + dt.timedelta(days=15 + seed % 26)
+    while record.weekday() >= 5:
+        record += dt.timedelta(days=1)
+    return {"board": filed, "record": record, "listing": record + dt.timedelta(days=20 + (seed >> 8) % 11)}
+
+
+def _event_row(api: str, filing: dict) -> dict:
+    """One DS005 row of a filing: plausible, deterministic share counts and ratios."""
+    seed = zlib.crc32(("event:" + filing["rcept_no"]).encode())
+    before = 10_000_000 + seed % 90_000_000
+    dates = event_dates(filing["rcept_no"])
+    row = {"rcept_no": filing["rcept_no"], "corp_cls": filing["corp_cls"], "corp_code": filing["corp_code"],
+           "corp_name": filing["corp_name"], "fv_ps": f"{(100, 500, 1000, 5000)[seed % 4]:,}", "bddd": _korean_date(dates["board"])}
+    if api == "piicDecsn":
+        new = before * (5 + seed % 26) // 100
+        row.update({"nstk_ostk_cnt": f"{new:,}", "nstk_estk_cnt": "-", "bfic_tisstk_ostk": f"{before:,}",
+                    "bfic_tisstk_estk": "-", "fdpp_fclt": "-", "fdpp_op": f"{new * 5000:,}", "ic_mthn": "주주배정후 실권주 일반공모",
+                    "ssl_at": "-", "ssl_bgd": "-", "ssl_edd": "-"})
+    elif api == "fricDecsn":
+        per_share = (0.5, 1.0, 0.2, 2.0)[seed % 4]
+        row.update({"nstk_ostk_cnt": f"{int(before * per_share):,}", "nstk_estk_cnt": "-",
+                    "bfic_tisstk_ostk": f"{before:,}", "bfic_tisstk_estk": "-",
+                    "nstk_asstd": _korean_date(dates["record"]), "nstk_ascnt_ps_ostk": f"{per_share}",
+                    "nstk_ascnt_ps_estk": "-", "nstk_dividrk": "2024년 01월 01일", "nstk_dlprd": "-",
+                    "nstk_lstprd": _korean_date(dates["listing"]), "od_a_at_t": "-", "od_a_at_b": "-",
+                    "adt_a_atn": "-"})
+    else:
+        rate = (50.0, 80.0, 90.0, 66.67)[seed % 4]
+        after = int(round(before * (1 - rate / 100)))
+        row.update({"crstk_ostk_cnt": f"{before - after:,}", "crstk_estk_cnt": "-",
+                    "bfcr_cpt": f"{before * 500:,}", "atcr_cpt": f"{after * 500:,}",
+                    "bfcr_tisstk_ostk": f"{before:,}", "atcr_tisstk_ostk": f"{after:,}", "bfcr_tisstk_estk": "-",
+                    "atcr_tisstk_estk": "-", "cr_rt_ostk": f"{rate}", "cr_rt_estk": "-",
+                    "cr_std": _korean_date(dates["record"]), "cr_mth": "무상감자(주식병합)", "cr_rs": "재무구조 개선",
+                    "crsc_trspprpd_bgd": "-", "crsc_trspprpd_edd": "-",
+                    "crsc_nstklstprd": _korean_date(dates["listing"]), "cdobprpd_bgd": "-", "cdobprpd_edd": "-",
+                    "ftc_stt_atn": "-"})
+    return row
+
+
 def _yyyymmdd(text: str | None) -> dt.date | None:
     if text is None:
         return None
@@ -518,6 +593,18 @@ def make_app(fake: FakeDart) -> web.Application:
         fake.statuses[answer["status"]] += 1
         return web.json_response(answer)
 
+    def event_handler(api: str):
+        async def handle(request: web.Request) -> web.Response:
+            if fake.arrive(api, request.query):
+                return web.Response(status=500, text="Internal Server Error")
+            refused = fake.count(request.query.get("crtfc_key", ""))
+            if refused:
+                return refuse_json(refused)
+            answer = fake.event(api, request.query)
+            fake.statuses[answer["status"]] += 1
+            return web.json_response(answer)
+        return handle
+
     async def corp_code(request: web.Request) -> web.Response:
         if fake.arrive("corpCode", request.query):
             return web.Response(status=500, text="Internal Server Error")
@@ -540,6 +627,8 @@ def make_app(fake: FakeDart) -> web.Application:
     app.router.add_get("/api/list.json", list_json)
     app.router.add_get("/api/corpCode.xml", corp_code)
     app.router.add_get("/api/fnlttMultiAcnt.json", multi_accounts)
+    for api in EVENT_APIS:
+        app.router.add_get(f"/api/{api}.json", event_handler(api))
     app.router.add_get("/_fake/stats", stats)
     return app
 
