@@ -122,3 +122,17 @@ def test_a_factor_without_a_filed_event_is_flagged_in_load_stats_with_both_sides
     assert clean["unexplained"] == 0
     assert db.execute("SELECT status FROM load_stats WHERE operation = 'dart_events_cross_check' "
                       "ORDER BY 1").fetchall() == [("ok",), ("warning",)]
+
+
+def test_the_events_task_follows_the_days_disclosures_in_the_dag(airflow_db, dagbag, server, db, redis_client,
+                                                                 monkeypatch):
+    from tests.test_krx_dags import _kst
+
+    dag = dagbag.get_dag("dart_disclosures")
+    assert dag.get_task("events").upstream_task_ids == {"load"} and dag.default_args["retries"] >= 2
+    monkeypatch.setenv("AIRFLOW_CONN_DART_DEFAULT", server.connection_json())
+    monkeypatch.setenv("KRXFLOW_DART_PER_MINUTE", "6000")
+    assert dag.test(logical_date=_kst("2024-03-15", 23)).state == "success"
+    assert db.execute("SELECT count(*) FROM corporate_actions").fetchone()[0] == len(_events(server.fake, DAY))
+    assert db.execute("SELECT status, details->>'first' FROM load_stats "
+                      "WHERE operation = 'dart_events_cross_check'").fetchall() == [("ok", "2024-03-09")]
