@@ -59,6 +59,9 @@ class Operation(enum.StrEnum):
     ADJUST_CROSS_CHECK = "adjust_cross_check"
     # OpenDART loads
     DART_DISCLOSURES_DAY = "dart_disclosures_day"
+    DART_STATEMENTS_DAY = "dart_statements_day"
+    DART_EVENTS_DAY = "dart_events_day"
+    DART_EVENTS_CROSS_CHECK = "dart_events_cross_check"
     # upkeep
     ENSURE_PARTITIONS = "ensure_partitions"
     RETENTION = "retention"

@@ -10,7 +10,8 @@ krxflow sends its few kinds of request itself, with ``requests``:
   :class:`DartMaintenanceError`, 100/101/021 :class:`DartRequestError`, anything else
   :class:`DartUnknownError`; HTTP other than 200 :class:`DartHttpError`;
 * :meth:`DartClient.filings` reads every page of a day (page_count 100) and checks that the pages
-  add up to the first page's ``total_count``.
+  add up to the first page's ``total_count``;
+* :meth:`DartClient.multi_accounts` asks ``fnlttMultiAcnt`` for up to 100 companies at once.
 
 :func:`dart_client` gives the configured client — or, in sample mode, one talking to a local fake
 OpenDART over the sample market for as long as the ``with`` block lasts.
@@ -36,6 +37,8 @@ from krxflow.market_time import kst_date
 log = logging.getLogger(__name__)
 
 PAGE_COUNT = 100
+#: fnlttMultiAcnt's most companies per request (more: status 021).
+MULTI_LIMIT = 100
 CORP_COLUMNS = ["corp_code", "corp_name", "corp_eng_name", "stock_code", "modify_date"]
 FILING_FIELDS = ["corp_code", "corp_name", "stock_code", "corp_cls", "report_nm", "rcept_no", "flr_nm", "rcept_dt", "rm"]
 
@@ -132,6 +135,22 @@ class DartClient:
                 f"OpenDART's pages of {day} ({corp_cls or 'all'}) hold {len(rows)} rows, "
                 f"{len({r['rcept_no'] for r in rows})} distinct, for a total of {total}; nothing written, retry.")
         return rows
+
+    def multi_accounts(self, corp_codes: list[str], bsns_year: int | str, reprt_code: str) -> list[dict]:
+        """fnlttMultiAcnt: the major accounts (CFS and OFS) of up to 100 companies' report of a year;
+        [] when none has filed it (013)."""
+        if not 1 <= len(corp_codes) <= MULTI_LIMIT:
+            raise ValueError(f"fnlttMultiAcnt takes 1-{MULTI_LIMIT} companies, got {len(corp_codes)}")
+        answer = self.get_json("fnlttMultiAcnt.json", corp_code=",".join(corp_codes), bsns_year=str(bsns_year),
+                               reprt_code=reprt_code)
+        return [] if answer is None else list(answer["list"])
+
+    def events(self, api: str, corp_code: str, first, last) -> list[dict]:
+        """A DS005 material-event service (``piicDecsn``, ``fricDecsn``, ``crDecsn`` …) of one company
+        for receipt dates ``first``..``last``; [] when none (013)."""
+        answer = self.get_json(f"{api}.json", corp_code=corp_code, bgn_de=f"{kst_date(first):%Y%m%d}",
+                               end_de=f"{kst_date(last):%Y%m%d}")
+        return [] if answer is None else list(answer["list"])
 
 
 def _status_of(api: str, response: requests.Response) -> tuple[str | None, str]:

@@ -18,13 +18,28 @@ It follows ``shared/reference/dart-krx-openapi-universes.md`` §1:
 * ``fail_next``: n answers are HTTP 500 (a transient fault) after ``fail_skip`` normal ones;
   ``maintenance_next``: the next n answer status ``800``; ``arrivals`` holds when each request
   came (``time.monotonic()``), for tests of the gate.
+* ``GET /api/fnlttMultiAcnt.json``: the major accounts (매출액, 영업이익, 법인세차감전 순이익,
+  당기순이익, 자산총계, 부채총계, 자본총계, 자본금; BS and IS, CFS and OFS rows) of up to 100
+  comma-separated ``corp_code`` (more: status ``021``) for ``bsns_year`` (≥ 2015) and ``reprt_code``
+  (11011 annual, 11012 half, 11013 Q1, 11014 Q3; else ``100``). A company's statement exists only
+  once its periodic report is among the filings (on or before the fake's ``today``) and carries
+  that filing's ``rcept_no``; no company with one answers ``013``. Amounts are strings with commas,
+  deterministic per company and period. ``corrections[(corp_code, bsns_year, reprt_code)] = day``
+  files a ``[기재정정]`` report on ``day``: from then on its figures (revenue and net income 3 %
+  lower) and its ``rcept_no`` are served.
+* ``GET /api/piicDecsn.json`` / ``fricDecsn.json`` / ``crDecsn.json`` (DS005 material events:
+  rights issue, bonus issue, capital reduction): ``corp_code`` required (else ``100``),
+  ``bgn_de``..``end_de``; one row per filing in that window whose ``report_nm`` names the event
+  (``주요사항보고서(유상증자결정)`` …, corrections included), ``013`` when none. Values are display
+  strings as OpenDART's: numbers with commas, dates ``"2024년 04월 10일"``, ``"-"`` for empty.
 
 **The companies** are the sample market's (:class:`krxflow.sample.market.SampleMarket`): ticker
 = ``stock_code``, the market (KOSPI ``Y`` / KOSDAQ ``K``) = ``corp_cls``, the name = ``corp_name``,
 so that disclosures link to ``stocks``; plus unlisted companies (``stock_code`` " ", class ``E``).
 **The filings** of a day are drawn from a generator seeded by the date (the same on every run and
 machine): periodic reports in their seasons (``사업보고서 (2025.12)`` in March, quarterly reports
-in May and November, half-year reports in August), material-event reports
+in May and November, half-year reports in August; each company files each once, on a weekday of
+its season chosen by its corp_code), material-event reports
 (``주요사항보고서(유상증자결정)`` …), ownership reports and exchange disclosures; weekends have none.
 :meth:`FakeDart.filings` is the truth a test compares a load against.
 
@@ -66,8 +81,16 @@ MESSAGES = {
     "000": "정상", "010": "등록되지 않은 키입니다.", "011": "사용할 수 없는 키입니다.",
     "012": "접근할 수 없는 IP입니다.", "013": "조회된 데이타가 없습니다.", "020": "요청 제한을 초과하였습니다.",
     "100": "필드의 부적절한 값입니다.", "101": "부적절한 접근입니다.", "800": "시스템 점검으로 인한 서비스가 중지 중입니다.",
+    "021": "조회 가능한 회사 개수가 초과하였습니다.(최대 100건)",
     "901": "사용자 계정의 개인정보 보유기간이 만료되어 사용할 수 없는 키입니다.",
 }
+#: fnlttMultiAcnt answers at most this many companies per request (more: status 021).
+MULTI_LIMIT = 100
+#: reprt_code -> (report kind, closing month of the period) for a December fiscal year.
+REPORT_NAMES = {"11011": ("사업보고서", 12), "11012": ("반기보고서", 6), "11013": ("분기보고서", 3),
+                "11014": ("분기보고서", 9)}
+#: DS005 services the fake answers -> the event its report names (주요사항보고서(<event>)).
+EVENT_APIS = {"piicDecsn": "유상증자결정", "fricDecsn": "무상증자결정", "crDecsn": "감자결정"}
 CORP_CLASS = {"KOSPI": "Y", "KOSDAQ": "K", "KONEX": "N"}
 
 # Filing kinds outside the seasons: (report name, weight, filer: "self"/"holder"/"exchange", rm by class)
@@ -93,18 +116,24 @@ def corp_code_of(index: int, listed: bool = True) -> str:
     return f"{(126_000 if listed else 500_000) + index * 37:08d}"
 
 
-def _seasonal(day: dt.date) -> tuple[str, float] | None:
-    """The periodic report due in ``day``'s filing season and the share of companies filing it that day."""
+def _seasonal(day: dt.date) -> tuple[str, int, str] | None:
+    """The periodic report due in ``day``'s filing season: (its name, business year, reprt_code)."""
     y, m = day.year, day.month
     if m == 3 and day.day >= 10:
-        return f"사업보고서 ({y - 1}.12)", 0.06
+        return f"사업보고서 ({y - 1}.12)", y - 1, "11011"
     if m == 5 and day.day >= 8:
-        return f"분기보고서 ({y}.03)", 0.07
+        return f"분기보고서 ({y}.03)", y, "11013"
     if m == 8 and day.day >= 7:
-        return f"반기보고서 ({y}.06)", 0.07
+        return f"반기보고서 ({y}.06)", y, "11012"
     if m == 11 and day.day >= 7:
-        return f"분기보고서 ({y}.09)", 0.07
+        return f"분기보고서 ({y}.09)", y, "11014"
     return None
+
+
+def _filer_day(corp_code: str, year: int, reprt_code: str) -> dt.date:
+    """The one weekday of its season a company files its ``year``/``reprt_code`` periodic report."""
+    weekdays = [d for d in _filing_days(year, reprt_code) if d.weekday() < 5]
+    return weekdays[zlib.crc32(f"{corp_code}:{year}:{reprt_code}".encode()) % len(weekdays)]
 
 
 def _add_months(day: dt.date, months: int) -> dt.date:
@@ -139,6 +168,8 @@ class FakeDart:
         self.fail_next = 0
         self.fail_skip = 0  # answers let through before the fail_next ones (a fault on page n)
         self.maintenance_next = 0
+        #: (corp_code, bsns_year, reprt_code) -> the KST date a [기재정정] periodic report is filed
+        self.corrections: dict[tuple[str, str, str], dt.date] = {}
         self.reset()
 
     def reset(self) -> None:
@@ -167,7 +198,78 @@ class FakeDart:
 
     def filings(self, day) -> list[dict]:
         """Every filing received on ``day`` (all classes), newest receipt number first, as list.json rows."""
-        return list(_day_filings(self, kst_date(day)))
+        return list(self.day_filings(kst_date(day)))
+
+    def day_filings(self, day: dt.date) -> tuple[dict, ...]:
+        """The generated filings of ``day`` plus the corrections filed that day, newest first."""
+        base = _day_filings(self, day)
+        extra = [self._correction_row(key, day) for key, on in self.corrections.items() if on == day]
+        if not extra:
+            return base
+        return tuple(sorted((*base, *extra), key=lambda r: r["rcept_no"], reverse=True))
+
+    def _correction_row(self, key: tuple[str, str, str], day: dt.date) -> dict:
+        corp_code, year, reprt_code = key
+        company = next(c for c in self.companies() if c["corp_code"] == corp_code)
+        seq = 990000 + sorted(self.corrections).index(key)
+        return {"corp_code": corp_code, "corp_name": company["corp_name"], "stock_code": company["stock_code"],
+                "corp_cls": company["corp_cls"], "report_nm": "[기재정정]" + periodic_report_name(year, reprt_code),
+                "rcept_no": f"{day:%Y%m%d}{seq:06d}", "flr_nm": company["corp_name"], "rcept_dt": f"{day:%Y%m%d}",
+                "rm": "정"}
+
+    def periodic_filing(self, corp_code: str, year: str, reprt_code: str) -> dict | None:
+        """The latest filing (original or correction) of a company's periodic report known on ``today``."""
+        today = kst_date(self.today) if self.today is not None else kst_today()
+        found = _periodic_index(self, year, reprt_code).get(corp_code)
+        if found is None or kst_date(found["rcept_dt"]) > today:
+            return None
+        corrected = self.corrections.get((corp_code, year, reprt_code))
+        if corrected is not None and corrected <= today:
+            return self._correction_row((corp_code, year, reprt_code), corrected)
+        return found
+
+    def statements(self, corp_code: str, year: str, reprt_code: str) -> list[dict]:
+        """fnlttMultiAcnt's rows of one company's report as known on ``today`` ([] when not filed)."""
+        filing = self.periodic_filing(corp_code, year, reprt_code)
+        if filing is None:
+            return []
+        return _statement_rows(filing, year, reprt_code, corrected=filing["report_nm"].startswith("[기재정정]"))
+
+    def event(self, api: str, query) -> dict:
+        """The DS005 answer of ``api`` (piicDecsn/fricDecsn/crDecsn) to ``query`` (past the key check)."""
+        corp_code = query.get("corp_code") or ""
+        if len(corp_code) != 8 or not corp_code.isdigit():
+            return {"status": "100", "message": f"{MESSAGES['100']} (corp_code is required)"}
+        try:
+            end = _yyyymmdd(query.get("end_de")) or kst_today()
+            begin = _yyyymmdd(query.get("bgn_de")) or end
+        except ValueError as exc:
+            return {"status": "100", "message": f"{MESSAGES['100']} ({exc})"}
+        rows, day = [], end
+        while day >= begin:
+            rows.extend(_event_row(api, r) for r in self.day_filings(day)
+                        if r["corp_code"] == corp_code and EVENT_APIS[api] in r["report_nm"])
+            day -= dt.timedelta(days=1)
+        if not rows:
+            return {"status": "013", "message": MESSAGES["013"]}
+        return {"status": "000", "message": MESSAGES["000"], "list": rows}
+
+    def multi_accounts(self, query) -> dict:
+        """The fnlttMultiAcnt.json answer to ``query`` (already past the key check)."""
+        codes = [c for c in (query.get("corp_code") or "").split(",") if c]
+        year, reprt_code = query.get("bsns_year", ""), query.get("reprt_code", "")
+        if not codes or any(len(c) != 8 or not c.isdigit() for c in codes):
+            return {"status": "100", "message": f"{MESSAGES['100']} (corp_code)"}
+        if len(codes) > MULTI_LIMIT:
+            return {"status": "021", "message": MESSAGES["021"]}
+        if not (len(year) == 4 and year.isdigit() and int(year) >= 2015):
+            return {"status": "100", "message": f"{MESSAGES['100']} (bsns_year must be 2015 or later)"}
+        if reprt_code not in REPORT_NAMES:
+            return {"status": "100", "message": f"{MESSAGES['100']} (reprt_code)"}
+        rows = [row for code in dict.fromkeys(codes) for row in self.statements(code, year, reprt_code)]
+        if not rows:
+            return {"status": "013", "message": MESSAGES["013"]}
+        return {"status": "000", "message": MESSAGES["000"], "list": rows}
 
     def __hash__(self) -> int:
         return id(self)
@@ -240,7 +342,7 @@ class FakeDart:
         rows = []
         day = end
         while day >= begin:
-            rows.extend(r for r in _day_filings(self, day)
+            rows.extend(r for r in self.day_filings(day)
                         if (corp_cls is None or r["corp_cls"] == corp_cls)
                         and (corp_code is None or r["corp_code"] == corp_code))
             day -= dt.timedelta(days=1)
@@ -263,6 +365,144 @@ class FakeDart:
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
             archive.writestr("CORPCODE.xml", "\n".join(parts).encode("utf-8"))
         return buffer.getvalue()
+
+
+def periodic_report_name(year: str, reprt_code: str) -> str:
+    """The report name list.json shows for a December-year company's periodic report."""
+    kind, month = REPORT_NAMES[reprt_code]
+    return f"{kind} ({year}.{month:02d})"
+
+
+def _filing_days(year: int, reprt_code: str) -> list[dt.date]:
+    """The days a periodic report of ``year`` can be filed in the fake (its season)."""
+    first = {"11011": dt.date(year + 1, 3, 10), "11013": dt.date(year, 5, 8), "11012": dt.date(year, 8, 7),
+             "11014": dt.date(year, 11, 7)}[reprt_code]
+    last = _add_months(first.replace(day=1), 1) - dt.timedelta(days=1)
+    return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+@lru_cache(maxsize=64)
+def _periodic_index(fake: "FakeDart", year: str, reprt_code: str) -> dict[str, dict]:
+    """corp_code -> the original filing of its ``year``/``reprt_code`` periodic report (the generated ones)."""
+    name, found = periodic_report_name(year, reprt_code), {}
+    for day in _filing_days(int(year), reprt_code):
+        for row in _day_filings(fake, day):
+            if row["report_nm"] == name and row["corp_cls"] in ("Y", "K"):
+                found.setdefault(row["corp_code"], row)
+    return found
+
+
+_ACCOUNTS = (  # (sj_div, account_nm, multiple of the year's revenue; IS items after 매출액: of the margin)
+    ("BS", "유동자산", 0.55), ("BS", "비유동자산", 0.75), ("BS", "자산총계", 1.30), ("BS", "유동부채", 0.30),
+    ("BS", "비유동부채", 0.22), ("BS", "부채총계", 0.52), ("BS", "자본금", 0.04), ("BS", "이익잉여금", 0.50),
+    ("BS", "자본총계", 0.78),
+    ("IS", "매출액", 1.0), ("IS", "영업이익", 1.0), ("IS", "법인세차감전 순이익", 1.05), ("IS", "당기순이익", 0.78),
+)
+_STATEMENT_NAMES = {"BS": "재무상태표", "IS": "손익계산서"}
+_FS_NAMES = {"CFS": "연결재무제표", "OFS": "재무제표"}
+#: reprt_code -> (the IS period's share of a year, the cumulative share)
+_PERIOD = {"11011": (1.0, 1.0), "11012": (0.5, 0.5), "11013": (0.25, 0.25), "11014": (0.25, 0.75)}
+#: A correction's revenue and net income are this share of the original's.
+CORRECTION_SHARE = 0.97
+
+
+def _amount(value: float) -> str:
+    return f"{int(round(value)):,}"
+
+
+def _statement_rows(filing: dict, year: str, reprt_code: str, *, corrected: bool) -> list[dict]:
+    """Deterministic, plausible major accounts of one filing: 2015 revenue from 30 bn to 3 tn KRW,
+    an operating margin of -5..18 %, growth of -10..+20 % a year; BS at the period's end, IS over its
+    period (3 months in Q1/Q3, 6 in the half-year; ``*_add_amount`` cumulative), OFS 80 % of CFS."""
+    seed = zlib.crc32(filing["corp_code"].encode())
+    base = 30e9 * (100 ** ((seed % 1000) / 1000))
+    growth = 0.9 + (seed >> 10) % 300 / 1000
+    margin = -0.05 + (seed >> 20) % 230 / 1000
+    y, closing = int(year), REPORT_NAMES[reprt_code][1]
+    part, cumulative = _PERIOD[reprt_code]
+    quarterly = reprt_code != "11011"
+
+    def annual(sj: str, account: str, multiple: float, year_: int, fs: str, this: bool) -> float:
+        revenue = base * growth ** (year_ - 2015) * (1 + 0.05 * (zlib.crc32(f"{seed}:{year_}".encode()) % 7 - 3) / 3)
+        value = revenue * (0.8 if fs == "OFS" else 1.0) * multiple
+        if sj == "IS" and account != "매출액":
+            value *= margin
+        if this and corrected and account in ("매출액", "당기순이익"):
+            value *= CORRECTION_SHARE
+        return value
+
+    end = f"{y}.{closing:02d}.{31 if closing in (3, 12) else 30}"
+    rows = []
+    for fs in ("CFS", "OFS"):
+        for order, (sj, account, multiple) in enumerate(_ACCOUNTS, start=1):
+            this, prior = (annual(sj, account, multiple, y, fs, True), annual(sj, account, multiple, y - 1, fs, False))
+            row = {"rcept_no": filing["rcept_no"], "reprt_code": reprt_code, "bsns_year": year,
+                   "corp_code": filing["corp_code"], "stock_code": filing["stock_code"], "fs_div": fs,
+                   "fs_nm": _FS_NAMES[fs], "sj_div": sj, "sj_nm": _STATEMENT_NAMES[sj], "account_nm": account,
+                   "thstrm_nm": f"제 {y - 1969} 기" + ({"11011": "", "11012": " 반기"}.get(reprt_code, " 분기")),
+                   "thstrm_dt": f"{end} 현재" if sj == "BS" else f"{y}.01.01 ~ {end}",
+                   "thstrm_amount": _amount(this * part if sj == "IS" else this),
+                   "frmtrm_nm": f"제 {y - 1970} 기" + ("말" if sj == "BS" else ""),
+                   "frmtrm_dt": f"{y - 1}.12.31 현재" if sj == "BS" else f"{y - 1}.01.01 ~ {y - 1}.{end[5:]}",
+                   "frmtrm_amount": _amount(prior * part if sj == "IS" else prior),
+                   "ord": str(order), "currency": "KRW"}
+            if quarterly and sj == "IS":
+                row["thstrm_add_amount"] = _amount(this * cumulative)
+                row["frmtrm_add_amount"] = _amount(prior * cumulative)
+            if not quarterly:
+                row.update({"bfefrmtrm_nm": f"제 {y - 1971} 기", "bfefrmtrm_dt": f"{y - 2}.12.31",
+                            "bfefrmtrm_amount": _amount(annual(sj, account, multiple, y - 2, fs, False))})
+            rows.append(row)
+    return rows
+
+
+def _korean_date(day: dt.date) -> str:
+    return f"{day.year}년 {day.month:02d}월 {day.day:02d}일"
+
+
+def event_dates(rcept_no: str) -> dict[str, dt.date]:
+    """The board, record and listing dates of a material event filed as ``rcept_no`` (deterministic):
+    board = the receipt date, record date 15-40 days later, new shares listed 20-30 days after that."""
+    filed = dt.datetime.strptime(rcept_no[:8], "%Y%m%d").date()
+    seed = zlib.crc32(rcept_no.encode())
+    record = filed + dt.timedelta(days=15 + seed % 26)
+    while record.weekday() >= 5:
+        record += dt.timedelta(days=1)
+    return {"board": filed, "record": record, "listing": record + dt.timedelta(days=20 + (seed >> 8) % 11)}
+
+
+def _event_row(api: str, filing: dict) -> dict:
+    """One DS005 row of a filing: plausible, deterministic share counts and ratios."""
+    seed = zlib.crc32(("event:" + filing["rcept_no"]).encode())
+    before = 10_000_000 + seed % 90_000_000
+    dates = event_dates(filing["rcept_no"])
+    row = {"rcept_no": filing["rcept_no"], "corp_cls": filing["corp_cls"], "corp_code": filing["corp_code"],
+           "corp_name": filing["corp_name"], "fv_ps": f"{(100, 500, 1000, 5000)[seed % 4]:,}", "bddd": _korean_date(dates["board"])}
+    if api == "piicDecsn":
+        new = before * (5 + seed % 26) // 100
+        row.update({"nstk_ostk_cnt": f"{new:,}", "nstk_estk_cnt": "-", "bfic_tisstk_ostk": f"{before:,}",
+                    "bfic_tisstk_estk": "-", "fdpp_fclt": "-", "fdpp_op": f"{new * 5000:,}", "ic_mthn": "주주배정후 실권주 일반공모",
+                    "ssl_at": "-", "ssl_bgd": "-", "ssl_edd": "-"})
+    elif api == "fricDecsn":
+        per_share = (0.5, 1.0, 0.2, 2.0)[seed % 4]
+        row.update({"nstk_ostk_cnt": f"{int(before * per_share):,}", "nstk_estk_cnt": "-",
+                    "bfic_tisstk_ostk": f"{before:,}", "bfic_tisstk_estk": "-",
+                    "nstk_asstd": _korean_date(dates["record"]), "nstk_ascnt_ps_ostk": f"{per_share}",
+                    "nstk_ascnt_ps_estk": "-", "nstk_dividrk": "2024년 01월 01일", "nstk_dlprd": "-",
+                    "nstk_lstprd": _korean_date(dates["listing"]), "od_a_at_t": "-", "od_a_at_b": "-",
+                    "adt_a_atn": "-"})
+    else:
+        rate = (50.0, 80.0, 90.0, 66.67)[seed % 4]
+        after = int(round(before * (1 - rate / 100)))
+        row.update({"crstk_ostk_cnt": f"{before - after:,}", "crstk_estk_cnt": "-",
+                    "bfcr_cpt": f"{before * 500:,}", "atcr_cpt": f"{after * 500:,}",
+                    "bfcr_tisstk_ostk": f"{before:,}", "atcr_tisstk_ostk": f"{after:,}", "bfcr_tisstk_estk": "-",
+                    "atcr_tisstk_estk": "-", "cr_rt_ostk": f"{rate}", "cr_rt_estk": "-",
+                    "cr_std": _korean_date(dates["record"]), "cr_mth": "무상감자(주식병합)", "cr_rs": "재무구조 개선",
+                    "crsc_trspprpd_bgd": "-", "crsc_trspprpd_edd": "-",
+                    "crsc_nstklstprd": _korean_date(dates["listing"]), "cdobprpd_bgd": "-", "cdobprpd_edd": "-",
+                    "ftc_stt_atn": "-"})
+    return row
 
 
 def _yyyymmdd(text: str | None) -> dt.date | None:
@@ -289,7 +529,7 @@ def _day_filings(fake: FakeDart, day: dt.date) -> tuple[dict, ...]:
     season = _seasonal(day)
     rows = []
     for company in listed:
-        if season is not None and rng.random() < season[1]:
+        if season is not None and _filer_day(company["corp_code"], season[1], season[2]) == day:
             rows.append((company, season[0], company["corp_name"], rng.choice(("연", "연", "", "정연"))))
         for _ in range(_poisson(rng, fake.filings_per_company)):
             name, _, filer, rm = rng.choices(_EVENT_REPORTS, weights=[e[1] for e in _EVENT_REPORTS])[0]
@@ -343,6 +583,28 @@ def make_app(fake: FakeDart) -> web.Application:
         fake.statuses[answer["status"]] += 1
         return web.json_response(answer)
 
+    async def multi_accounts(request: web.Request) -> web.Response:
+        if fake.arrive("fnlttMultiAcnt", request.query):
+            return web.Response(status=500, text="Internal Server Error")
+        refused = fake.count(request.query.get("crtfc_key", ""))
+        if refused:
+            return refuse_json(refused)
+        answer = fake.multi_accounts(request.query)
+        fake.statuses[answer["status"]] += 1
+        return web.json_response(answer)
+
+    def event_handler(api: str):
+        async def handle(request: web.Request) -> web.Response:
+            if fake.arrive(api, request.query):
+                return web.Response(status=500, text="Internal Server Error")
+            refused = fake.count(request.query.get("crtfc_key", ""))
+            if refused:
+                return refuse_json(refused)
+            answer = fake.event(api, request.query)
+            fake.statuses[answer["status"]] += 1
+            return web.json_response(answer)
+        return handle
+
     async def corp_code(request: web.Request) -> web.Response:
         if fake.arrive("corpCode", request.query):
             return web.Response(status=500, text="Internal Server Error")
@@ -364,6 +626,9 @@ def make_app(fake: FakeDart) -> web.Application:
     app = web.Application()
     app.router.add_get("/api/list.json", list_json)
     app.router.add_get("/api/corpCode.xml", corp_code)
+    app.router.add_get("/api/fnlttMultiAcnt.json", multi_accounts)
+    for api in EVENT_APIS:
+        app.router.add_get(f"/api/{api}.json", event_handler(api))
     app.router.add_get("/_fake/stats", stats)
     return app
 
