@@ -19,6 +19,13 @@ changes nothing. A manual run on a holiday is skipped. Runs in the `krx_api` poo
 fails the task at once and opens the circuit (no retries into a block). A session KRX has not published yet
 (every price "-") writes nothing and fails the try with "KRX has not published <day> yet"; the
 retries load it once published.
+
+Source: the portal (pykrx) by default; `KRXFLOW_SOURCE_DAILY_PRICES=krx_openapi` (env or Airflow
+Variable) loads by date from the official KRX Open API instead — no login, no portal traffic, four
+calls a session (the `krx_openapi_default` Connection holds the key). The Open API publishes a
+session the next morning: a run before that fails its try with "not published yet" and writes
+nothing; the retries load it. The source that wrote a session is in the `quality_check` row of
+`load_stats` (`details.source`).
 """
 
 from __future__ import annotations
@@ -50,14 +57,14 @@ def krx_daily_prices():
         from krxflow.krx.loading import load_daily_prices
         from krxflow.sources import get_source
 
-        return load_daily_prices(get_source(), session_of_run(logical_date))
+        return load_daily_prices(get_source(data_set="daily_prices"), session_of_run(logical_date))
 
     @task
     def quality_check(loaded: dict) -> dict:
         """Rows vs listed tickers, OHLC consistency, volumes, gaps → `load_stats`."""
         from krxflow.krx.loading import check_daily_quality
 
-        return check_daily_quality(loaded["day"])
+        return check_daily_quality(loaded["day"], source=loaded.get("source"))
 
     @task(outlets=[DAILY_PRICES_ADJUSTED])
     def adjust(loaded: dict) -> dict:
@@ -73,7 +80,7 @@ def krx_daily_prices():
         from krxflow.krx.adjusting import cross_check as check
 
         rotating = 0 if str(dag_run.run_type).endswith("backfill") else 1
-        return check(get_source(), adjusted["day"], rotating=rotating)
+        return check(get_source(data_set="daily_prices"), adjusted["day"], rotating=rotating)
 
     loaded = fetch_and_load()
     quality_check(loaded)

@@ -94,6 +94,10 @@ def _setting(name: str, default: float) -> float:
         raise ValueError(f"{name} must be a number of seconds, got {raw!r}") from exc
 
 
+#: Public name of :func:`_setting` (other gates read their numbers the same way).
+setting = _setting
+
+
 def min_interval() -> float:
     return _setting("KRXFLOW_KRX_MIN_INTERVAL", DEFAULT_MIN_INTERVAL)
 
