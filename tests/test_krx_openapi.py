@@ -10,13 +10,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+import numpy as np
 import pendulum
 import pytest
 import requests
 
 from krxflow.market_time import KST
 from krxflow.sample.krx_openapi_server import DEMO_KEY, FakeKrxOpenApi, FakeKrxOpenApiThread
-from krxflow.sample.market import SampleMarket
+from krxflow.sample.market import SampleMarket, to_tick
 
 TICKERS = 40
 #: Sessions compared both ways: Samsung's halt (2018-05-02), its 50:1 split ex-date (2018-05-04), two 2024 ones.
@@ -262,7 +263,8 @@ def test_the_portal_and_the_open_api_load_equal_rows(openapi_env, clean_db, monk
     base = columns.index("base_price")
     samsung = [r for r in by_openapi[0] if r[0] == "005930"]
     assert samsung[0][columns.index("open")] is None  # halted 2018-05-02: no open, the close carried
-    assert samsung[1][base] == round(samsung[0][columns.index("close")] / 50)  # the split's base price
+    split_base = to_tick(np.array([samsung[0][columns.index("close")] / 50]))[0]
+    assert samsung[1][base] == split_base  # the 50:1 split's base price (on KRX's tick grid), not the last close
 
 
 # ---------------------------------------------------------------------------- the DAG
