@@ -141,6 +141,18 @@ def _source():
     return get_source("krx_openapi")
 
 
+def _expected_calls(days) -> int:
+    """Two calls a session, plus a market's base information whenever its session lists a code not seen before."""
+    market, seen, calls = SampleMarket(TICKERS), set(), 0
+    for day in days:
+        frame = market.day(day)
+        for name in ("KOSPI", "KOSDAQ"):
+            codes = set(frame.loc[frame["market"] == name, "ticker"])
+            calls += 1 + bool(codes - seen)
+            seen |= codes
+    return calls
+
+
 def test_source_reads_a_session_in_four_calls_and_parses_it_like_the_portal(openapi_env):
     from krxflow.krx.interface import MARKET_DAY_COLUMNS
     from krxflow.sample.market import SampleSource
@@ -155,6 +167,11 @@ def test_source_reads_a_session_in_four_calls_and_parses_it_like_the_portal(open
     assert list(frame.columns) == MARKET_DAY_COLUMNS
     assert frame.astype(str).equals(expected.astype(str))
     assert source.market_day(dt.date(2018, 5, 5)).empty and source.requests_sent() == 4  # Saturday: no call
+    # the ISINs are known now (Redis, installation-wide): a later session of the same codes takes two calls
+    again = _source()
+    later = again.market_day(dt.date(2018, 5, 8))
+    assert again.requests_sent() == 2 == _expected_calls(SESSIONS[1:2] + [dt.date(2018, 5, 8)]) - 4
+    assert later["isin"].notna().all() and len(later) == len(SampleMarket(TICKERS).day(dt.date(2018, 5, 8)))
 
 
 def test_an_unpublished_session_is_an_error_and_writes_nothing(openapi_env, clean_db, clock):
@@ -192,23 +209,23 @@ def test_the_daily_budget_stops_short_of_the_limit_with_a_clear_message(openapi_
     from krxflow.krx.loading import load_daily_prices
     from krxflow.krx.openapi import DailyBudget, budget_key
 
-    monkeypatch.setenv("KRXFLOW_KRX_OPENAPI_DAILY_BUDGET", "6")
-    load_daily_prices(_source(), dt.date(2024, 1, 4))  # 4 calls
+    monkeypatch.setenv("KRXFLOW_KRX_OPENAPI_DAILY_BUDGET", "5")
+    load_daily_prices(_source(), dt.date(2024, 1, 4))  # 4 calls (the ISINs unknown yet)
     written = clean_db.execute("SELECT count(*) FROM daily_prices").fetchone()[0]
     with pytest.raises(KrxOpenApiBudgetError) as spent:
-        load_daily_prices(_source(), dt.date(2024, 1, 5))  # calls 5 and 6 go, the 7th is refused
+        load_daily_prices(_source(), dt.date(2024, 1, 5))  # KOSPI's call (the 5th) goes, KOSDAQ's is refused
     message = str(spent.value)
-    assert "budget spent: 6 of 6 calls" in message and "00:00 KST" in message
+    assert "budget spent: 5 of 5 calls" in message and "00:00 KST" in message
     assert isinstance(spent.value, KrxFatalError)
-    assert len(openapi_env.fake.log) == 6  # the fake never saw the 7th call
+    assert len(openapi_env.fake.log) == 5  # the fake never saw the 6th call
     assert clean_db.execute("SELECT count(*) FROM daily_prices").fetchone()[0] == written  # nothing of the day
-    assert int(redis_client.get(budget_key(DailyBudget.today()))) == 6
+    assert int(redis_client.get(budget_key(DailyBudget.today()))) == 5
     # the default budget stops short of KRX's 10,000 for the whole installation (one Redis count)
     monkeypatch.delenv("KRXFLOW_KRX_OPENAPI_DAILY_BUDGET")
     redis_client.set(budget_key(DailyBudget.today()), 9_500)
     with pytest.raises(KrxOpenApiBudgetError, match="9500 of 9500 calls"):
         _source().market_day(dt.date(2024, 1, 5))
-    assert len(openapi_env.fake.log) == 6
+    assert len(openapi_env.fake.log) == 5
 
 
 def test_krx_429_spends_the_budget_for_every_worker(openapi_env, redis_client):
@@ -254,7 +271,7 @@ def test_the_portal_and_the_open_api_load_equal_rows(openapi_env, clean_db, monk
     for day in SESSIONS:
         load_daily_prices(openapi, day)
     by_openapi = _dump(clean_db)
-    assert openapi.requests_sent() == 4 * len(SESSIONS)
+    assert openapi.requests_sent() == _expected_calls(SESSIONS) < 4 * len(SESSIONS)
     assert len(by_portal[0]) > 3 * TICKERS * 0.8
     assert by_openapi[0] == by_portal[0]  # every row, every column of daily_prices (to the won)
     assert by_openapi[1] == by_portal[1]  # and the master placed on those sessions
@@ -281,7 +298,7 @@ def test_krx_daily_prices_with_the_open_api_chosen_loads_with_no_portal_request(
         run = dagbag.get_dag("krx_daily_prices").test(logical_date=pendulum.datetime(2018, 5, 4, 18, tz="Asia/Seoul"))
     assert run.state == "success"
     assert replay.total == 0 and not replay.received  # no login, no portal request at all
-    assert len(openapi_env.fake.log) == 4
+    assert len(openapi_env.fake.log) == 4  # first session of an empty ISIN map: trading + base information
     rows = clean_db.execute("SELECT count(*) FROM daily_prices WHERE trade_date = '2018-05-04'").fetchone()[0]
     assert rows == len(SampleMarket(TICKERS).day(dt.date(2018, 5, 4)))
     source = clean_db.execute("SELECT status, details->>'source' FROM load_stats WHERE table_name = 'daily_prices' "
@@ -289,3 +306,18 @@ def test_krx_daily_prices_with_the_open_api_chosen_loads_with_no_portal_request(
     assert source == [("ok", "krx_openapi")]
     adjusted = clean_db.execute("SELECT count(*) FROM daily_prices_adjusted WHERE trade_date = '2018-05-04'").fetchone()
     assert adjusted[0] == rows
+
+
+def test_daily_prices_may_have_a_source_of_its_own(monkeypatch):
+    from krxflow.sources import source_name
+
+    monkeypatch.setenv("KRXFLOW_SOURCE", "sample")
+    monkeypatch.delenv("KRXFLOW_SOURCE_DAILY_PRICES", raising=False)
+    assert source_name("daily_prices") == "sample" == source_name()
+    monkeypatch.setenv("KRXFLOW_SOURCE_DAILY_PRICES", "KRX_OpenAPI")
+    assert source_name("daily_prices") == "krx_openapi" and source_name() == "sample"
+    monkeypatch.setenv("KRXFLOW_SOURCE_DAILY_PRICES", "portal")
+    with pytest.raises(ValueError, match="KRXFLOW_SOURCE_DAILY_PRICES='portal' is not one of"):
+        source_name("daily_prices")
+    with pytest.raises(ValueError, match="no per-data-set source"):
+        source_name("investors")

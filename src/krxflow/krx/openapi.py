@@ -15,10 +15,13 @@ holidays) the answer is an empty ``OutBlock_1``.
 * **A daily budget counted in Redis** (:class:`DailyBudget`): every call takes one unit of the KST
   day's count *before* it is sent; past ``KRXFLOW_KRX_OPENAPI_DAILY_BUDGET`` (default 9,500, short of
   KRX's 10,000 calls/key/day) nothing is sent and :class:`KrxOpenApiBudgetError` says so.
-* **One session** = per market the daily trading (``stk_bydd_trd`` / ``ksq_bydd_trd``) and the base
-  information (``*_isu_base_info``: the ISIN) — four calls. An empty answer for a session the XKRX
-  calendar says was open is :class:`~krxflow.krx.errors.KrxNotPublishedError`: nothing is written,
-  the task's retries load it once KRX has published it.
+* **One session** = per market the daily trading (``stk_bydd_trd`` / ``ksq_bydd_trd``): two calls. The
+  daily trading carries the short code but no ISIN; the ISINs are kept installation-wide in Redis
+  (:func:`isin_key`, short code → ISIN, a code's ISIN does not change) and the base information
+  (``*_isu_base_info``) is asked only for a market whose session lists a code not known yet (two
+  more calls on the first session loaded, then on sessions with new listings). An empty answer
+  for a session the XKRX calendar says was open is :class:`~krxflow.krx.errors.KrxNotPublishedError`:
+  nothing is written, the task's retries load it once KRX has published it.
 
 The rows go through the portal's parser (:func:`krxflow.krx.parsing.market_day_frame`), so both
 paths give the same columns and conversions.
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from collections import Counter
 
 import pandas as pd
@@ -51,6 +55,8 @@ DEFAULT_DAILY_BUDGET = 9_500
 DEFAULT_MIN_INTERVAL = 0.2
 #: The services of one market's session: (daily trading, base information).
 MARKET_SERVICES = {"KOSPI": ("stk_bydd_trd", "stk_isu_base_info"), "KOSDAQ": ("ksq_bydd_trd", "ksq_isu_base_info")}
+
+_ISIN = re.compile(r"^KR[0-9A-Z]{10}$")
 
 # KEYS: the day's counter. ARGV: budget, TTL s. Takes one unit unless the budget is spent; returns
 # the new count, or -1 when spent (nothing taken).
@@ -191,19 +197,25 @@ class OpenApiClient:
         return rows
 
 
-def market_rows_frame(trading: list[dict], base_info: list[dict], day: dt.date) -> pd.DataFrame:
-    """One market's ``*_bydd_trd`` and ``*_isu_base_info`` rows as :data:`MARKET_DAY_COLUMNS`, parsed
-    by the portal's parser (the Open API's short-code ``ISU_CD`` is the portal's ``ISU_SRT_CD``, the
-    base information's ``ISU_CD`` the ISIN)."""
+def isins_of(base_info: list[dict]) -> dict[str, str]:
+    """Short code → ISIN from ``*_isu_base_info`` rows (there ``ISU_CD`` is the ISIN, ``ISU_SRT_CD`` the code)."""
+    pairs = ((str(r.get("ISU_SRT_CD", "")).strip(), str(r.get("ISU_CD", "")).strip()) for r in base_info)
+    return {code: isin for code, isin in pairs if code and _ISIN.match(isin)}
+
+
+def isin_key() -> str:
+    return redis_client.key("krx_openapi", "isin")
+
+
+def market_rows_frame(trading: list[dict], isins: dict[str, str | None], day: dt.date) -> pd.DataFrame:
+    """One market's ``*_bydd_trd`` rows as :data:`MARKET_DAY_COLUMNS` with ``isins`` (short code → ISIN),
+    parsed by the portal's parser (the Open API's short-code ``ISU_CD`` is the portal's ``ISU_SRT_CD``)."""
     from krxflow.krx.parsing import market_day_frame, require_fields
 
     raw = pd.DataFrame(trading)
     require_fields(raw, {"ISU_CD", "ISU_NM", "MKT_NM", "SECT_TP_NM", "TDD_CLSPRC", "CMPPREVDD_PRC", "FLUC_RT",
                          "TDD_OPNPRC", "TDD_HGPRC", "TDD_LWPRC", "ACC_TRDVOL", "ACC_TRDVAL", "MKTCAP", "LIST_SHRS"},
                    "Open API daily trading (*_bydd_trd)")
-    info = pd.DataFrame(base_info, columns=["ISU_SRT_CD", "ISU_CD"]) if base_info else pd.DataFrame(
-        columns=["ISU_SRT_CD", "ISU_CD"])
-    isins = dict(zip(info["ISU_SRT_CD"].astype(str).str.strip(), info["ISU_CD"].astype(str).str.strip()))
     short = raw["ISU_CD"].astype(str).str.strip()
     portal = raw.drop(columns=["ISU_CD"]).rename(columns={"ISU_NM": "ISU_ABBRV"})
     portal["ISU_SRT_CD"] = short
@@ -221,7 +233,8 @@ def _not_served(what: str):
 
 
 class OpenApiSource(KrxSource):
-    """Daily trading of KOSPI and KOSDAQ by date from the KRX Open API (four calls a session)."""
+    """Daily trading of KOSPI and KOSDAQ by date from the KRX Open API (two calls a session, plus the base
+    information of a market whose session lists a code without a known ISIN)."""
 
     name = "krx_openapi"
 
@@ -247,10 +260,21 @@ class OpenApiSource(KrxSource):
                 raise KrxNotPublishedError(
                     f"the KRX Open API answered no {market} rows for {day}, an XKRX trading day: not published yet "
                     "(KRX publishes a session the next morning). Nothing written; a later try loads it.")
-            base_info = self.client.call("sto", info_api, day)
-            parts.append(market_rows_frame(trading, base_info, day))
+            parts.append(market_rows_frame(trading, self._isins(trading, info_api, day), day))
         frame = pd.concat(parts, ignore_index=True)
         return frame.sort_values("ticker", kind="stable").reset_index(drop=True)
+
+    def _isins(self, trading: list[dict], info_api: str, day: dt.date) -> dict[str, str | None]:
+        """The ISIN of every code of ``trading``: from the Redis map, else one base-information call."""
+        redis = self.client.pacer.redis
+        codes = sorted({str(r.get("ISU_CD", "")).strip() for r in trading})
+        known = dict(zip(codes, redis.hmget(isin_key(), codes))) if codes else {}
+        if any(v is None for v in known.values()):
+            fetched = isins_of(self.client.call("sto", info_api, day))
+            if fetched:
+                redis.hset(isin_key(), mapping=fetched)
+            known.update({c: fetched[c] for c in codes if c in fetched})
+        return known
 
     def daily_prices(self, day) -> pd.DataFrame:
         return self.market_day(day)[DAILY_COLUMNS]
