@@ -321,3 +321,71 @@ def test_daily_prices_may_have_a_source_of_its_own(monkeypatch):
         source_name("daily_prices")
     with pytest.raises(ValueError, match="no per-data-set source"):
         source_name("investors")
+
+
+# ---------------------------------------------------------------------------- failover
+def _portal_env(monkeypatch, login: bool):
+    from krxflow.krx.pykrx_session import reset_pykrx_state
+
+    monkeypatch.setenv("KRXFLOW_SOURCE", "pykrx")
+    monkeypatch.delenv("KRXFLOW_SOURCE_DAILY_PRICES", raising=False)
+    monkeypatch.setenv("KRXFLOW_KRX_MIN_INTERVAL", "0")
+    for name in ("AIRFLOW_CONN_KRX_DEFAULT", "KRX_ID", "KRX_PW"):
+        monkeypatch.delenv(name, raising=False)
+    if login:
+        monkeypatch.setenv("AIRFLOW_CONN_KRX_DEFAULT", "generic://krx-user:krx-secret@")
+    reset_pykrx_state()
+
+
+def test_a_refused_login_fails_the_session_over_to_the_open_api(openapi_env, clean_db, monkeypatch):
+    from krxflow.krx.errors import KrxLoginError
+    from krxflow.krx.loading import load_daily_prices
+    from krxflow.krx.pykrx_session import reset_pykrx_state
+    from krxflow.sources import get_source
+    from tests.fakes.krx_replay import KrxReplay
+
+    _portal_env(monkeypatch, login=True)
+    day = dt.date(2024, 1, 5)
+    with KrxReplay(SampleMarket(TICKERS), require_login=True, login_code="CD010") as replay:  # change your password
+        replay._mock.add_passthru(openapi_env.url)
+        loaded = load_daily_prices(get_source(data_set="daily_prices"), day)
+        assert (loaded["source"], loaded["failed_over_from"]) == ("krx_openapi", "pykrx")
+        assert loaded["inserted"] == len(SampleMarket(TICKERS).day(day))
+        assert replay.received["MDCSTAT01501"] == 0  # never past the refused login
+        monkeypatch.setenv("KRXFLOW_KRX_FAILOVER", "off")  # no failover: the portal's error stands
+        reset_pykrx_state()
+        with pytest.raises(KrxLoginError):
+            load_daily_prices(get_source(data_set="daily_prices"), day)
+    reset_pykrx_state()
+
+
+def test_a_blocked_portal_fails_the_daily_run_over_and_the_open_circuit_sends_nothing_more(
+        airflow_db, dagbag, openapi_env, clean_db, monkeypatch, clock):
+    import time
+
+    from tests.fakes.krx_replay import KrxReplay
+
+    _portal_env(monkeypatch, login=False)
+    clean_db.execute("TRUNCATE stock_changes")
+    dag = dagbag.get_dag("krx_daily_prices")
+    with KrxReplay(SampleMarket(TICKERS)) as replay:
+        replay._mock.add_passthru(openapi_env.url)
+        replay.block("403")
+        started = time.monotonic()
+        first = dag.test(logical_date=pendulum.datetime(2024, 1, 4, 18, tz="Asia/Seoul"))
+        failover_s = time.monotonic() - started
+        assert first.state == "success"
+        assert replay.total == 1  # the one request that met the block; the circuit is open now
+        clock.now = dt.datetime(2024, 1, 5, 20, 0, tzinfo=KST)  # the evening of 2024-01-05: not published yet
+        monkeypatch.setattr(dag.get_task("fetch_and_load"), "retries", 0)  # (the retries would wait 10 min)
+        second = dag.test(logical_date=pendulum.datetime(2024, 1, 5, 18, tz="Asia/Seoul"))
+        assert second.state == "failed"
+        states = {ti.task_id: ti.state for ti in second.get_task_instances()}
+        assert states["fetch_and_load"] == "failed" and states["quality_check"] == "upstream_failed"
+        assert replay.total == 1  # the open circuit: nothing more to the portal
+    assert failover_s < 60
+    rows = dict(clean_db.execute("SELECT trade_date::text, count(*) FROM daily_prices GROUP BY 1").fetchall())
+    assert rows == {"2024-01-04": len(SampleMarket(TICKERS).day(dt.date(2024, 1, 4)))}  # nothing of the 5th
+    stats = clean_db.execute("SELECT details->>'source', details->>'failed_over_from' FROM load_stats WHERE "
+                             "table_name = 'daily_prices' AND operation = 'quality_check'").fetchall()
+    assert stats == [("krx_openapi", "pykrx")]
