@@ -383,6 +383,8 @@ def test_a_blocked_portal_fails_the_daily_run_over_and_the_open_circuit_sends_no
         states = {ti.task_id: ti.state for ti in second.get_task_instances()}
         assert states["fetch_and_load"] == "failed" and states["quality_check"] == "upstream_failed"
         assert replay.total == 1  # the open circuit: nothing more to the portal
+        asked = [e["query"]["basDd"] for e in openapi_env.fake.log]
+        assert asked[-1] == ["20240105"] and openapi_env.fake.log[-1]["status"] == 200  # failed over, found it empty
     assert failover_s < 60
     rows = dict(clean_db.execute("SELECT trade_date::text, count(*) FROM daily_prices GROUP BY 1").fetchall())
     assert rows == {"2024-01-04": len(SampleMarket(TICKERS).day(dt.date(2024, 1, 4)))}  # nothing of the 5th
