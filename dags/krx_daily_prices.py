@@ -22,7 +22,7 @@ retries load it once published.
 
 Source: the portal (pykrx) by default; `KRXFLOW_SOURCE_DAILY_PRICES=krx_openapi` (env or Airflow
 Variable) loads by date from the official KRX Open API instead — no login, no portal traffic, two
-calls a session and two more when a session lists a code whose ISIN krxflow does not know yet (the `krx_openapi_default` Connection holds the key). The Open API publishes a
+calls a session, plus base information when a session lists a code whose ISIN krxflow does not know (the `krx_openapi_default` Connection holds the key). The Open API publishes a
 session the next morning: a run before that fails its try with "not published yet" and writes
 nothing; the retries load it. When the portal refuses us (its circuit open after a block, a block now, a refused login such as
 CD010 "change your password"), the session fails over to the Open API by itself if the

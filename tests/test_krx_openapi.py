@@ -40,7 +40,7 @@ class Clock:
 
 @pytest.fixture
 def clock():
-    return Clock(dt.datetime(2024, 6, 3, 9, 0, tzinfo=KST))
+    return Clock(dt.datetime.now(KST))  # the newest sessions are published, as on a real day
 
 
 @pytest.fixture
@@ -142,14 +142,32 @@ def _source():
 
 
 def _expected_calls(days) -> int:
-    """Two calls a session, plus a market's base information whenever its session lists a code not seen before."""
-    market, seen, calls = SampleMarket(TICKERS), set(), 0
+    """The calls the source should make for ``days`` from an empty ISIN map: two a session; for a market
+    whose session lists an unknown code, first (once) the base information of the newest published
+    session, then, if a code is still unknown, that of the session itself."""
+    from krxflow.calendar import previous_trading_day
+    from krxflow.krx.openapi import WARM_UP_TRIES
+
+    market, fake = SampleMarket(TICKERS), FakeKrxOpenApi(SampleMarket(TICKERS))
+    seen, warmed, calls = set(), set(), 0
     for day in days:
         frame = market.day(day)
         for name in ("KOSPI", "KOSDAQ"):
             codes = set(frame.loc[frame["market"] == name, "ticker"])
-            calls += 1 + bool(codes - seen)
-            seen |= codes
+            calls += 1
+            if codes - seen and name not in warmed:
+                warmed.add(name)
+                session = dt.datetime.now(KST).date()
+                for _ in range(WARM_UP_TRIES):
+                    session = previous_trading_day(session)
+                    calls += 1
+                    if fake.published(session):
+                        latest = market.day(session)
+                        seen |= set(latest.loc[latest["market"] == name, "ticker"])
+                        break
+            if codes - seen:
+                calls += 1
+                seen |= codes
     return calls
 
 
@@ -159,18 +177,20 @@ def test_source_reads_a_session_in_four_calls_and_parses_it_like_the_portal(open
 
     source = _source()
     frame = source.market_day(dt.date(2018, 5, 4))
-    assert source.requests_sent() == 4 == len(openapi_env.fake.log)
+    first_calls = _expected_calls(SESSIONS[1:2])
+    assert source.requests_sent() == first_calls == len(openapi_env.fake.log) > 2
     assert {e["path"] for e in openapi_env.fake.log} == {f"/svc/apis/sto/{a}.json" for a in (
         "stk_bydd_trd", "stk_isu_base_info", "ksq_bydd_trd", "ksq_isu_base_info")}
-    assert all(e["query"] == {"basDd": ["20180504"]} for e in openapi_env.fake.log)
+    trading = [e for e in openapi_env.fake.log if "bydd_trd" in e["path"]]
+    assert len(trading) == 2 and all(e["query"] == {"basDd": ["20180504"]} for e in trading)
     expected = SampleSource(TICKERS).market_day(dt.date(2018, 5, 4)).sort_values("ticker").reset_index(drop=True)
     assert list(frame.columns) == MARKET_DAY_COLUMNS
     assert frame.astype(str).equals(expected.astype(str))
-    assert source.market_day(dt.date(2018, 5, 5)).empty and source.requests_sent() == 4  # Saturday: no call
+    assert source.market_day(dt.date(2018, 5, 5)).empty and source.requests_sent() == first_calls  # Saturday
     # the ISINs are known now (Redis, installation-wide): a later session of the same codes takes two calls
     again = _source()
     later = again.market_day(dt.date(2018, 5, 8))
-    assert again.requests_sent() == 2 == _expected_calls(SESSIONS[1:2] + [dt.date(2018, 5, 8)]) - 4
+    assert again.requests_sent() == 2 == _expected_calls(SESSIONS[1:2] + [dt.date(2018, 5, 8)]) - first_calls
     assert later["isin"].notna().all() and len(later) == len(SampleMarket(TICKERS).day(dt.date(2018, 5, 8)))
 
 
@@ -209,23 +229,25 @@ def test_the_daily_budget_stops_short_of_the_limit_with_a_clear_message(openapi_
     from krxflow.krx.loading import load_daily_prices
     from krxflow.krx.openapi import DailyBudget, budget_key
 
-    monkeypatch.setenv("KRXFLOW_KRX_OPENAPI_DAILY_BUDGET", "5")
-    load_daily_prices(_source(), dt.date(2024, 1, 4))  # 4 calls (the ISINs unknown yet)
+    load_daily_prices(_source(), dt.date(2024, 1, 4))  # the ISINs unknown yet: base information too
+    used = DailyBudget().used()
+    assert used == len(openapi_env.fake.log) == _expected_calls([dt.date(2024, 1, 4)])
+    monkeypatch.setenv("KRXFLOW_KRX_OPENAPI_DAILY_BUDGET", str(used + 1))
     written = clean_db.execute("SELECT count(*) FROM daily_prices").fetchone()[0]
     with pytest.raises(KrxOpenApiBudgetError) as spent:
-        load_daily_prices(_source(), dt.date(2024, 1, 5))  # KOSPI's call (the 5th) goes, KOSDAQ's is refused
+        load_daily_prices(_source(), dt.date(2024, 1, 5))  # KOSPI's call goes, the next is refused
     message = str(spent.value)
-    assert "budget spent: 5 of 5 calls" in message and "00:00 KST" in message
+    assert f"budget spent: {used + 1} of {used + 1} calls" in message and "00:00 KST" in message
     assert isinstance(spent.value, KrxFatalError)
-    assert len(openapi_env.fake.log) == 5  # the fake never saw the 6th call
+    assert len(openapi_env.fake.log) == used + 1  # the fake never saw the refused call
     assert clean_db.execute("SELECT count(*) FROM daily_prices").fetchone()[0] == written  # nothing of the day
-    assert int(redis_client.get(budget_key(DailyBudget.today()))) == 5
+    assert int(redis_client.get(budget_key(DailyBudget.today()))) == used + 1
     # the default budget stops short of KRX's 10,000 for the whole installation (one Redis count)
     monkeypatch.delenv("KRXFLOW_KRX_OPENAPI_DAILY_BUDGET")
     redis_client.set(budget_key(DailyBudget.today()), 9_500)
     with pytest.raises(KrxOpenApiBudgetError, match="9500 of 9500 calls"):
         _source().market_day(dt.date(2024, 1, 5))
-    assert len(openapi_env.fake.log) == 5
+    assert len(openapi_env.fake.log) == used + 1
 
 
 def test_krx_429_spends_the_budget_for_every_worker(openapi_env, redis_client):
@@ -298,7 +320,7 @@ def test_krx_daily_prices_with_the_open_api_chosen_loads_with_no_portal_request(
         run = dagbag.get_dag("krx_daily_prices").test(logical_date=pendulum.datetime(2018, 5, 4, 18, tz="Asia/Seoul"))
     assert run.state == "success"
     assert replay.total == 0 and not replay.received  # no login, no portal request at all
-    assert len(openapi_env.fake.log) == 4  # first session of an empty ISIN map: trading + base information
+    assert len(openapi_env.fake.log) == _expected_calls([dt.date(2018, 5, 4)])  # trading + base information
     rows = clean_db.execute("SELECT count(*) FROM daily_prices WHERE trade_date = '2018-05-04'").fetchone()[0]
     assert rows == len(SampleMarket(TICKERS).day(dt.date(2018, 5, 4)))
     source = clean_db.execute("SELECT status, details->>'source' FROM load_stats WHERE table_name = 'daily_prices' "

@@ -18,8 +18,9 @@ holidays) the answer is an empty ``OutBlock_1``.
 * **One session** = per market the daily trading (``stk_bydd_trd`` / ``ksq_bydd_trd``): two calls. The
   daily trading carries the short code but no ISIN; the ISINs are kept installation-wide in Redis
   (:func:`isin_key`, short code → ISIN, a code's ISIN does not change) and the base information
-  (``*_isu_base_info``) is asked only for a market whose session lists a code not known yet (two
-  more calls on the first session loaded, then on sessions with new listings). An empty answer
+  (``*_isu_base_info``) is asked only for a market whose session lists a code not known yet: first,
+  once a day, that of the newest published session (every code listed today), then, if the code is
+  still unknown (listed and delisted since), that of the session itself. An empty answer
   for a session the XKRX calendar says was open is :class:`~krxflow.krx.errors.KrxNotPublishedError`:
   nothing is written, the task's retries load it once KRX has published it.
 
@@ -57,6 +58,9 @@ DEFAULT_MIN_INTERVAL = 0.2
 MARKET_SERVICES = {"KOSPI": ("stk_bydd_trd", "stk_isu_base_info"), "KOSDAQ": ("ksq_bydd_trd", "ksq_isu_base_info")}
 
 _ISIN = re.compile(r"^KR[0-9A-Z]{10}$")
+
+#: Sessions before today whose base information the daily ISIN warm-up tries (the newest may be unpublished).
+WARM_UP_TRIES = 2
 
 # KEYS: the day's counter. ARGV: budget, TTL s. Takes one unit unless the budget is spent; returns
 # the new count, or -1 when spent (nothing taken).
@@ -270,11 +274,33 @@ class OpenApiSource(KrxSource):
         codes = sorted({str(r.get("ISU_CD", "")).strip() for r in trading})
         known = dict(zip(codes, redis.hmget(isin_key(), codes))) if codes else {}
         if any(v is None for v in known.values()):
+            known.update(self._warm_up(info_api, codes))
+        if any(v is None for v in known.values()):
             fetched = isins_of(self.client.call("sto", info_api, day))
             if fetched:
                 redis.hset(isin_key(), mapping=fetched)
             known.update({c: fetched[c] for c in codes if c in fetched})
         return known
+
+    def _warm_up(self, info_api: str, codes: list[str]) -> dict[str, str]:
+        """Once per KST day and market: the base information of the newest published session, which
+        names every code listed today — a by-date history then asks the base information of a past
+        session only for codes listed and delisted since (:data:`WARM_UP_TRIES` sessions tried)."""
+        from krxflow.calendar import previous_trading_day
+
+        redis = self.client.pacer.redis
+        today = dt.datetime.now(KST).date()
+        if not redis.set(redis_client.key("krx_openapi", "isin_warm_up", info_api, today.isoformat()), 1,
+                         nx=True, ex=86400):
+            return {}
+        session = today
+        for _ in range(WARM_UP_TRIES):
+            session = previous_trading_day(session)
+            fetched = isins_of(self.client.call("sto", info_api, session))
+            if fetched:
+                redis.hset(isin_key(), mapping=fetched)
+                return {c: fetched[c] for c in codes if c in fetched}
+        return {}
 
     def daily_prices(self, day) -> pd.DataFrame:
         return self.market_day(day)[DAILY_COLUMNS]
