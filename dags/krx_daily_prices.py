@@ -19,6 +19,16 @@ changes nothing. A manual run on a holiday is skipped. Runs in the `krx_api` poo
 fails the task at once and opens the circuit (no retries into a block). A session KRX has not published yet
 (every price "-") writes nothing and fails the try with "KRX has not published <day> yet"; the
 retries load it once published.
+
+Source: the portal (pykrx) by default; `KRXFLOW_SOURCE_DAILY_PRICES=krx_openapi` (env or Airflow
+Variable) loads by date from the official KRX Open API instead — no login, no portal traffic, two
+calls a session, plus base information when a session lists a code whose ISIN krxflow does not know (the `krx_openapi_default` Connection holds the key). The Open API publishes a
+session the next morning: a run before that fails its try with "not published yet" and writes
+nothing; the retries load it. When the portal refuses us (its circuit open after a block, a block now, a refused login such as
+CD010 "change your password"), the session fails over to the Open API by itself if the
+`krx_openapi_default` Connection exists (`KRXFLOW_KRX_FAILOVER=off` disables it); a session the
+Open API has not published yet fails the try and the retries wait for it. The source that wrote a
+session is in the `quality_check` row of `load_stats` (`details.source`, `details.failed_over_from`).
 """
 
 from __future__ import annotations
@@ -50,21 +60,22 @@ def krx_daily_prices():
         from krxflow.krx.loading import load_daily_prices
         from krxflow.sources import get_source
 
-        return load_daily_prices(get_source(), session_of_run(logical_date))
+        return load_daily_prices(get_source(data_set="daily_prices"), session_of_run(logical_date))
 
     @task
     def quality_check(loaded: dict) -> dict:
         """Rows vs listed tickers, OHLC consistency, volumes, gaps → `load_stats`."""
         from krxflow.krx.loading import check_daily_quality
 
-        return check_daily_quality(loaded["day"])
+        return check_daily_quality(loaded["day"], source=loaded.get("source"),
+                                   failed_over_from=loaded.get("failed_over_from"))
 
     @task(outlets=[DAILY_PRICES_ADJUSTED])
     def adjust(loaded: dict) -> dict:
         """Factors and adjusted rows of the session, from the base prices just loaded."""
         from krxflow.krx.adjusting import adjust_session
 
-        return {"day": loaded["day"], **adjust_session(loaded["day"]).as_dict()}
+        return {"day": loaded["day"], "source": loaded.get("source"), **adjust_session(loaded["day"]).as_dict()}
 
     @task(pool=KRX_POOL)
     def cross_check(adjusted: dict, dag_run=None) -> dict:
@@ -73,7 +84,8 @@ def krx_daily_prices():
         from krxflow.krx.adjusting import cross_check as check
 
         rotating = 0 if str(dag_run.run_type).endswith("backfill") else 1
-        return check(get_source(), adjusted["day"], rotating=rotating)
+        # against the source that wrote the session (a failed-over one never asks the refusing portal)
+        return check(get_source(adjusted.get("source"), data_set="daily_prices"), adjusted["day"], rotating=rotating)
 
     loaded = fetch_and_load()
     quality_check(loaded)

@@ -2,10 +2,15 @@
 
 * ``pykrx`` (default) — the real KRX/Naver through pykrx, with typed errors, timeouts, pacing
   shared through Redis and a circuit breaker (:mod:`krxflow.krx.source`; the KRX package).
+* ``krx_openapi`` — KRX's official Open API (an API key, one date per call, no portal traffic at
+  all; :mod:`krxflow.krx.openapi`). It serves the by-date daily prices only.
 * ``sample`` — a deterministic offline market for demos, tests and benches
   (:mod:`krxflow.sample.market`).
 
-Which one runs is configuration: env ``KRXFLOW_SOURCE`` or the Airflow Variable of that name.
+Which one runs is configuration: env ``KRXFLOW_SOURCE`` or the Airflow Variable of that name. A
+data set may have its own: ``KRXFLOW_SOURCE_DAILY_PRICES`` (env or Variable) chooses the source
+of ``krx_daily_prices`` alone (e.g. ``krx_openapi`` to load history by date from the Open API while
+every other DAG keeps the portal).
 Nothing heavy is imported here: DAG files may import this package while parsing.
 """
 
@@ -13,31 +18,47 @@ from __future__ import annotations
 
 import os
 
-SOURCES = ("pykrx", "sample")
+SOURCES = ("pykrx", "sample", "krx_openapi")
 DEFAULT_SOURCE = "pykrx"
+#: The data sets that may have a source of their own (``KRXFLOW_SOURCE_<DATA SET>``).
+DATA_SETS = ("daily_prices",)
 
-__all__ = ["SOURCES", "get_source", "source_name"]
+__all__ = ["DATA_SETS", "SOURCES", "get_source", "source_name"]
 
 
-def source_name() -> str:
-    """The configured source: env ``KRXFLOW_SOURCE``, else Variable ``KRXFLOW_SOURCE``, else pykrx."""
-    name = os.environ.get("KRXFLOW_SOURCE")
-    if not name:
+def _configured(name: str) -> str | None:
+    value = os.environ.get(name)
+    if not value:
         try:
             from airflow.sdk import Variable
 
-            name = Variable.get("KRXFLOW_SOURCE", default=None)
+            value = Variable.get(name, default=None)
         except Exception:  # no Variable backend outside a task
-            name = None
+            value = None
+    return value or None
+
+
+def source_name(data_set: str | None = None) -> str:
+    """The configured source: for ``data_set``, env/Variable ``KRXFLOW_SOURCE_<DATA_SET>`` first; then
+    env ``KRXFLOW_SOURCE``, else Variable ``KRXFLOW_SOURCE``, else pykrx."""
+    name = None
+    if data_set is not None:
+        if data_set not in DATA_SETS:
+            raise ValueError(f"no per-data-set source for {data_set!r}; data sets: {DATA_SETS}")
+        variable = f"KRXFLOW_SOURCE_{data_set.upper()}"
+        name = _configured(variable)
+        if name and name.strip().lower() not in SOURCES:
+            raise ValueError(f"{variable}={name!r} is not one of {SOURCES}")
+    name = name or _configured("KRXFLOW_SOURCE")
     name = (name or DEFAULT_SOURCE).strip().lower()
     if name not in SOURCES:
         raise ValueError(f"KRXFLOW_SOURCE={name!r} is not one of {SOURCES}")
     return name
 
 
-def get_source(name: str | None = None, **kwargs):
+def get_source(name: str | None = None, *, data_set: str | None = None, **kwargs):
     """The configured :class:`~krxflow.krx.interface.KrxSource` (or the one called ``name``)."""
-    name = (name or source_name()).lower()
+    name = (name or source_name(data_set)).lower()
     if name == "pykrx":
         from krxflow.krx.source import PykrxSource
 
@@ -46,4 +67,8 @@ def get_source(name: str | None = None, **kwargs):
         from krxflow.sample.market import SampleSource
 
         return SampleSource(**kwargs)
+    if name == "krx_openapi":
+        from krxflow.krx.openapi import OpenApiSource
+
+        return OpenApiSource(**kwargs)
     raise ValueError(f"unknown KRX source {name!r}; use one of {SOURCES}")

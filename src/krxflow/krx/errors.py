@@ -51,3 +51,13 @@ class KrxBlockedError(KrxFatalError):
 
 class KrxCircuitOpenError(KrxFatalError):
     """A recent block opened the circuit: no task may call the service until it closes."""
+
+
+class KrxOpenApiKeyError(KrxFatalError):
+    """The KRX Open API refused the ``krx_openapi_default`` key (HTTP 403: unknown or expired key) or
+    the key is not approved for the service asked (respCode 401): retrying cannot fix it."""
+
+
+class KrxOpenApiBudgetError(KrxFatalError):
+    """The day's KRX Open API call budget is spent (krxflow's own count in Redis, or KRX's HTTP 429):
+    nothing more is sent until the next KST day."""

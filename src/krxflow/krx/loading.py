@@ -28,9 +28,17 @@ def load_daily_prices(source: KrxSource, day, *, hook=None) -> dict:
     The all-market answer names every ticker listed that day (name, market, ...), so the master's
     ``first_seen``/``last_seen``, new listings, delistings, renames and market moves land on the
     sessions they happened (:func:`update_master`), not on the day ``krx_tickers`` last ran.
+    When the portal refuses us the session comes from the KRX Open API (:mod:`krxflow.krx.failover`);
+    ``source`` in the result names the source that answered.
     """
+    from krxflow.krx import failover
+
     day = kst_date(day)
-    return store_market_day(source.market_day(day), day, hook=hook)
+    frame, answered = failover.market_day(source, day)
+    loaded = {**store_market_day(frame, day, hook=hook), "source": answered.name}
+    if answered is not source:
+        loaded["failed_over_from"] = source.name
+    return loaded
 
 
 def store_market_day(frame, day: dt.date, *, hook=None, master: bool = True) -> dict:
@@ -48,8 +56,9 @@ def store_market_day(frame, day: dt.date, *, hook=None, master: bool = True) -> 
     return loaded
 
 
-def check_daily_quality(day, *, hook=None) -> dict:
-    """Quality figures of session ``day`` of ``daily_prices`` → the journal (operation quality_check)."""
+def check_daily_quality(day, *, hook=None, source: str | None = None, failed_over_from: str | None = None) -> dict:
+    """Quality figures of session ``day`` of ``daily_prices`` → the journal (operation quality_check);
+    ``source``: the name of the source that wrote the session (kept in the entry's details)."""
     from krxflow.calendar import previous_trading_day
 
     hook = hook or shared_hook()
@@ -71,6 +80,10 @@ def check_daily_quality(day, *, hook=None) -> dict:
             problems.append(f"{figures['gaps']} tickers traded on the previous session but not today")
         entry.rows_in, entry.rejected = figures["rows"], figures["bad_ohlc"] + figures["negative_volume"]
         entry.details.update(figures)
+        if source:
+            entry.details["source"] = source
+        if failed_over_from:
+            entry.details["failed_over_from"] = failed_over_from
         entry.warn(problems)
     log.log(logging.WARNING if problems else logging.INFO, "quality of %s: %s %s", day, entry.status, figures)
     return {"day": day.isoformat(), "status": str(entry.status), "problems": problems, **figures}
