@@ -9,10 +9,8 @@ import pandas as pd
 import pytest
 import requests
 
-from krxflow.dart.client import DartClient
-from krxflow.dart.config import DartConfig
-from krxflow.dart.gate import DartGate
 from krxflow.sample.dart_server import DEMO_KEY, FakeDart, FakeDartThread, event_dates
+from tests.test_dart import _client  # one way to make a test client
 
 DAY = dt.date(2024, 3, 15)
 EVENT_NAMES = ("유상증자결정", "무상증자결정", "감자결정")
@@ -35,10 +33,6 @@ def db(clean_db):
     clean_db.execute("TRUNCATE disclosures, corporate_actions, adjustment_factors")
     clean_db.execute("DELETE FROM load_stats WHERE operation LIKE 'dart_%%'")
     return clean_db
-
-
-def _client(server, redis_client) -> DartClient:
-    return DartClient(DartConfig(api_key=DEMO_KEY, base_url=server.url), DartGate(redis_client, per_minute=6000))
 
 
 def _events(fake, day) -> list[dict]:

@@ -9,11 +9,9 @@ import math
 import pytest
 import requests
 
-from krxflow.dart.client import DartClient
-from krxflow.dart.config import DartConfig
-from krxflow.dart.gate import DartGate
 from krxflow.sample.dart_server import DEMO_KEY, FakeDart, FakeDartThread
 from tests.test_krx_dags import _kst
+from tests.test_dart import _client  # one way to make a test client
 
 DAY = dt.date(2024, 3, 15)  # a Friday in the annual-report season
 QUIET = dt.date(2024, 6, 12)
@@ -38,10 +36,6 @@ def db(clean_db):
     clean_db.execute("TRUNCATE dart_corp_codes, disclosures, financial_statements")
     clean_db.execute("DELETE FROM load_stats WHERE operation LIKE 'dart_%%'")
     return clean_db
-
-
-def _client(server, redis_client) -> DartClient:
-    return DartClient(DartConfig(api_key=DEMO_KEY, base_url=server.url), DartGate(redis_client, per_minute=6000))
 
 
 def _multi(server, codes, year="2023", reprt_code="11011") -> dict:
