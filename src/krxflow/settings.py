@@ -40,17 +40,24 @@ def sql_dir() -> Path:
 EXPORT_CONN_ID = os.environ.get("KRXFLOW_EXPORT_CONN_ID", "krxflow_export")
 
 
-def number_setting(name: str, default: float) -> float:
-    """A number from the environment, else an Airflow Variable of the same name, else ``default``
-    (read when called, so a Variable changed in the UI applies to the next task)."""
+def setting(name: str) -> str | None:
+    """A deployment setting: the environment variable ``name`` (unless empty), else the Airflow Variable
+    of the same name, else None (read when called, so a Variable changed in the UI applies to the
+    next task)."""
     raw = os.environ.get(name)
-    if raw is None:
+    if not raw:
         try:
             from airflow.sdk import Variable
 
             raw = Variable.get(name, default=None)
         except Exception:  # outside a task (CLI, bench) there may be no Variable backend
             raw = None
+    return raw
+
+
+def number_setting(name: str, default: float) -> float:
+    """A number from :func:`setting`, else ``default``."""
+    raw = setting(name)
     try:
         return float(raw) if raw not in (None, "") else default
     except ValueError as exc:

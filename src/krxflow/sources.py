@@ -16,7 +16,7 @@ Nothing heavy is imported here: DAG files may import this package while parsing.
 
 from __future__ import annotations
 
-import os
+from krxflow.settings import setting
 
 SOURCES = ("pykrx", "sample", "krx_openapi")
 DEFAULT_SOURCE = "pykrx"
@@ -24,18 +24,6 @@ DEFAULT_SOURCE = "pykrx"
 DATA_SETS = ("daily_prices",)
 
 __all__ = ["DATA_SETS", "SOURCES", "get_source", "source_name"]
-
-
-def _configured(name: str) -> str | None:
-    value = os.environ.get(name)
-    if not value:
-        try:
-            from airflow.sdk import Variable
-
-            value = Variable.get(name, default=None)
-        except Exception:  # no Variable backend outside a task
-            value = None
-    return value or None
 
 
 def source_name(data_set: str | None = None) -> str:
@@ -46,10 +34,10 @@ def source_name(data_set: str | None = None) -> str:
         if data_set not in DATA_SETS:
             raise ValueError(f"no per-data-set source for {data_set!r}; data sets: {DATA_SETS}")
         variable = f"KRXFLOW_SOURCE_{data_set.upper()}"
-        name = _configured(variable)
+        name = setting(variable) or None
         if name and name.strip().lower() not in SOURCES:
             raise ValueError(f"{variable}={name!r} is not one of {SOURCES}")
-    name = name or _configured("KRXFLOW_SOURCE")
+    name = name or setting("KRXFLOW_SOURCE") or None
     name = (name or DEFAULT_SOURCE).strip().lower()
     if name not in SOURCES:
         raise ValueError(f"KRXFLOW_SOURCE={name!r} is not one of {SOURCES}")

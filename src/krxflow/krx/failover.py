@@ -15,11 +15,11 @@ adjusted series derived from a failed-over session is the portal's.
 from __future__ import annotations
 
 import logging
-import os
 
 from krxflow.krx.errors import (KrxBlockedError, KrxCircuitOpenError, KrxLoginError, KrxLogoutError,
                                 KrxOpenApiKeyError)
 from krxflow.krx.interface import KrxSource
+from krxflow.settings import setting
 
 log = logging.getLogger(__name__)
 
@@ -29,15 +29,7 @@ PORTAL_DOWN = (KrxCircuitOpenError, KrxBlockedError, KrxLoginError, KrxLogoutErr
 
 def failover_enabled() -> bool:
     """``KRXFLOW_KRX_FAILOVER`` (env, else Airflow Variable): ``on`` (default) or ``off``."""
-    value = os.environ.get("KRXFLOW_KRX_FAILOVER")
-    if value is None:
-        try:
-            from airflow.sdk import Variable
-
-            value = Variable.get("KRXFLOW_KRX_FAILOVER", default=None)
-        except Exception:  # outside a task
-            value = None
-    value = (value or "on").strip().lower()
+    value = (setting("KRXFLOW_KRX_FAILOVER") or "on").strip().lower()
     if value not in ("on", "off"):
         raise ValueError(f"KRXFLOW_KRX_FAILOVER must be on or off, got {value!r}")
     return value == "on"
