@@ -66,7 +66,7 @@ from xml.sax.saxutils import escape
 from aiohttp import web
 
 from krxflow.market_time import kst_date, kst_today
-from krxflow.sample.serving import BackgroundServer, serve_app
+from krxflow.sample.serving import FakeAppThread, serve_app
 
 __all__ = ["DEMO_KEY", "FakeDart", "FakeDartThread", "connection_json", "corp_code_of"]
 
@@ -573,36 +573,17 @@ def make_app(fake: FakeDart) -> web.Application:
         fake.statuses[status] += 1
         return web.json_response({"status": status, "message": message or MESSAGES[status]})
 
-    async def list_json(request: web.Request) -> web.Response:
-        if fake.arrive("list", request.query):
-            return web.Response(status=500, text="Internal Server Error")
-        refused = fake.count(request.query.get("crtfc_key", ""))
-        if refused:
-            return refuse_json(refused)
-        answer = fake.search(request.query)
-        fake.statuses[answer["status"]] += 1
-        return web.json_response(answer)
-
-    async def multi_accounts(request: web.Request) -> web.Response:
-        if fake.arrive("fnlttMultiAcnt", request.query):
-            return web.Response(status=500, text="Internal Server Error")
-        refused = fake.count(request.query.get("crtfc_key", ""))
-        if refused:
-            return refuse_json(refused)
-        answer = fake.multi_accounts(request.query)
-        fake.statuses[answer["status"]] += 1
-        return web.json_response(answer)
-
-    def event_handler(api: str):
+    def json_handler(api: str, answer):
+        """One JSON service: the fault hook, the key and daily count, then ``answer(query)``."""
         async def handle(request: web.Request) -> web.Response:
             if fake.arrive(api, request.query):
                 return web.Response(status=500, text="Internal Server Error")
             refused = fake.count(request.query.get("crtfc_key", ""))
             if refused:
                 return refuse_json(refused)
-            answer = fake.event(api, request.query)
-            fake.statuses[answer["status"]] += 1
-            return web.json_response(answer)
+            body = answer(request.query)
+            fake.statuses[body["status"]] += 1
+            return web.json_response(body)
         return handle
 
     async def corp_code(request: web.Request) -> web.Response:
@@ -624,11 +605,11 @@ def make_app(fake: FakeDart) -> web.Application:
                                   "daily": {f"{k}:{d}": n for (k, d), n in fake.daily.items()}})
 
     app = web.Application()
-    app.router.add_get("/api/list.json", list_json)
+    app.router.add_get("/api/list.json", json_handler("list", fake.search))
     app.router.add_get("/api/corpCode.xml", corp_code)
-    app.router.add_get("/api/fnlttMultiAcnt.json", multi_accounts)
+    app.router.add_get("/api/fnlttMultiAcnt.json", json_handler("fnlttMultiAcnt", fake.multi_accounts))
     for api in EVENT_APIS:
-        app.router.add_get(f"/api/{api}.json", event_handler(api))
+        app.router.add_get(f"/api/{api}.json", json_handler(api, lambda query, api=api: fake.event(api, query)))
     app.router.add_get("/_fake/stats", stats)
     return app
 
@@ -638,7 +619,7 @@ async def serve(fake: FakeDart, host: str = "127.0.0.1", port: int = 0) -> tuple
     return await serve_app(make_app(fake), host, port)
 
 
-class FakeDartThread(BackgroundServer):
+class FakeDartThread(FakeAppThread):
     """Serve a :class:`FakeDart` from a background thread (tests, the sample mode)::
 
         with FakeDartThread(FakeDart(50)) as server:
@@ -646,16 +627,10 @@ class FakeDartThread(BackgroundServer):
     """
 
     thread_name = "fake-dart"
+    fake_class = FakeDart
 
-    def __init__(self, fake: FakeDart | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
-        super().__init__()
-        self.fake = fake or FakeDart()
-        self.host, self.port = host, port
-        self.url = ""
-
-    async def start_serving(self):
-        runner, self.url = await serve(self.fake, self.host, self.port)
-        return runner.cleanup
+    def app(self) -> web.Application:
+        return make_app(self.fake)
 
     def connection_json(self, key: str = DEMO_KEY) -> str:
         return connection_json(self.url, key)

@@ -50,7 +50,7 @@ from aiohttp import web
 
 from krxflow.market_time import KST, kst_today
 from krxflow.sample import kis_minute_bars
-from krxflow.sample.serving import BackgroundServer, free_port, serve_app
+from krxflow.sample.serving import FakeAppThread, free_port, serve_app
 
 __all__ = ["DEMO_APPKEY", "DEMO_APPSECRET", "FakeKis", "FakeKisThread", "OTHER_ENV_APPKEY", "connection_json",
            "free_port", "make_app", "price_limits", "sample_base", "serve", "tick_size"]
@@ -431,7 +431,7 @@ async def serve(fake: FakeKis, host: str = "127.0.0.1", port: int = 0) -> tuple[
     return await serve_app(make_app(fake), host, port)
 
 
-class FakeKisThread(BackgroundServer):
+class FakeKisThread(FakeAppThread):
     """Serve a :class:`FakeKis` from a background thread with its own event loop.
 
     For tests: the client under test (in the test's loop, or in subprocesses) talks to it over
@@ -442,16 +442,10 @@ class FakeKisThread(BackgroundServer):
     """
 
     thread_name = "fake-kis"
+    fake_class = FakeKis
 
-    def __init__(self, fake: FakeKis | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
-        super().__init__()
-        self.fake = fake or FakeKis()
-        self.host, self.port = host, port
-        self.url = ""
-
-    async def start_serving(self):
-        runner, self.url = await serve(self.fake, self.host, self.port)
-        return runner.cleanup
+    def app(self) -> web.Application:
+        return make_app(self.fake)
 
     def connection_json(self, appkey: str = DEMO_APPKEY, appsecret: str = DEMO_APPSECRET, **extra) -> str:
         """An ``AIRFLOW_CONN_KIS_DEFAULT`` value (JSON form) pointing at this server."""

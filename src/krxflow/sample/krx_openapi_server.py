@@ -40,7 +40,7 @@ import pandas as pd
 from aiohttp import web
 
 from krxflow.market_time import KST
-from krxflow.sample.serving import BackgroundServer, serve_app
+from krxflow.sample.serving import FakeAppThread
 
 __all__ = ["DEMO_KEY", "FakeKrxOpenApi", "FakeKrxOpenApiThread", "make_app"]
 
@@ -178,7 +178,7 @@ def make_app(fake: FakeKrxOpenApi) -> web.Application:
     return app
 
 
-class FakeKrxOpenApiThread(BackgroundServer):
+class FakeKrxOpenApiThread(FakeAppThread):
     """Serve a :class:`FakeKrxOpenApi` from a background thread (tests)::
 
         with FakeKrxOpenApiThread(FakeKrxOpenApi(market)) as server:
@@ -186,16 +186,10 @@ class FakeKrxOpenApiThread(BackgroundServer):
     """
 
     thread_name = "fake-krx-openapi"
+    fake_class = FakeKrxOpenApi
 
-    def __init__(self, fake: FakeKrxOpenApi | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
-        super().__init__()
-        self.fake = fake or FakeKrxOpenApi()
-        self.host, self.port = host, port
-        self.url = ""
-
-    async def start_serving(self):
-        runner, self.url = await serve_app(make_app(self.fake), self.host, self.port)
-        return runner.cleanup
+    def app(self) -> web.Application:
+        return make_app(self.fake)
 
     def connection_uri(self, key: str = DEMO_KEY) -> str:
         """An ``AIRFLOW_CONN_KRX_OPENAPI_DEFAULT`` value pointing at this server."""

@@ -1,8 +1,8 @@
 """Running a fake server: a free loopback port, and a server on an event loop of its own in a thread.
 
-The fake REST gateway (:class:`~krxflow.sample.kis_server.FakeKisThread`) and the fake realtime
-service (:class:`~krxflow.sample.kis_ws_server.FakeRealtimeThread`) are served the same way in
-tests: started on a daemon thread's loop, the test talking to them over loopback and reading or
+The fake REST gateways (:class:`FakeAppThread`: KIS, OpenDART, the KRX Open API) and the fake
+realtime service (:class:`~krxflow.sample.kis_ws_server.FakeRealtimeThread`) are served the same
+way in tests: started on a daemon thread's loop, the test talking to them over loopback and reading or
 changing their state directly, stopped on leaving the ``with`` block.
 """
 
@@ -87,3 +87,26 @@ class BackgroundServer:
     def call(self, coroutine, timeout: float = 10.0):
         """Run ``coroutine`` in the server's loop and return its result."""
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+
+class FakeAppThread(BackgroundServer):
+    """A fake service's aiohttp application served from a background thread on a loopback port.
+
+    Subclasses name the fake's class (``fake_class``, built with no arguments when none is given)
+    and build its application in :meth:`app`; ``url`` is the base URL once started.
+    """
+
+    fake_class: type
+
+    def __init__(self, fake=None, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__()
+        self.fake = fake if fake is not None else self.fake_class()
+        self.host, self.port = host, port
+        self.url = ""
+
+    def app(self) -> web.Application:
+        raise NotImplementedError
+
+    async def start_serving(self):
+        runner, self.url = await serve_app(self.app(), self.host, self.port)
+        return runner.cleanup
