@@ -22,7 +22,7 @@ from typing import Iterator
 
 from krxflow import redis_client
 from krxflow.dart.errors import DartBudgetError, DartCircuitOpenError
-from krxflow.krx.pacing import Pacer, circuit_key
+from krxflow.krx.pacing import Pacer, circuit_key, take_from_daily_budget
 from krxflow.settings import number_setting
 from krxflow.market_time import KST, kst_now
 
@@ -89,14 +89,10 @@ class DartGate:
         with self.pacer.turn():
             day = kst_now().date()
             key = budget_key(day)
-            sent = int(self.redis.incr(key))
-            if sent == 1:
-                self.redis.expire(key, 3 * 86400)
-            if sent > self.budget:
-                self.redis.decr(key)
+            if take_from_daily_budget(self.redis, key, self.budget, 3 * 86400) < 0:
                 raise DartBudgetError(
                     f"krxflow's daily budget of {self.budget} OpenDART requests for {day} (KST) is used up "
-                    f"({sent - 1} sent today, counted in Redis key {key}); OpenDART allows about 20,000 a day "
+                    f"({self.sent_today()} sent today, counted in Redis key {key}); OpenDART allows about 20,000 a day "
                     f"per key and answers status 020 beyond. Nothing more is sent before 00:00 KST. Raise "
                     f"KRXFLOW_DART_DAILY_BUDGET only if the key's real limit is higher.")
             yield

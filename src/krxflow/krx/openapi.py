@@ -42,7 +42,7 @@ from krxflow.krx.errors import (KrxBadAnswerError, KrxHttpError, KrxNotPublished
                                 KrxOpenApiKeyError, KrxSourceError)
 from krxflow.krx.interface import (DAILY_COLUMNS, DELISTED_COLUMNS, KRX_ADJUSTED_COLUMNS, LISTING_COLUMNS,
                                    MARKET_DAY_COLUMNS, KrxSource)
-from krxflow.krx.pacing import Pacer
+from krxflow.krx.pacing import Pacer, take_from_daily_budget
 from krxflow.settings import number_setting
 from krxflow.market_time import KST, kst_date
 
@@ -63,16 +63,6 @@ _ISIN = re.compile(r"^KR[0-9A-Z]{10}$")
 #: Sessions before today whose base information the daily ISIN warm-up tries (the newest may be unpublished).
 WARM_UP_TRIES = 2
 
-# KEYS: the day's counter. ARGV: budget, TTL s. Takes one unit unless the budget is spent; returns
-# the new count, or -1 when spent (nothing taken).
-_TAKE = """
-local used = tonumber(redis.call('GET', KEYS[1]) or '0')
-if used >= tonumber(ARGV[1]) then return -1 end
-used = redis.call('INCR', KEYS[1])
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
-return used
-"""
-
 
 def daily_budget() -> int:
     """Calls krxflow allows itself per KST day (``KRXFLOW_KRX_OPENAPI_DAILY_BUDGET``, default 9,500)."""
@@ -92,7 +82,6 @@ class DailyBudget:
     def __init__(self, redis=None, budget: int | None = None):
         self._redis = redis
         self.budget = daily_budget() if budget is None else int(budget)
-        self._take = None
 
     @property
     def redis(self):
@@ -110,9 +99,7 @@ class DailyBudget:
     def take(self) -> int:
         """One call of today's budget; :class:`KrxOpenApiBudgetError` (nothing sent) when it is spent."""
         day = self.today()
-        if self._take is None:
-            self._take = self.redis.register_script(_TAKE)
-        used = int(self._take(keys=[budget_key(day)], args=[self.budget, 2 * 86400]))
+        used = take_from_daily_budget(self.redis, budget_key(day), self.budget, 2 * 86400)
         if used < 0:
             raise self.spent(day)
         return used

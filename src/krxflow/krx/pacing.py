@@ -78,6 +78,21 @@ return 0
 """
 
 
+_TAKE_FROM_BUDGET = """
+local used = tonumber(redis.call('GET', KEYS[1]) or '0')
+if used >= tonumber(ARGV[1]) then return -1 end
+used = redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
+return used
+"""
+
+
+def take_from_daily_budget(redis, key: str, budget: int, ttl_seconds: int) -> int:
+    """Count one request against ``budget`` in the Redis counter ``key`` (a day's, shared by every
+    worker), atomically: the new count, or -1 with nothing counted when the budget is spent."""
+    return int(redis.register_script(_TAKE_FROM_BUDGET)(keys=[key], args=[int(budget), int(ttl_seconds)]))
+
+
 def min_interval() -> float:
     return number_setting("KRXFLOW_KRX_MIN_INTERVAL", DEFAULT_MIN_INTERVAL)
 
