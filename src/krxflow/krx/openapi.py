@@ -44,7 +44,7 @@ from krxflow.krx.interface import (DAILY_COLUMNS, DELISTED_COLUMNS, KRX_ADJUSTED
                                    MARKET_DAY_COLUMNS, KrxSource)
 from krxflow.krx.pacing import Pacer, take_from_daily_budget
 from krxflow.settings import number_setting
-from krxflow.market_time import KST, kst_date
+from krxflow.market_time import kst_date, kst_today
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ class DailyBudget:
 
     @staticmethod
     def today() -> dt.date:
-        return dt.datetime.now(KST).date()
+        return kst_today()
 
     def used(self, day: dt.date | None = None) -> int:
         return int(self.redis.get(budget_key(day or self.today())) or 0)
@@ -243,7 +243,7 @@ class OpenApiSource(KrxSource):
         day = kst_date(day)
         if not is_trading_day(day):
             return pd.DataFrame(columns=MARKET_DAY_COLUMNS)
-        if dt.datetime.now(KST).date() <= day:
+        if kst_today() <= day:
             raise KrxNotPublishedError(f"the KRX Open API has not published {day} yet: it publishes a session the "
                                        "next morning (KST). Nothing written; a later try loads it.")
         parts = []
@@ -278,7 +278,7 @@ class OpenApiSource(KrxSource):
         from krxflow.calendar import previous_trading_day
 
         redis = self.client.pacer.redis
-        today = dt.datetime.now(KST).date()
+        today = kst_today()
         if not redis.set(redis_client.key("krx_openapi", "isin_warm_up", info_api, today.isoformat()), 1,
                          nx=True, ex=86400):
             return {}
@@ -298,7 +298,7 @@ class OpenApiSource(KrxSource):
         from krxflow.calendar import is_trading_day, previous_trading_day
 
         day = kst_date(day)
-        session = day if is_trading_day(day) and dt.datetime.now(KST).date() > day else previous_trading_day(day)
+        session = day if is_trading_day(day) and kst_today() > day else previous_trading_day(day)
         return self.market_day(session)[LISTING_COLUMNS].reset_index(drop=True)
 
     def delisted(self) -> pd.DataFrame:
